@@ -1,0 +1,46 @@
+# The two commands: `make run` (the platform on the embedded stack) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint unit integration bench schemas token lock clean
+
+$(STAMP): requirements/dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m deploy.embedded
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+schemas: $(STAMP)
+	$(PY) -m shared.events.schemas
+
+# A token for local use: make token ROLE=student SUB=stu-001
+token: $(STAMP)
+	$(PY) -m shared.auth mint --role $(ROLE) --sub $(SUB)
+
+# `matching` (PyPI) is the benchmark's baseline only; it is not a dependency of the platform.
+bench: $(STAMP)
+	$(PY) -m pip install --quiet matching==1.4.3
+	$(PY) benchmarks/matching_bench.py
+
+lock:
+	rm -rf /tmp/kki-lock && $(PYTHON) -m venv /tmp/kki-lock
+	/tmp/kki-lock/bin/pip install --quiet -r requirements/dev.in
+	/tmp/kki-lock/bin/pip freeze > requirements/dev.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

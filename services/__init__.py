@@ -1,0 +1,1 @@
+"""The platform's services. They never import each other; they share only `shared/`."""

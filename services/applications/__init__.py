@@ -1,0 +1,2 @@
+"""Applications service: HTTP intake and owner of cohorts, companies, positions, students,
+applications and rankings."""

@@ -1,0 +1,5 @@
+from services.applications.app import ApplicationsSettings, create_app
+from shared.serve import serve
+
+settings = ApplicationsSettings()
+serve(create_app(settings), settings, settings.http_port)

@@ -1,0 +1,339 @@
+"""HTTP API of the applications service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, status
+
+from services.applications.domain import (
+    ApplicationEdit,
+    ApplicationIn,
+    CohortIn,
+    CohortState,
+    CompanyIn,
+    CompanyStatus,
+    PositionIn,
+    RankingIn,
+    StudentIn,
+)
+from services.applications.store import ApplicationsStore, Doc
+from shared.auth import Principal, Role, current_principal, require
+from shared.errors import DomainError, forbidden, not_found
+from shared.mongo import in_transaction
+
+Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
+CompanyOrCoordinator = Annotated[Principal, Depends(require(Role.COMPANY, Role.COORDINATOR))]
+StudentOrCoordinator = Annotated[Principal, Depends(require(Role.STUDENT, Role.COORDINATOR))]
+AnyPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def store_of(request: Request) -> ApplicationsStore:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+Store = Annotated[ApplicationsStore, Depends(store_of)]
+
+
+async def transact(store: ApplicationsStore, work: Any) -> Any:
+    return await in_transaction(store.db.client, work)
+
+
+def out(doc: Doc, *, hide: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A stored document as an API response: `_id` becomes `id`."""
+    body = {k: v for k, v in doc.items() if k != "_id" and k not in hide}
+    return {"id": doc["_id"], **body}
+
+
+cohorts = APIRouter(prefix="/cohorts", tags=["cohorts"])
+
+
+@cohorts.post("", status_code=status.HTTP_201_CREATED)
+async def create_cohort(body: CohortIn, _: Coordinator, store: Store) -> dict[str, Any]:
+    return out(await transact(store, lambda s: store.create_cohort(s, body)))
+
+
+@cohorts.get("")
+async def list_cohorts(_: AnyPrincipal, store: Store) -> list[dict[str, Any]]:
+    return [out(c) for c in await store.cohorts.find().sort("_id").to_list()]
+
+
+@cohorts.get("/{cohort_id}")
+async def get_cohort(cohort_id: str, _: AnyPrincipal, store: Store) -> dict[str, Any]:
+    return out(await store.get_cohort(cohort_id))
+
+
+@cohorts.post("/{cohort_id}/open", summary="Open the application window")
+async def open_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+    return out(
+        await transact(store, lambda s: store.set_cohort_state(s, cohort_id, CohortState.OPEN))
+    )
+
+
+@cohorts.post("/{cohort_id}/close", summary="Close the application window")
+async def close_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+    return out(
+        await transact(store, lambda s: store.set_cohort_state(s, cohort_id, CohortState.CLOSED))
+    )
+
+
+companies = APIRouter(prefix="/companies", tags=["companies"])
+
+
+@companies.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register as a host company (public call); the coordinator approves",
+)
+async def register_company(body: CompanyIn, store: Store) -> dict[str, Any]:
+    return out(await transact(store, lambda s: store.register_company(s, body)))
+
+
+@companies.get("")
+async def list_companies(principal: CompanyOrCoordinator, store: Store) -> list[dict[str, Any]]:
+    query = {} if principal.is_coordinator else {"_id": principal.sub}
+    return [out(c) for c in await store.companies.find(query).sort("_id").to_list()]
+
+
+@companies.get("/{company_id}")
+async def get_company(
+    company_id: str, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    if not principal.is_coordinator and principal.sub != company_id:
+        raise not_found("company", company_id)
+    return out(await store.get_company(company_id))
+
+
+@companies.post("/{company_id}/approve")
+async def approve_company(company_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+    return out(
+        await transact(store, lambda s: store.decide_company(s, company_id, CompanyStatus.APPROVED))
+    )
+
+
+@companies.post("/{company_id}/reject")
+async def reject_company(company_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+    return out(
+        await transact(store, lambda s: store.decide_company(s, company_id, CompanyStatus.REJECTED))
+    )
+
+
+positions = APIRouter(prefix="/positions", tags=["positions"])
+
+
+async def owned_position(position_id: str, principal: Principal, store: ApplicationsStore) -> Doc:
+    position = await store.get_position(position_id)
+    if not principal.is_coordinator and position["company_id"] != principal.sub:
+        raise forbidden(f"position {position_id!r} belongs to another company")
+    return position
+
+
+@positions.post("", status_code=status.HTTP_201_CREATED)
+async def publish_position(
+    body: PositionIn, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    if principal.is_coordinator:
+        if not body.company_id:
+            raise DomainError("a coordinator must name the company_id", field="company_id")
+        company_id = body.company_id
+    else:
+        if body.company_id not in (None, principal.sub):
+            raise forbidden("a company may publish positions only for itself")
+        company_id = principal.sub
+    return out(await transact(store, lambda s: store.publish_position(s, company_id, body)))
+
+
+@positions.get("")
+async def list_positions(
+    _: AnyPrincipal,
+    store: Store,
+    cohort_id: str | None = None,
+    company_id: str | None = None,
+    state: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
+) -> list[dict[str, Any]]:
+    query = {
+        k: v
+        for k, v in {"cohort_id": cohort_id, "company_id": company_id, "state": state}.items()
+        if v is not None
+    }
+    return [out(p) for p in await store.list_positions(query)]
+
+
+@positions.get("/{position_id}")
+async def get_position(position_id: str, _: AnyPrincipal, store: Store) -> dict[str, Any]:
+    return out(await store.get_position(position_id))
+
+
+@positions.post("/{position_id}/close")
+async def close_position(
+    position_id: str, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    position = await owned_position(position_id, principal, store)
+    return out(await transact(store, lambda s: store.close_position(s, position)))
+
+
+@positions.get("/{position_id}/applicants", summary="Active applicants to one of your positions")
+async def list_applicants(
+    position_id: str, principal: CompanyOrCoordinator, store: Store
+) -> list[dict[str, Any]]:
+    position = await owned_position(position_id, principal, store)
+    applications = await store.active_applicants(position["_id"])
+    students = {
+        s["_id"]: s
+        for s in await store.students.find(
+            {"_id": {"$in": [a["student_id"] for a in applications]}}
+        ).to_list()
+    }
+    result = []
+    for application in applications:
+        student = students.get(application["student_id"], {})
+        result.append(
+            {
+                "application_id": application["_id"],
+                "student_id": application["student_id"],
+                "student_rank": application["ranked_position_ids"].index(position["_id"]) + 1,
+                "motivation": application["motivation"],
+                **{
+                    k: student.get(k)
+                    for k in (
+                        "name",
+                        "department",
+                        "degree_program",
+                        "graduation_year",
+                        "jlpt_level",
+                        "english_level",
+                        "skills",
+                        "available_from",
+                        "available_to",
+                    )
+                },
+            }
+        )
+    return result
+
+
+@positions.put("/{position_id}/ranking", summary="Rank the applicants to one of your positions")
+async def rank_applicants(
+    position_id: str, body: RankingIn, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    position = await owned_position(position_id, principal, store)
+    return out(await transact(store, lambda s: store.rank_applicants(s, position, body)))
+
+
+students = APIRouter(prefix="/students", tags=["students"])
+
+
+def check_self(principal: Principal, student_id: str) -> None:
+    if not principal.is_coordinator and principal.sub != student_id:
+        raise forbidden("a student may only see and change their own profile")
+
+
+@students.put("/{student_id}", summary="Create or update a student profile")
+async def upsert_student(
+    student_id: str, body: StudentIn, principal: StudentOrCoordinator, store: Store
+) -> dict[str, Any]:
+    check_self(principal, student_id)
+    return out(await transact(store, lambda s: store.upsert_student(s, student_id, body)))
+
+
+@students.get("/{student_id}")
+async def get_student(
+    student_id: str, principal: StudentOrCoordinator, store: Store
+) -> dict[str, Any]:
+    check_self(principal, student_id)
+    return out(await store.get_student(student_id))
+
+
+@students.delete(
+    "/{student_id}", summary="Erase a student (APPI/PDPA): profile, applications, contact"
+)
+async def erase_student(
+    student_id: str, principal: StudentOrCoordinator, store: Store
+) -> dict[str, Any]:
+    check_self(principal, student_id)
+    deleted = await transact(store, lambda s: store.erase_student(s, student_id))
+    return {"id": student_id, "erased": True, "applications_deleted": deleted}
+
+
+applications = APIRouter(prefix="/applications", tags=["applications"])
+
+
+async def readable_application(
+    application_id: str, principal: Principal, store: ApplicationsStore
+) -> Doc:
+    """Students see their own, companies those naming one of their positions, the coordinator
+    all. Anything else is reported as not found, so ids cannot be probed."""
+    application = await store.get_application(application_id)
+    if principal.is_coordinator:
+        return application
+    if principal.role is Role.STUDENT and application["student_id"] == principal.sub:
+        return application
+    if principal.role is Role.COMPANY:
+        owned = await store.positions.count_documents(
+            {"_id": {"$in": application["ranked_position_ids"]}, "company_id": principal.sub}
+        )
+        if owned:
+            return application
+    raise not_found("application", application_id)
+
+
+@applications.post("", status_code=status.HTTP_201_CREATED)
+async def submit_application(
+    body: ApplicationIn,
+    principal: Annotated[Principal, Depends(require(Role.STUDENT))],
+    store: Store,
+) -> dict[str, Any]:
+    return out(await transact(store, lambda s: store.submit_application(s, principal.sub, body)))
+
+
+@applications.get("")
+async def list_applications(
+    principal: StudentOrCoordinator, store: Store, cohort_id: str | None = None
+) -> list[dict[str, Any]]:
+    query: dict[str, Any] = {} if principal.is_coordinator else {"student_id": principal.sub}
+    if cohort_id:
+        query["cohort_id"] = cohort_id
+    return [out(a) for a in await store.list_applications(query)]
+
+
+@applications.get("/{application_id}")
+async def get_application(
+    application_id: str, principal: AnyPrincipal, store: Store
+) -> dict[str, Any]:
+    return out(await readable_application(application_id, principal, store))
+
+
+async def own_application(
+    application_id: str, principal: Principal, store: ApplicationsStore
+) -> Doc:
+    application = await readable_application(application_id, principal, store)
+    if application["student_id"] != principal.sub:
+        raise forbidden("only the student who applied may change an application")
+    return application
+
+
+@applications.put(
+    "/{application_id}", summary="Edit: withdraws this application, submits a new one"
+)
+async def edit_application(
+    application_id: str,
+    body: ApplicationEdit,
+    principal: Annotated[Principal, Depends(require(Role.STUDENT))],
+    store: Store,
+) -> dict[str, Any]:
+    application = await own_application(application_id, principal, store)
+    _withdrawn, new = await transact(store, lambda s: store.edit_application(s, application, body))
+    return out(new)
+
+
+@applications.delete("/{application_id}", summary="Withdraw while the window is open")
+async def withdraw_application(
+    application_id: str,
+    principal: Annotated[Principal, Depends(require(Role.STUDENT))],
+    store: Store,
+) -> dict[str, Any]:
+    application = await own_application(application_id, principal, store)
+    return out(await transact(store, lambda s: store.withdraw_application(s, application)))
+
+
+ROUTERS = [cohorts, companies, positions, students, applications]

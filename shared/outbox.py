@@ -1,0 +1,166 @@
+"""Transactional outbox: events are written in the same MongoDB transaction as the state
+change they describe, and a relay publishes them to Kafka afterwards.
+
+A crash after the commit and before the publish leaves the entry unsent, so the next relay
+pass publishes it: events can be published twice (consumers deduplicate by event id), never
+lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.events.catalog import EventData
+from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
+from shared.events.envelope import CloudEvent, make_event
+from shared.kafka import IdempotentProducer
+from shared.mongo import Session
+
+log = logging.getLogger(__name__)
+
+OUTBOX = "outbox"
+
+
+class Outbox:
+    """Writes outgoing events into the service's `outbox` collection, inside a transaction."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        source: str,
+        on_added: Callable[[], None] | None = None,
+    ) -> None:
+        self.collection = db[OUTBOX]
+        self.source = source
+        self._on_added = on_added or (lambda: None)
+
+    async def ensure_indexes(self, keep_sent: timedelta = timedelta(days=7)) -> None:
+        await self.collection.create_index([("sent_at", ASCENDING), ("_id", ASCENDING)])
+        await self.collection.create_index(
+            "sent_at_expiry", expireAfterSeconds=int(keep_sent.total_seconds())
+        )
+
+    async def add(self, session: Session, data: EventData) -> CloudEvent[Any]:
+        """Record `data` for publication on its topic, keyed by its aggregate id."""
+        event = make_event(data, source=self.source, subject=data.key)
+        await self._insert(
+            session,
+            topic=data.event_name,
+            key=data.key,
+            value=event.to_bytes(),
+            headers={"ce_id": str(event.id), "ce_type": event.type},
+        )
+        return event
+
+    async def add_contact(
+        self, session: Session, party_id: str, record: ContactRecord | None
+    ) -> None:
+        """Upsert (or, with None, erase) a party's contact on the restricted contacts topic."""
+        value = record.model_dump_json().encode() if record is not None else None
+        await self._insert(session, topic=CONTACTS_TOPIC, key=party_id, value=value, headers={})
+
+    async def _insert(
+        self,
+        session: Session,
+        *,
+        topic: str,
+        key: str,
+        value: bytes | None,
+        headers: dict[str, str],
+    ) -> None:
+        await self.collection.insert_one(
+            {
+                "_id": ObjectId(),
+                "topic": topic,
+                "key": key,
+                "value": value,
+                "headers": headers,
+                "created_at": datetime.now(UTC),
+                "sent_at": None,
+            },
+            session=session,
+        )
+        # Nudge the relay; it publishes only what has committed, so an early nudge is harmless.
+        self._on_added()
+
+
+class OutboxRelay:
+    """Publishes unsent outbox entries in insertion order with an idempotent producer."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        producer: IdempotentProducer,
+        *,
+        topic_name: Callable[[str], str],
+        poll_seconds: float,
+        batch_size: int,
+    ) -> None:
+        self.collection = db[OUTBOX]
+        self.producer = producer
+        self.topic_name = topic_name
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self._wake = asyncio.Event()
+        self.published = 0
+        self.healthy = True
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unsent entries; returns how many were published."""
+        entries = await (
+            self.collection.find({"sent_at": None}).sort("_id", ASCENDING).limit(self.batch_size)
+        ).to_list()
+        if not entries:
+            return 0
+        futures = []
+        for entry in entries:
+            headers = [(k, v.encode()) for k, v in entry.get("headers", {}).items()]
+            futures.append(
+                await self.producer.send(
+                    self.topic_name(entry["topic"]),
+                    value=entry["value"],
+                    key=entry["key"].encode(),
+                    headers=headers,
+                )
+            )
+        await asyncio.gather(*futures)
+        now = datetime.now(UTC)
+        await self.collection.update_many(
+            {"_id": {"$in": [e["_id"] for e in entries]}},
+            {"$set": {"sent_at": now, "sent_at_expiry": now}},
+        )
+        self.published += len(entries)
+        log.debug("outbox published", extra={"count": len(entries)})
+        return len(entries)
+
+    async def run(self) -> None:
+        backoff = self.poll_seconds
+        while True:
+            self._wake.clear()  # before reading, so a nudge during the pass is not lost
+            try:
+                while await self.publish_pending() == self.batch_size:
+                    pass  # a full batch: there may be more right away
+                self.healthy = True
+                backoff = self.poll_seconds
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.healthy = False
+                log.exception("outbox relay failed; retrying", extra={"retry_in_s": backoff})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
