@@ -1,0 +1,163 @@
+"""Real servers for the tests: the embedded ones (default), or external ones named by
+KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI / SMTP_HOST."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from fastapi import FastAPI
+
+from deploy.embedded.processes import free_port
+from deploy.embedded.servers import EmbeddedServers
+from shared.auth import Role, mint_token
+from shared.settings import CommonSettings
+
+
+@dataclass
+class Infra:
+    kafka_bootstrap: str
+    mongodb_uri: str
+    smtp_host: str
+    smtp_port: int
+    mailbox: Path | None
+    servers: EmbeddedServers | None
+    jwt_secret: str
+
+    def settings(self, cls: type[CommonSettings] = CommonSettings, **overrides: Any) -> Any:
+        """Settings for one isolated test deployment: its own topics, groups and databases."""
+        tag = overrides.pop("tag", None) or uuid.uuid4().hex[:8]
+        values: dict[str, Any] = {
+            "kafka_bootstrap_servers": self.kafka_bootstrap,
+            "mongodb_uri": self.mongodb_uri,
+            "kafka_topic_prefix": f"t{tag}.",
+            "kafka_group_prefix": f"t{tag}.",
+            "kafka_topic_partitions": 2,
+            "jwt_secret": self.jwt_secret,
+            "log_json": False,
+            "outbox_poll_seconds": 0.2,
+            "consumer_retry_backoff_seconds": 0.05,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def token(self, role: Role, sub: str) -> str:
+        settings = CommonSettings(jwt_secret=self.jwt_secret)  # type: ignore[arg-type]
+        return mint_token(settings, role, sub)
+
+
+def start_infra(base: Path) -> Infra:
+    external_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    external_mongo = os.environ.get("MONGODB_URI")
+    external_smtp = os.environ.get("SMTP_HOST")
+    servers = EmbeddedServers(
+        data_dir=base,
+        kafka_port=free_port(),
+        mongo_port=free_port(),
+        smtp_port=free_port(),
+        kafka=not external_kafka,
+        mongo=not external_mongo,
+        smtp=not external_smtp,
+        mongo_in_memory=True,
+    )
+    servers.start()
+    return Infra(
+        kafka_bootstrap=external_kafka or servers.kafka_bootstrap,
+        mongodb_uri=external_mongo or servers.mongodb_uri,
+        smtp_host=external_smtp or servers.host,
+        smtp_port=int(os.environ.get("SMTP_PORT", servers.smtp_port)),
+        mailbox=None if external_smtp else servers.mailbox,
+        servers=servers,
+        jwt_secret=secrets.token_urlsafe(32),
+    )
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run a service in-process (its lifespan starts Kafka consumers and the outbox relay)
+    and give an HTTP client for it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+class TopicReader:
+    """Reads a topic from the beginning without a consumer group, to observe what was published."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.records: list[ConsumerRecord[bytes, bytes]] = []
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> TopicReader:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False
+        )
+        await self._consumer.start()
+        partitions = None
+        deadline = time.monotonic() + 10
+        while not partitions and time.monotonic() < deadline:
+            partitions = self._consumer.partitions_for_topic(self.topic)
+            if not partitions:
+                await self._consumer._client.force_metadata_update()
+                await asyncio.sleep(0.1)
+        assert partitions, f"topic {self.topic} does not exist"
+        tps = [TopicPartition(self.topic, p) for p in partitions]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._consumer is not None
+        await self._consumer.stop()
+
+    async def poll(self) -> None:
+        assert self._consumer is not None
+        batch = await self._consumer.getmany(timeout_ms=200)
+        for records in batch.values():
+            self.records.extend(records)
+
+    async def wait_for(
+        self,
+        predicate: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+        timeout: float = 20.0,
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await self.poll()
+            if predicate(self.records):
+                return self.records
+        raise AssertionError(
+            f"timed out on {self.topic}; saw {len(self.records)} records: "
+            f"{[r.value[:200] if r.value else None for r in self.records][:10]}"
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(r.value) for r in self.records if r.value is not None]
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Await `check()` until it returns something truthy (it may be sync or async)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s (last value: {last!r})")
