@@ -1,0 +1,1 @@
+"""Matching service: owner of match rounds, proposals, responses and placements."""
