@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.matching.domain.certificate import certify  # noqa: E402
-from services.matching.domain.deferred_acceptance import deferred_acceptance  # noqa: E402
-from services.matching.domain.market import Market  # noqa: E402
+from services.matching.domain.certificate import certify
+from services.matching.domain.deferred_acceptance import deferred_acceptance
+from services.matching.domain.market import Market
 
 FULL = {"applicants": 47_208, "programs": 6_626, "seats": 43_237, "ranks": 12}
 
@@ -45,7 +45,9 @@ def make_instance(applicants: int, programs: int, seats: int, ranks: int, seed: 
     np.cumsum(lengths, out=ptr[1:])
     pos = np.empty(ptr[-1], dtype=np.int64)
     for s in range(applicants):
-        pos[ptr[s] : ptr[s + 1]] = rng.choice(programs, size=lengths[s], replace=False, p=popularity)
+        pos[ptr[s] : ptr[s + 1]] = rng.choice(
+            programs, size=lengths[s], replace=False, p=popularity
+        )
     # Each program ranks all its applicants in a random order.
     owner = np.repeat(np.arange(applicants), lengths)
     key = rng.random(len(pos))
@@ -145,8 +147,10 @@ def main() -> int:
         return 2
 
     print("growth with size (ours = solve + check; matching = its solve alone):", flush=True)
-    print(f"{'applicants':>10} {'programs':>8} {'seats':>7} {'ours s':>8} {'matching s':>10} "
-          f"{'ratio':>6}")
+    print(
+        f"{'applicants':>10} {'programs':>8} {'seats':>7} {'ours s':>8} {'matching s':>10} "
+        f"{'ratio':>6}"
+    )
     full_ratio = 0.0
     full_market = None
     for applicants in (1_000, 10_000, FULL["applicants"]):
@@ -178,8 +182,11 @@ def main() -> int:
                 flush=True,
             )
     if not args.skip_end_to_end and full_market is not None:
-        print("matching end to end (create_from_dictionaries + solve + check_stability): "
-              + theirs_end_to_end(full_market, args.end_to_end_limit), flush=True)
+        print(
+            "matching end to end (create_from_dictionaries + solve + check_stability): "
+            + theirs_end_to_end(full_market, args.end_to_end_limit),
+            flush=True,
+        )
     print(f"speedup: {full_ratio:.1f}x")
     return 0
 

@@ -84,7 +84,9 @@ class IdempotentConsumer:
         func.__name__ = f"{self.name}_{topic}".replace("-", "_")
         self.broker.subscriber(
             self.settings.topic(topic),
-            group_id=self.settings.group(self.name),
+            # One group per (service, topic): a group whose members subscribe to different
+            # topics rebalances all of them whenever one joins, which stalls start-up.
+            group_id=self.settings.group(f"{self.name}.{topic}"),
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             title=f"{self.name}:{topic}",

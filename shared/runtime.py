@@ -45,6 +45,8 @@ class ServiceRuntime:
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=name,
+            # Through our handlers (JSON lines), not FastStream's own coloured stdout handler.
+            logger=logging.getLogger(f"faststream.{name}"),
             # Our consumer logs one structured line per event; FastStream's own lines go to DEBUG.
             log_level=logging.DEBUG,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -15,10 +14,6 @@ from shared.events.vocabulary import EnglishLevel, JLPTLevel, Language, Sector, 
 COHORT_ID = re.compile(r"^\d{4}-[a-z0-9]+(?:-[a-z0-9]+)*$")
 TAIPEI_TECH = "National Taipei University of Technology"
 MAX_RANKED_POSITIONS = 10
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(6)}"
 
 
 class Strict(BaseModel):

@@ -33,6 +33,7 @@ from shared.events import (
     PositionClosed,
     PositionPublished,
 )
+from shared.ids import new_id
 from shared.mongo import Session
 from shared.outbox import Outbox
 
@@ -95,7 +96,7 @@ class ApplicationsStore:
 
     async def register_company(self, session: Session, body: CompanyIn) -> Doc:
         doc = {
-            "_id": domain.new_id("co"),
+            "_id": new_id("co"),
             **body.model_dump(mode="json", exclude={"contact"}),
             "contact": body.contact.model_dump(mode="json"),
             "status": CompanyStatus.PENDING.value,
@@ -142,7 +143,7 @@ class ApplicationsStore:
         if cohort["state"] == CohortState.CLOSED:
             raise DomainError(f"cohort {body.cohort_id!r} is closed", field="cohort_id")
         doc = {
-            "_id": domain.new_id("pos"),
+            "_id": new_id("pos"),
             **body.model_dump(mode="json", exclude={"company_id"}),
             "company_id": company_id,
             "state": "open",
@@ -301,7 +302,7 @@ class ApplicationsStore:
         domain.check_ranked_positions(body.ranked_position_ids, positions, cohort_id)
         submitted_at = now()
         doc = {
-            "_id": domain.new_id("app"),
+            "_id": new_id("app"),
             "student_id": student["_id"],
             "cohort_id": cohort_id,
             "ranked_position_ids": body.ranked_position_ids,

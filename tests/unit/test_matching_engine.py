@@ -114,9 +114,7 @@ def test_student_optimal_among_all_stable_matchings(market: Market) -> None:
     assert ours in stable
     for other in stable:
         for s in range(market.n_students):
-            assert student_pref_index(market, s, ours[s]) <= student_pref_index(
-                market, s, other[s]
-            )
+            assert student_pref_index(market, s, ours[s]) <= student_pref_index(market, s, other[s])
 
 
 @settings(max_examples=100, deadline=None)

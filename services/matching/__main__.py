@@ -1,0 +1,5 @@
+from services.matching.app import MatchingSettings, create_app
+from shared.serve import serve
+
+settings = MatchingSettings()
+serve(create_app(settings), settings, settings.http_port)

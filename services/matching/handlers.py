@@ -1,0 +1,97 @@
+"""Kafka subscribers: the matching service's read model of positions, applications and
+rankings. Every handler is an upsert keyed by the aggregate id, so replaying a topic from
+offset 0 rebuilds the same state, and events of different topics may arrive in any order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.matching.store import MatchingStore
+from shared.events import (
+    ApplicantsRanked,
+    ApplicationSubmitted,
+    ApplicationWithdrawn,
+    CloudEvent,
+    PositionClosed,
+    PositionPublished,
+)
+from shared.mongo import Session
+from shared.runtime import ServiceRuntime
+
+
+def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
+    async def position_published(event: CloudEvent[Any], session: Session) -> None:
+        data: PositionPublished = event.data
+        fields = data.model_dump(mode="json", exclude={"position_id"})
+        await store.positions.update_one(
+            {"_id": data.position_id},
+            # A close that overtook the publish (another topic) keeps the position closed.
+            {"$set": fields, "$setOnInsert": {"state": "open"}},
+            upsert=True,
+            session=session,
+        )
+
+    async def position_closed(event: CloudEvent[Any], session: Session) -> None:
+        data: PositionClosed = event.data
+        await store.positions.update_one(
+            {"_id": data.position_id},
+            {
+                "$set": {
+                    "state": "closed",
+                    "cohort_id": data.cohort_id,
+                    "company_id": data.company_id,
+                }
+            },
+            upsert=True,
+            session=session,
+        )
+
+    async def application_submitted(event: CloudEvent[Any], session: Session) -> None:
+        data: ApplicationSubmitted = event.data
+        fields = data.model_dump(mode="json", exclude={"application_id"})
+        await store.applications.update_one(
+            {"_id": data.application_id},
+            {"$set": fields, "$setOnInsert": {"state": "active"}},
+            upsert=True,
+            session=session,
+        )
+
+    async def application_withdrawn(event: CloudEvent[Any], session: Session) -> None:
+        data: ApplicationWithdrawn = event.data
+        await store.applications.update_one(
+            {"_id": data.application_id},
+            {
+                "$set": {
+                    "state": "withdrawn",
+                    "student_id": data.student_id,
+                    "cohort_id": data.cohort_id,
+                    "withdrawn_reason": data.reason,
+                }
+            },
+            upsert=True,
+            session=session,
+        )
+
+    async def applicants_ranked(event: CloudEvent[Any], session: Session) -> None:
+        data: ApplicantsRanked = event.data
+        current = await store.rankings.find_one({"_id": data.position_id}, session=session)
+        if current is not None and current["ranked_at"] >= data.ranked_at:
+            return  # an older ranking delivered late: the newer one stands
+        await store.rankings.replace_one(
+            {"_id": data.position_id},
+            {
+                "_id": data.position_id,
+                "cohort_id": data.cohort_id,
+                "company_id": data.company_id,
+                "ranked_student_ids": data.ranked_student_ids,
+                "ranked_at": data.ranked_at,
+            },
+            upsert=True,
+            session=session,
+        )
+
+    runtime.consumes(PositionPublished.event_name, position_published)
+    runtime.consumes(PositionClosed.event_name, position_closed)
+    runtime.consumes(ApplicationSubmitted.event_name, application_submitted)
+    runtime.consumes(ApplicationWithdrawn.event_name, application_withdrawn)
+    runtime.consumes(ApplicantsRanked.event_name, applicants_ranked)
