@@ -71,6 +71,7 @@ class ServiceRuntime:
         self.compacted: set[str] = set()
         self._setups: list[Callable[[], Awaitable[Any]]] = []
         self._periodic: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
+        self._background: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
         for model in publishes:
@@ -111,6 +112,10 @@ class ServiceRuntime:
         """Run `job` periodically while the service runs (errors are logged, not fatal)."""
         self._periodic.append((name, seconds, job))
 
+    def background(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a long-lived loop (it handles its own errors) while the service runs."""
+        self._background.append((name, loop))
+
     async def start(self) -> None:
         await self.outbox.ensure_indexes()
         await self.consumer.ensure_indexes()
@@ -126,6 +131,8 @@ class ServiceRuntime:
         await self.producer.start()
         await self.broker.start()
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox"))
+        for loop_name, loop in self._background:
+            self._tasks.append(asyncio.create_task(loop(), name=loop_name))  # type: ignore[arg-type]
         for job_name, seconds, job in self._periodic:
             self._tasks.append(
                 asyncio.create_task(self._repeat(job_name, seconds, job), name=job_name)

@@ -4,6 +4,8 @@ KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI / SMTP_HOST."""
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import os
 import secrets
@@ -12,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +150,16 @@ class TopicReader:
 
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(r.value) for r in self.records if r.value is not None]
+
+
+def read_mailbox(mailbox: Path) -> list[EmailMessage]:
+    """Every message the SMTP sink saved, oldest first."""
+    policy = email.policy.default
+    messages = []
+    for path in sorted(mailbox.glob("*.eml")):
+        with path.open("rb") as f:
+            messages.append(email.message_from_binary_file(f, policy=policy))
+    return messages  # type: ignore[return-value]
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:

@@ -38,7 +38,7 @@ class LauncherSettings(BaseSettings):
     ready_timeout_seconds: float = Field(default=90, gt=0)
 
 
-SERVICES = {"applications": 8001, "matching": 8002}
+SERVICES = {"applications": 8001, "matching": 8002, "notifications": 8003}
 
 
 def service_port(name: str) -> int:

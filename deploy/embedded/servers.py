@@ -115,6 +115,12 @@ class EmbeddedServers:
         wait_for_port(child, self.host, self.smtp_port)
         return child
 
+    def stop_smtp(self) -> None:
+        """Stop only the SMTP sink (to simulate a mail outage); `start_smtp()` brings it back."""
+        for child in [c for c in self.children if c.name.startswith("smtp")]:
+            child.stop()
+            self.children.remove(child)
+
     def stop(self) -> None:
         for child in reversed(self.children):
             child.stop()

@@ -321,7 +321,12 @@ class MatchingStore:
             changes["status"] = "declined"
             await self.outbox.add(session, MatchDeclined(**common, party=party, declined_at=at))
         else:
-            await self.outbox.add(session, MatchAccepted(**common, party=party, accepted_at=at))
+            await self.outbox.add(
+                session,
+                MatchAccepted(
+                    **common, party=party, accepted_at=at, respond_by=proposal["respond_by"]
+                ),
+            )
             other = Party.COMPANY if party is Party.STUDENT else Party.STUDENT
             if proposal[f"{other.value}_answer"] == "accepted":
                 changes["status"] = "confirmed"

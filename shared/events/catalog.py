@@ -148,6 +148,8 @@ class MatchAccepted(_ProposalAnswer):
 
     party: Party
     accepted_at: datetime
+    # Added compatibly (with a default): the deadline the other side still has to answer by.
+    respond_by: datetime | None = None
 
 
 class MatchDeclined(_ProposalAnswer):

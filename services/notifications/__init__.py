@@ -1,0 +1,1 @@
+"""Notifications service: owner of contacts (private copy), the message log and delivery."""

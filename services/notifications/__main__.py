@@ -1,0 +1,5 @@
+from services.notifications.app import NotificationsSettings, create_app
+from shared.serve import serve
+
+settings = NotificationsSettings()
+serve(create_app(settings), settings, settings.http_port)

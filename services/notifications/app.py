@@ -1,0 +1,85 @@
+"""Wiring of the notifications service."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from pydantic import Field, SecretStr
+
+from services.notifications import handlers
+from services.notifications.api import ROUTERS
+from services.notifications.delivery import Deliverer, DeliveryPolicy, Mailer, SmtpConfig
+from services.notifications.rendering import Renderer
+from services.notifications.store import NotificationsStore
+from shared.runtime import ServiceRuntime, create_http_app
+from shared.settings import CommonSettings
+
+NAME = "notifications"
+
+
+class NotificationsSettings(CommonSettings):
+    http_port: int = Field(default=8003, alias="NOTIFICATIONS_HTTP_PORT")
+    database: str = Field(default="notifications", alias="NOTIFICATIONS_DATABASE")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout_seconds: float = 15
+    mail_from: str = "Kitakyushu Internship Program <internships@kitakyushu-internships.invalid>"
+    coordinator_email: str = "coordinator@kitakyushu-internships.invalid"
+    coordinator_name: str = "雇用・産業人材政策課 ご担当者"
+    coordinator_language: str = "ja"
+    delivery_max_attempts: int = Field(default=6, ge=1)
+    delivery_retry_base_seconds: float = Field(default=5, gt=0)
+    delivery_lease_seconds: float = Field(default=120, gt=0)
+    delivery_poll_seconds: float = Field(default=2, gt=0)
+    # How long a message may wait for its recipient's contact or its position facts.
+    delivery_wait_for_facts_seconds: float = Field(default=3600, gt=0)
+
+
+def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
+    settings = settings or NotificationsSettings()
+    runtime = ServiceRuntime(name=NAME, settings=settings, database=settings.database, publishes=[])
+    store = NotificationsStore(runtime.db)
+    mailer = Mailer(
+        SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            start_tls=settings.smtp_starttls,
+            use_tls=settings.smtp_ssl,
+            timeout=settings.smtp_timeout_seconds,
+            sender=settings.mail_from,
+        )
+    )
+    deliverer = Deliverer(
+        store,
+        mailer,
+        Renderer(),
+        DeliveryPolicy(
+            max_attempts=settings.delivery_max_attempts,
+            retry_base_seconds=settings.delivery_retry_base_seconds,
+            lease_seconds=settings.delivery_lease_seconds,
+            poll_seconds=settings.delivery_poll_seconds,
+            wait_for_facts_seconds=settings.delivery_wait_for_facts_seconds,
+            coordinator_email=settings.coordinator_email,
+            coordinator_name=settings.coordinator_name,
+            coordinator_language=settings.coordinator_language,
+        ),
+        runtime.producer,
+        settings,
+    )
+    runtime.on_start(store.ensure_indexes)
+    handlers.register(runtime, store, deliverer.wake)
+    runtime.background("delivery", deliverer.run)
+    app = create_http_app(
+        runtime,
+        title="Notifications service",
+        description="Tells every party at every step, in zh-TW, ja or en, by e-mail.",
+        routers=ROUTERS,
+    )
+    app.state.store = store
+    app.state.deliverer = deliverer
+    return app

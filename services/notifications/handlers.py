@@ -1,0 +1,62 @@
+"""Kafka subscribers: public events become planned messages; the restricted contacts topic
+keeps the private copy of names, addresses and languages (a tombstone erases a party)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.notifications.domain import plan
+from services.notifications.store import NotificationsStore
+from shared.events import (
+    ApplicationSubmitted,
+    CloudEvent,
+    ContactRecord,
+    MatchAccepted,
+    MatchDeclined,
+    MatchExpired,
+    MatchProposed,
+    PlacementConfirmed,
+    PositionPublished,
+    RoundCompleted,
+)
+from shared.mongo import Session
+from shared.runtime import ServiceRuntime
+
+NOTIFIED = (
+    ApplicationSubmitted,
+    MatchProposed,
+    MatchAccepted,
+    MatchDeclined,
+    MatchExpired,
+    PlacementConfirmed,
+    RoundCompleted,
+)
+
+
+def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> None:
+    def planner(topic: str) -> Any:
+        async def handle(event: CloudEvent[Any], session: Session) -> None:
+            if await store.plan_messages(session, event, topic, plan(event)):
+                wake()
+
+        return handle
+
+    for model in NOTIFIED:
+        runtime.consumes(model.event_name, planner(model.event_name))
+
+    async def position_published(event: CloudEvent[Any], session: Session) -> None:
+        data: PositionPublished = event.data
+        await store.upsert_position(
+            session, data.position_id, data.model_dump(mode="json", exclude={"position_id"})
+        )
+
+    runtime.consumes(PositionPublished.event_name, position_published)
+
+    async def contact(party_id: str, record: ContactRecord | None, session: Session) -> None:
+        if record is None:
+            await store.erase(session, party_id)
+        else:
+            await store.upsert_contact(session, record)
+            wake()  # messages waiting for this address can go now
+
+    runtime.consumes_contacts(contact)
