@@ -115,10 +115,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _embedded_env_file() -> str | None:
-    """`make run` keeps its generated secret in .data/embedded.env; use it when present."""
+    """`make run` keeps its generated secret in <EMBEDDED_DATA_DIR>/embedded.env (default
+    .data/); use it when present and JWT_SECRET is not set."""
+    import os
     from pathlib import Path
 
-    path = Path(".data/embedded.env")
+    path = Path(os.environ.get("EMBEDDED_DATA_DIR", ".data")) / "embedded.env"
     return str(path) if path.exists() else None
 
 
