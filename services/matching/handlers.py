@@ -19,17 +19,24 @@ from shared.mongo import Session
 from shared.runtime import ServiceRuntime
 
 
+async def upsert_facts(
+    collection: Any, key: str, fields: dict[str, Any], initial_state: str, session: Session
+) -> None:
+    """Set the facts of an aggregate; its state only when it is new, so that a close or a
+    withdrawal that overtook the creation (it travels on another topic) is kept."""
+    await collection.update_one(
+        {"_id": key},
+        {"$set": fields, "$setOnInsert": {"state": initial_state}},
+        upsert=True,
+        session=session,
+    )
+
+
 def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
     async def position_published(event: CloudEvent[Any], session: Session) -> None:
         data: PositionPublished = event.data
         fields = data.model_dump(mode="json", exclude={"position_id"})
-        await store.positions.update_one(
-            {"_id": data.position_id},
-            # A close that overtook the publish (another topic) keeps the position closed.
-            {"$set": fields, "$setOnInsert": {"state": "open"}},
-            upsert=True,
-            session=session,
-        )
+        await upsert_facts(store.positions, data.position_id, fields, "open", session)
 
     async def position_closed(event: CloudEvent[Any], session: Session) -> None:
         data: PositionClosed = event.data
@@ -49,12 +56,7 @@ def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
     async def application_submitted(event: CloudEvent[Any], session: Session) -> None:
         data: ApplicationSubmitted = event.data
         fields = data.model_dump(mode="json", exclude={"application_id"})
-        await store.applications.update_one(
-            {"_id": data.application_id},
-            {"$set": fields, "$setOnInsert": {"state": "active"}},
-            upsert=True,
-            session=session,
-        )
+        await upsert_facts(store.applications, data.application_id, fields, "active", session)
 
     async def application_withdrawn(event: CloudEvent[Any], session: Session) -> None:
         data: ApplicationWithdrawn = event.data

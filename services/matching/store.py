@@ -305,14 +305,7 @@ class MatchingStore:
                 f"the deadline to answer passed at {proposal['respond_by']:%Y-%m-%d %H:%M} UTC",
                 field="respond_by",
             )
-        common = {
-            "proposal_id": proposal_id,
-            "round_id": proposal["round_id"],
-            "cohort_id": proposal["cohort_id"],
-            "student_id": proposal["student_id"],
-            "position_id": proposal["position_id"],
-            "company_id": proposal["company_id"],
-        }
+        common = proposal_facts(proposal)
         changes: Doc = {
             answer_field: "accepted" if accept else "declined",
             f"{party.value}_answered_at": at,
@@ -345,40 +338,19 @@ class MatchingStore:
     async def _confirm(self, session: Session, proposal: Doc, at: datetime) -> str:
         position = await self.positions.find_one({"_id": proposal["position_id"]}, session=session)
         assert position is not None
-        placement_id = new_id("plc")
-        placement = {
-            "_id": placement_id,
-            "proposal_id": proposal["_id"],
-            "round_id": proposal["round_id"],
-            "cohort_id": proposal["cohort_id"],
-            "student_id": proposal["student_id"],
-            "position_id": proposal["position_id"],
-            "company_id": proposal["company_id"],
-            "sector": proposal["sector"],
-            "start_date": position["start_date"],
-            "end_date": position["end_date"],
-            "residence_status": proposal["residence_status"],
-            "confirmed_at": at,
-        }
-        await self.placements.insert_one(placement, session=session)
-        await self.outbox.add(
-            session,
-            PlacementConfirmed(
-                placement_id=placement_id,
-                proposal_id=proposal["_id"],
-                round_id=proposal["round_id"],
-                cohort_id=proposal["cohort_id"],
-                student_id=proposal["student_id"],
-                position_id=proposal["position_id"],
-                company_id=proposal["company_id"],
-                sector=proposal["sector"],
-                start_date=position["start_date"],
-                end_date=position["end_date"],
-                residence_status=proposal["residence_status"],
-                confirmed_at=at,
-            ),
+        event = PlacementConfirmed(
+            placement_id=new_id("plc"),
+            **proposal_facts(proposal),
+            sector=proposal["sector"],
+            start_date=position["start_date"],
+            end_date=position["end_date"],
+            residence_status=proposal["residence_status"],
+            confirmed_at=at,
         )
-        return placement_id
+        placement = {**event.model_dump(mode="json"), "confirmed_at": at}
+        await self.placements.insert_one({"_id": event.placement_id, **placement}, session=session)
+        await self.outbox.add(session, event)
+        return event.placement_id
 
     async def due_for_expiry(self, at: datetime, limit: int = 200) -> list[str]:
         docs = (
@@ -399,17 +371,23 @@ class MatchingStore:
         await self.outbox.add(
             session,
             MatchExpired(
-                proposal_id=proposal_id,
-                round_id=proposal["round_id"],
-                cohort_id=proposal["cohort_id"],
-                student_id=proposal["student_id"],
-                position_id=proposal["position_id"],
-                company_id=proposal["company_id"],
+                **proposal_facts(proposal),
                 respond_by=proposal["respond_by"],
                 expired_at=at,
             ),
         )
         return True
+
+
+def proposal_facts(proposal: Doc) -> Doc:
+    """The ids every event about a proposal carries."""
+    return {
+        "proposal_id": proposal["_id"],
+        **{
+            k: proposal[k]
+            for k in ("round_id", "cohort_id", "student_id", "position_id", "company_id")
+        },
+    }
 
 
 def certificate_doc(result: RoundResult) -> Doc:
