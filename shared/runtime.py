@@ -10,8 +10,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response, status
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from swagger_ui_bundle import swagger_ui_path
 
 from shared.consumer import IdempotentConsumer
 from shared.errors import install_error_handlers
@@ -200,7 +204,27 @@ class ServiceRuntime:
 def create_http_app(
     runtime: ServiceRuntime, *, title: str, description: str, routers: list[APIRouter]
 ) -> FastAPI:
-    app = FastAPI(title=title, description=description, version=VERSION, lifespan=runtime.lifespan)
+    # docs_url=None: the API docs page is served below from local assets, not from a CDN.
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=VERSION,
+        lifespan=runtime.lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{title} API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
     app.state.settings = runtime.settings
     app.state.runtime = runtime
     install_error_handlers(app)

@@ -329,3 +329,17 @@ class TestValidationAndOwnership:
         )
         assert r.status_code == 422
         assert self.reason(r)["field"] == "ranked_student_ids.1"
+
+
+async def test_docs_health_and_asyncapi_are_served_locally(service) -> None:
+    driver, settings = service
+    docs = await driver.client.get("/docs")
+    assert docs.status_code == 200
+    assert "https://" not in docs.text  # no CDN: the page works on a closed network
+    assert (await driver.client.get("/docs-assets/swagger-ui-bundle.js")).status_code == 200
+    ready = (await driver.client.get("/health/ready")).json()
+    assert ready["ready"] is True and ready["mongodb"] and ready["kafka"]
+    spec = (await driver.client.get("/asyncapi.json")).json()
+    addresses = json.dumps(spec["channels"])
+    for topic in ("application-submitted", "position-published", "contacts"):
+        assert settings.topic(topic) in addresses
