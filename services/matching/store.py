@@ -314,14 +314,19 @@ class MatchingStore:
             changes["status"] = "declined"
             await self.outbox.add(session, MatchDeclined(**common, party=party, declined_at=at))
         else:
+            other = Party.COMPANY if party is Party.STUDENT else Party.STUDENT
+            completes = proposal[f"{other.value}_answer"] == "accepted"
             await self.outbox.add(
                 session,
                 MatchAccepted(
-                    **common, party=party, accepted_at=at, respond_by=proposal["respond_by"]
+                    **common,
+                    party=party,
+                    accepted_at=at,
+                    respond_by=proposal["respond_by"],
+                    completes_placement=completes,
                 ),
             )
-            other = Party.COMPANY if party is Party.STUDENT else Party.STUDENT
-            if proposal[f"{other.value}_answer"] == "accepted":
+            if completes:
                 changes["status"] = "confirmed"
                 changes["placement_id"] = await self._confirm(session, proposal, at)
         # The status guard makes a concurrent answer conflict instead of double-applying.

@@ -91,7 +91,10 @@ def plan(event: CloudEvent[Any]) -> list[Planned]:
             Planned(data.company_id, "company", "match_proposed.company", (data.student_id,)),
         ]
     if isinstance(data, MatchAccepted):
-        # The other side learns that this side said yes.
+        # The other side learns that this side said yes, unless it already said yes too:
+        # then the placement confirmation tells everyone.
+        if data.completes_placement:
+            return []
         if data.party is Party.STUDENT:
             return [
                 Planned(data.company_id, "company", "match_accepted.company", (data.student_id,))

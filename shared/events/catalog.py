@@ -148,8 +148,10 @@ class MatchAccepted(_ProposalAnswer):
 
     party: Party
     accepted_at: datetime
-    # Added compatibly (with a default): the deadline the other side still has to answer by.
+    # Added compatibly (with defaults): the deadline the other side still has to answer by,
+    # and whether this acceptance was the second one (placement-confirmed follows).
     respond_by: datetime | None = None
+    completes_placement: bool = False
 
 
 class MatchDeclined(_ProposalAnswer):

@@ -128,6 +128,11 @@ def test_who_hears_what() -> None:
     assert [(p.recipient_id, p.template) for p in plan(accepted)] == [
         ("co", "match_accepted.company")
     ]
+    # The second yes confirms the placement: its own messages tell everyone, nothing else.
+    second = make_event(
+        accepted.data.model_copy(update={"completes_placement": True}), source="/t", subject="p"
+    )
+    assert plan(second) == []
 
 
 def test_missing_language_falls_back_to_english(tmp_path) -> None:
