@@ -44,3 +44,10 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     root.setLevel(level.upper())
     # aiokafka is chatty at INFO about group rebalances; keep its warnings.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # FastStream gives its loggers their own coloured stdout handlers; route them through
+    # ours instead, so every line is one JSON object.
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("faststream"):
+            logger = logging.getLogger(name)
+            logger.handlers[:] = []
+            logger.propagate = True
