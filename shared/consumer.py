@@ -101,27 +101,61 @@ class IdempotentConsumer:
             event = parse_event(record.value, expected=topic)
         except Exception as exc:  # invalid JSON, envelope or payload: retrying cannot help
             await self.dead_letter(topic, record, f"invalid event: {exc}", attempts=1)
-            return self._log(topic, None, "dead-lettered", 1, started, reason=str(exc)[:500])
+            return self._log(topic, {}, "dead-lettered", 1, started, reason=str(exc)[:500])
+        about = {"event_id": str(event.id), "event_type": event.type, "subject": event.subject}
+        return await self._with_retries(
+            topic, record, about, started, lambda: self._apply_once(event, handler)
+        )
 
+    async def handle_contact(
+        self, record: ConsumerRecord[Any, Any], handler: ContactHandler
+    ) -> str:
+        started = time.perf_counter()
+        party_id = record.key.decode() if record.key else ""
+        try:
+            if not party_id:
+                raise ValueError("contact message without a key")
+            contact = (
+                None if record.value is None else ContactRecord.model_validate_json(record.value)
+            )
+        except Exception as exc:
+            await self.dead_letter(CONTACTS_TOPIC, record, f"invalid contact: {exc}", attempts=1)
+            return self._log(CONTACTS_TOPIC, {}, "dead-lettered", 1, started, reason=str(exc)[:500])
+
+        # Upserts and erasures are idempotent by nature (last write wins), so no event id.
+        async def apply() -> str:
+            await in_transaction(self.client, lambda s: handler(party_id, contact, s))
+            return "applied"
+
+        about = {"party_id": party_id, "erased": contact is None}
+        return await self._with_retries(CONTACTS_TOPIC, record, about, started, apply)
+
+    async def _with_retries(
+        self,
+        topic: str,
+        record: ConsumerRecord[Any, Any],
+        about: dict[str, Any],
+        started: float,
+        apply: Callable[[], Awaitable[str]],
+    ) -> str:
+        """Apply with bounded retries and backoff; a rejection or the last failure goes to
+        the DLQ. Returns the outcome."""
         attempts = self.settings.consumer_max_attempts
         for attempt in range(1, attempts + 1):
             try:
-                outcome = await self._apply_once(event, handler)
-                return self._log(topic, event, outcome, attempt, started)
+                return self._log(topic, about, await apply(), attempt, started)
             except RejectEvent as exc:
                 await self.dead_letter(topic, record, f"rejected: {exc}", attempts=attempt)
-                return self._log(topic, event, "dead-lettered", attempt, started, reason=str(exc))
+                return self._log(topic, about, "dead-lettered", attempt, started, reason=str(exc))
             except Exception as exc:
                 if attempt == attempts:
                     reason = f"failed after {attempt} attempts: {exc!r}"
                     await self.dead_letter(topic, record, reason, attempts=attempt)
-                    log.exception(
-                        "handler failed; dead-lettered", extra={"event_id": str(event.id)}
-                    )
-                    return self._log(topic, event, "dead-lettered", attempt, started, reason=reason)
+                    log.exception("handler failed; dead-lettered", extra=about)
+                    return self._log(topic, about, "dead-lettered", attempt, started, reason=reason)
                 log.warning(
                     "handler failed; retrying",
-                    extra={"event_id": str(event.id), "attempt": attempt, "error": repr(exc)},
+                    extra={**about, "attempt": attempt, "error": repr(exc)},
                 )
                 await asyncio.sleep(
                     self.settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1)
@@ -154,35 +188,6 @@ class IdempotentConsumer:
                 raise  # a duplicate in the handler's own writes, not ours
             return "duplicate"  # a concurrent delivery committed first
 
-    async def handle_contact(
-        self, record: ConsumerRecord[Any, Any], handler: ContactHandler
-    ) -> str:
-        started = time.perf_counter()
-        party_id = record.key.decode() if record.key else ""
-        try:
-            if not party_id:
-                raise ValueError("contact message without a key")
-            contact = (
-                None if record.value is None else ContactRecord.model_validate_json(record.value)
-            )
-        except Exception as exc:
-            await self.dead_letter(CONTACTS_TOPIC, record, f"invalid contact: {exc}", attempts=1)
-            return self._log(
-                CONTACTS_TOPIC, None, "dead-lettered", 1, started, reason=str(exc)[:500]
-            )
-
-        # Upserts and erasures are idempotent by nature (last write wins), so no event id.
-        async def work(session: Session) -> None:
-            await handler(party_id, contact, session)
-
-        await in_transaction(self.client, work)
-        self.counts["applied"] += 1
-        log.info(
-            "contact applied",
-            extra={"consumer": self.name, "party_id": party_id, "erased": contact is None},
-        )
-        return "applied"
-
     async def dead_letter(
         self, topic: str, record: ConsumerRecord[Any, Any], reason: str, *, attempts: int
     ) -> None:
@@ -206,12 +211,13 @@ class IdempotentConsumer:
     def _log(
         self,
         topic: str,
-        event: CloudEvent[Any] | None,
+        about: dict[str, Any],
         outcome: str,
         attempts: int,
         started: float,
         reason: str | None = None,
     ) -> str:
+        """One structured line per message handled: what it was about and how it ended."""
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         level = logging.WARNING if outcome == "dead-lettered" else logging.INFO
         log.log(
@@ -220,9 +226,7 @@ class IdempotentConsumer:
             extra={
                 "consumer": self.name,
                 "topic": topic,
-                "event_id": str(event.id) if event else None,
-                "event_type": event.type if event else None,
-                "subject": event.subject if event else None,
+                **about,
                 "outcome": outcome,
                 "attempts": attempts,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),

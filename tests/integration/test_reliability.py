@@ -247,3 +247,51 @@ async def test_a_failing_handler_is_retried_then_dead_lettered(harness: Harness)
     # A failed attempt left nothing behind: not even the processed-event marker.
     assert await harness.db["processed_events"].count_documents({"event_id": str(poison.id)}) == 0
     assert await harness.count("pos-poison") == 0
+
+
+async def test_contacts_bad_and_failing_records_reach_the_dlq(settings: CommonSettings) -> None:
+    h = Harness(settings, "contacts-reliability")
+    seen: list[tuple[str, bool]] = []
+
+    async def keep(party_id: str, record: Any, session: Session) -> None:
+        if party_id == "party-poison":
+            raise RuntimeError("cannot store this contact")
+        seen.append((party_id, record is None))
+
+    h.consumer.subscribe_contacts(keep)
+    topic = settings.topic("contacts")
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [topic],
+        partitions=1,
+        replication=1,
+        compacted=frozenset({topic}),
+    )
+    await h.producer.start()
+    await h.broker.start()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    good = {"party_id": "p", "party_type": "student", "name": "N", "email": "n@example.tw"}
+    try:
+        async with TopicReader(settings.kafka_bootstrap_servers, dlq_topic(topic)) as dlq:
+            await producer.send_and_wait(topic, key=b"party-bad", value=b'{"email": "x"}')
+            await producer.send_and_wait(
+                topic, key=b"party-poison", value=json.dumps(good).encode()
+            )
+            await producer.send_and_wait(topic, key=b"party-ok", value=json.dumps(good).encode())
+            await producer.send_and_wait(topic, key=b"party-gone", value=None)  # tombstone
+            records = await dlq.wait_for(
+                lambda rs: {r.key for r in rs} >= {b"party-bad", b"party-poison"}
+            )
+        headers = {r.key: dict(r.headers) for r in records}
+        assert headers[b"party-bad"]["dlq-error"].startswith(b"invalid contact:")
+        assert (
+            headers[b"party-poison"]["dlq-attempts"] == str(settings.consumer_max_attempts).encode()
+        )
+        await eventually(lambda: ("party-gone", True) in seen)
+        assert ("party-ok", False) in seen
+    finally:
+        await producer.stop()
+        await h.broker.stop()
+        await h.producer.stop()
+        await h.client.close()
