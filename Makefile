@@ -37,10 +37,13 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet matching==1.4.3
 	$(PY) benchmarks/matching_bench.py
 
+# Re-pin everything from requirements/*.in (run after changing them; review the diff).
 lock:
 	rm -rf /tmp/kki-lock && $(PYTHON) -m venv /tmp/kki-lock
+	/tmp/kki-lock/bin/pip install --quiet -r requirements/runtime.in
+	(echo "# Generated from runtime.in by 'make lock'."; /tmp/kki-lock/bin/pip freeze) > requirements/runtime.txt
 	/tmp/kki-lock/bin/pip install --quiet -r requirements/dev.in
-	/tmp/kki-lock/bin/pip freeze > requirements/dev.txt
+	(echo "# Generated from dev.in by 'make lock'."; /tmp/kki-lock/bin/pip freeze) > requirements/dev.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

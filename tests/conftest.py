@@ -10,11 +10,10 @@ from tests.infra import Infra, start_infra
 
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    """Kafka, MongoDB and SMTP, started once for the whole session."""
+    """Kafka, MongoDB and SMTP, started once for the whole session (see tests/infra.py)."""
     base: Path = tmp_path_factory.mktemp("embedded")
     infra = start_infra(base)
     try:
         yield infra
     finally:
-        if infra.servers is not None:
-            infra.servers.stop()
+        infra.stop()

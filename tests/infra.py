@@ -26,6 +26,7 @@ from deploy.embedded.processes import free_port
 from deploy.embedded.servers import EmbeddedServers
 from shared.auth import Role, mint_token
 from shared.settings import CommonSettings
+from tests.containers import ContainerServers, docker_engine_available
 
 
 @dataclass
@@ -36,7 +37,14 @@ class Infra:
     smtp_port: int
     mailbox: Path | None
     servers: EmbeddedServers | None
+    containers: ContainerServers | None
     jwt_secret: str
+
+    def stop(self) -> None:
+        if self.servers is not None:
+            self.servers.stop()
+        if self.containers is not None:
+            self.containers.stop()
 
     def settings(self, cls: type[CommonSettings] = CommonSettings, **overrides: Any) -> Any:
         """Settings for one isolated test deployment: its own topics, groups and databases."""
@@ -61,9 +69,22 @@ class Infra:
 
 
 def start_infra(base: Path) -> Infra:
+    """External servers where named; else containers where a Docker engine answers; else
+    the embedded servers. The SMTP sink is always the embedded one unless SMTP_HOST is set,
+    so that tests can read what was sent."""
     external_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     external_mongo = os.environ.get("MONGODB_URI")
     external_smtp = os.environ.get("SMTP_HOST")
+    containers = None
+    if (
+        not (external_kafka and external_mongo)
+        and os.environ.get("TESTS_CONTAINERS", "auto") != "never"
+        and docker_engine_available()
+    ):
+        containers = ContainerServers()
+        kafka, mongo = containers.start()
+        external_kafka = external_kafka or kafka
+        external_mongo = external_mongo or mongo
     servers = EmbeddedServers(
         data_dir=base,
         kafka_port=free_port(),
@@ -74,7 +95,12 @@ def start_infra(base: Path) -> Infra:
         smtp=not external_smtp,
         mongo_in_memory=True,
     )
-    servers.start()
+    try:
+        servers.start()
+    except BaseException:
+        if containers is not None:
+            containers.stop()
+        raise
     return Infra(
         kafka_bootstrap=external_kafka or servers.kafka_bootstrap,
         mongodb_uri=external_mongo or servers.mongodb_uri,
@@ -82,6 +108,7 @@ def start_infra(base: Path) -> Infra:
         smtp_port=int(os.environ.get("SMTP_PORT", servers.smtp_port)),
         mailbox=None if external_smtp else servers.mailbox,
         servers=servers,
+        containers=containers,
         jwt_secret=secrets.token_urlsafe(32),
     )
 
