@@ -16,6 +16,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 unit: $(STAMP)
@@ -24,6 +25,7 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 schemas: $(STAMP)
 	$(PY) -m shared.events.schemas

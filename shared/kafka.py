@@ -30,7 +30,7 @@ async def ensure_topics(
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = []
+        wanted: list[NewTopic] = []
         for topic in topics:
             for name in (topic, dlq_topic(topic)):
                 if name in existing or any(t.name == name for t in wanted):

@@ -18,7 +18,7 @@ from shared.events import (
     PlacementConfirmed,
     RoundCompleted,
 )
-from shared.mongo import in_transaction
+from shared.mongo import Session, in_transaction
 from shared.runtime import ServiceRuntime, create_http_app
 from shared.settings import CommonSettings
 
@@ -57,9 +57,11 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     async def expire_overdue() -> None:
         at = datetime.now(UTC)
         for proposal_id in await store.due_for_expiry(at):
-            await in_transaction(
-                runtime.client, lambda s, pid=proposal_id: store.expire(s, pid, at)
-            )
+
+            async def expire(session: Session, pid: str = proposal_id) -> bool:
+                return await store.expire(session, pid, at)
+
+            await in_transaction(runtime.client, expire)
 
     runtime.every("expiry-sweep", settings.expiry_sweep_seconds, expire_overdue)
     app = create_http_app(

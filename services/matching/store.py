@@ -145,6 +145,7 @@ class MatchingStore:
             return_document=ReturnDocument.AFTER,
             session=session,
         )
+        assert lock is not None  # upsert with ReturnDocument.AFTER always returns it
         number = int(lock["rounds"])
         round_input = await self.round_input(session, cohort_id, seed)
         if not round_input.positions and not round_input.students:

@@ -169,6 +169,7 @@ class Deliverer:
     async def compose(self, message: Doc) -> tuple[EmailMessage | None, dict[str, Any]]:
         """The e-mail for a message, None when it must not be sent (recipient erased)."""
         recipient_id = message["recipient_id"]
+        contact: dict[str, Any] | None
         if recipient_id == COORDINATOR:
             contact = {
                 "name": self.policy.coordinator_name,

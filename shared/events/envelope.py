@@ -44,7 +44,8 @@ def make_event(data: EventData, *, source: str, subject: str) -> CloudEvent[Any]
     """Wrap `data` in an envelope with a fresh id and the current time."""
     name = event_type_of(type(data))
     major = type(data).schema_major
-    return CloudEvent[type(data)](  # type: ignore[misc]
+    envelope: Any = CloudEvent[type(data)]  # type: ignore[misc]
+    return envelope(
         id=uuid.uuid4(),
         source=source,
         type=f"{TYPE_PREFIX}{name}.v{major}",
