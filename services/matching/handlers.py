@@ -32,6 +32,15 @@ async def upsert_facts(
     )
 
 
+async def set_state(
+    collection: Any, key: str, state: str, ids: dict[str, Any], session: Session
+) -> None:
+    """Set an aggregate's state, creating a stub (ids only) if its facts have not arrived."""
+    await collection.update_one(
+        {"_id": key}, {"$set": {"state": state, **ids}}, upsert=True, session=session
+    )
+
+
 def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
     async def position_published(event: CloudEvent[Any], session: Session) -> None:
         data: PositionPublished = event.data
@@ -40,18 +49,8 @@ def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
 
     async def position_closed(event: CloudEvent[Any], session: Session) -> None:
         data: PositionClosed = event.data
-        await store.positions.update_one(
-            {"_id": data.position_id},
-            {
-                "$set": {
-                    "state": "closed",
-                    "cohort_id": data.cohort_id,
-                    "company_id": data.company_id,
-                }
-            },
-            upsert=True,
-            session=session,
-        )
+        ids = {"cohort_id": data.cohort_id, "company_id": data.company_id}
+        await set_state(store.positions, data.position_id, "closed", ids, session)
 
     async def application_submitted(event: CloudEvent[Any], session: Session) -> None:
         data: ApplicationSubmitted = event.data
@@ -60,19 +59,12 @@ def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
 
     async def application_withdrawn(event: CloudEvent[Any], session: Session) -> None:
         data: ApplicationWithdrawn = event.data
-        await store.applications.update_one(
-            {"_id": data.application_id},
-            {
-                "$set": {
-                    "state": "withdrawn",
-                    "student_id": data.student_id,
-                    "cohort_id": data.cohort_id,
-                    "withdrawn_reason": data.reason,
-                }
-            },
-            upsert=True,
-            session=session,
-        )
+        ids = {
+            "student_id": data.student_id,
+            "cohort_id": data.cohort_id,
+            "withdrawn_reason": data.reason,
+        }
+        await set_state(store.applications, data.application_id, "withdrawn", ids, session)
 
     async def applicants_ranked(event: CloudEvent[Any], session: Session) -> None:
         data: ApplicantsRanked = event.data
