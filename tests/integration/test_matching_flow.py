@@ -289,3 +289,53 @@ async def test_read_model_replays_from_offset_zero_to_the_same_state(
 async def _same(actual: Any, expected: dict[str, list[dict[str, Any]]]) -> bool:
     got = await actual
     return got == expected
+
+
+async def test_a_withdrawal_that_overtakes_its_submission_is_kept(platform: Platform) -> None:
+    """The two events travel on different topics, so either may arrive first."""
+    from aiokafka import AIOKafkaProducer
+
+    from shared.events import ApplicationSubmitted, ApplicationWithdrawn, make_event
+
+    now = datetime.now(UTC)
+    withdrawn = ApplicationWithdrawn(
+        application_id="app-ooo",
+        cohort_id="2026-ooo",
+        student_id="stu-ooo",
+        reason="withdrawn",
+        withdrawn_at=now,
+    )
+    submitted = ApplicationSubmitted(
+        application_id="app-ooo",
+        cohort_id="2026-ooo",
+        student_id="stu-ooo",
+        ranked_position_ids=["pos-x"],
+        department="EE",
+        degree_program="master",
+        graduation_year=2027,
+        available_from="2027-06-01",
+        available_to="2027-09-30",
+        consent_to_data_use=True,
+        submitted_at=now,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=platform.infra.kafka_bootstrap)
+    await producer.start()
+    try:
+        for data in (withdrawn, submitted):
+            event = make_event(data, source="/tests", subject=data.key)
+            await producer.send_and_wait(
+                platform.settings.topic(data.event_name),
+                value=event.to_bytes(),
+                key=data.key.encode(),
+            )
+            # Wait for each to be applied, so the withdrawal really comes first.
+            await eventually(
+                lambda event_id=str(event.id): platform.has(
+                    "processed_events", {"event_id": event_id}, 1
+                )
+            )
+    finally:
+        await producer.stop()
+    doc = await platform.db["applications"].find_one({"_id": "app-ooo"})
+    assert doc["state"] == "withdrawn"
+    assert doc["ranked_position_ids"] == ["pos-x"]  # the facts arrived too
