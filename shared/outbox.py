@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from shared.events.catalog import EventData
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
@@ -28,6 +30,7 @@ from shared.mongo import Session
 log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
+LEASES = "outbox_lease"
 
 
 class Outbox:
@@ -94,7 +97,13 @@ class Outbox:
 
 
 class OutboxRelay:
-    """Publishes unsent outbox entries in insertion order with an idempotent producer."""
+    """Publishes unsent outbox entries in insertion order with an idempotent producer.
+
+    Several replicas of a service may run a relay; a lease in MongoDB lets one publish at a
+    time (the others stand by), which keeps the order of a service's events. If a holder
+    stalls past its lease, another takes over: at worst an entry is published twice, and
+    consumers deduplicate by event id.
+    """
 
     def __init__(
         self,
@@ -104,6 +113,7 @@ class OutboxRelay:
         topic_name: Callable[[str], str],
         poll_seconds: float,
         batch_size: int,
+        lease_seconds: float = 15.0,
     ) -> None:
         self.collection = db[OUTBOX]
         self.producer = producer
@@ -113,6 +123,36 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self.published = 0
         self.healthy = True
+        self.leases = db[LEASES]
+        self.owner = uuid.uuid4().hex
+        self.lease_seconds = lease_seconds
+        self.active = False
+
+    async def hold_lease(self) -> bool:
+        """Take or renew the publishing lease; False while another relay holds it."""
+        now = datetime.now(UTC)
+        try:
+            await self.leases.find_one_and_update(
+                {"_id": "relay", "$or": [{"owner": self.owner}, {"until": {"$lt": now}}]},
+                {
+                    "$set": {
+                        "owner": self.owner,
+                        "until": now + timedelta(seconds=self.lease_seconds),
+                    }
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            self.active = False  # held by another relay: the upsert collided with its lease
+            return False
+        self.active = True
+        return True
+
+    async def release_lease(self) -> None:
+        await self.leases.update_one(
+            {"_id": "relay", "owner": self.owner}, {"$set": {"until": datetime.now(UTC)}}
+        )
+        self.active = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -150,7 +190,7 @@ class OutboxRelay:
         while True:
             self._wake.clear()  # before reading, so a nudge during the pass is not lost
             try:
-                while await self.publish_pending() == self.batch_size:
+                while await self.hold_lease() and await self.publish_pending() == self.batch_size:
                     pass  # a full batch: there may be more right away
                 self.healthy = True
                 backoff = self.poll_seconds

@@ -151,9 +151,12 @@ class ServiceRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.broker.stop()
-        # One last pass so that what committed just before shutdown is not left waiting.
+        # One last pass so that what committed just before shutdown is not left waiting;
+        # then hand the lease over at once instead of letting it run out.
         try:
-            await asyncio.wait_for(self.relay.publish_pending(), timeout=5)
+            if self.relay.active:
+                await asyncio.wait_for(self.relay.publish_pending(), timeout=5)
+                await self.relay.release_lease()
         except Exception:
             log.warning("final outbox pass failed; entries stay for the next start")
         await self.producer.stop()

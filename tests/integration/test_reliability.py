@@ -295,3 +295,36 @@ async def test_contacts_bad_and_failing_records_reach_the_dlq(settings: CommonSe
         await h.broker.stop()
         await h.producer.stop()
         await h.client.close()
+
+
+async def test_one_relay_publishes_at_a_time_and_hands_over(settings: CommonSettings) -> None:
+    client = connect(settings.mongodb_uri)
+    db = client["outbox_lease"]
+    producer = IdempotentProducer(settings.kafka_bootstrap_servers, "lease")
+    await producer.start()
+    first, second = (
+        OutboxRelay(
+            db,
+            producer,
+            topic_name=settings.topic,
+            poll_seconds=0.1,
+            batch_size=10,
+            lease_seconds=30,
+        )
+        for _ in range(2)
+    )
+    try:
+        assert await first.hold_lease()
+        assert not await second.hold_lease()  # stands by while the first holds it
+        assert await first.hold_lease()  # renewing is fine
+        await first.release_lease()
+        assert await second.hold_lease()  # handed over without waiting for the expiry
+        assert not await first.hold_lease()
+        # A holder that stalls past its lease loses it.
+        second.lease_seconds = 0.2
+        assert await second.hold_lease()
+        await asyncio.sleep(0.3)
+        assert await first.hold_lease()
+    finally:
+        await producer.stop()
+        await client.close()
