@@ -143,14 +143,18 @@ async def publish_position(
     return out(await transact(store, lambda s: store.publish_position(s, company_id, body)))
 
 
-@positions.get("")
+@positions.get("", summary="Positions: all for students and the coordinator, its own for a company")
 async def list_positions(
-    _: AnyPrincipal,
+    principal: AnyPrincipal,
     store: Store,
     cohort_id: str | None = None,
     company_id: str | None = None,
     state: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
 ) -> list[dict[str, Any]]:
+    if principal.role is Role.COMPANY:
+        if company_id not in (None, principal.sub):
+            raise forbidden("a company sees only its own positions")
+        company_id = principal.sub
     query = {
         k: v
         for k, v in {"cohort_id": cohort_id, "company_id": company_id, "state": state}.items()
@@ -160,8 +164,11 @@ async def list_positions(
 
 
 @positions.get("/{position_id}")
-async def get_position(position_id: str, _: AnyPrincipal, store: Store) -> dict[str, Any]:
-    return out(await store.get_position(position_id))
+async def get_position(position_id: str, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
+    position = await store.get_position(position_id)
+    if principal.role is Role.COMPANY and position["company_id"] != principal.sub:
+        raise not_found("position", position_id)
+    return out(position)
 
 
 @positions.post("/{position_id}/close")

@@ -305,6 +305,19 @@ class TestValidationAndOwnership:
             f"/positions/{ctx['position']}/applicants", headers=driver.auth(Role.COMPANY, other)
         )
         assert r.status_code == 403
+        # A company sees only its own positions; students see every position.
+        listed = await driver.call("GET", "/positions", driver.auth(Role.COMPANY, other))
+        assert ctx["position"] not in {p["id"] for p in listed}
+        r = await driver.client.get(
+            f"/positions/{ctx['position']}", headers=driver.auth(Role.COMPANY, other)
+        )
+        assert r.status_code == 404
+        r = await driver.client.get(
+            f"/positions?company_id={ctx['company']}", headers=driver.auth(Role.COMPANY, other)
+        )
+        assert r.status_code == 403
+        listed = await driver.call("GET", "/positions", driver.auth(Role.STUDENT, bob))
+        assert ctx["position"] in {p["id"] for p in listed}
         # The owning company can read the application to its position.
         r = await driver.client.get(
             f"/applications/{application['id']}", headers=driver.auth(Role.COMPANY, ctx["company"])
