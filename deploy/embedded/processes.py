@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -43,19 +44,29 @@ class Child:
             return ""
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the whole process group (wrappers start children), SIGKILL if it lingers."""
-        if not self.alive():
-            return
+        """SIGTERM the whole process group, SIGKILL what lingers. Waits for every member, not
+        only the leader: wrappers such as `noida-db` start the real server as a child, which
+        may still be saving its data when the wrapper has exited."""
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(self.pid, sig)
             except ProcessLookupError:
-                return
+                break
+            if self._group_gone_within(wait):
+                break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=1)
+
+    def _group_gone_within(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.popen.poll()  # reap the leader, so it does not linger as a zombie
             try:
-                self.popen.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+                os.killpg(self.pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.05)
+        return False
 
 
 def spawn(name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> Child:

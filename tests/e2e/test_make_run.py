@@ -146,8 +146,8 @@ def test_make_run_readme_example_ctrl_c_and_restart(launcher: Launcher) -> None:
 
     # Ctrl-C stops everything: the launcher exits cleanly and every port closes.
     assert launcher.interrupt() == 0
-    for port in launcher.ports.values():
-        assert not port_open("127.0.0.1", port), port
+    for name, port in launcher.ports.items():
+        assert not port_open("127.0.0.1", port), f"{name} still listens on {port}"
 
     # A second start keeps the data (and the generated JWT secret).
     launcher.start()
