@@ -6,10 +6,12 @@ python -m shared.auth mint --role student --sub stu-001
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import jwt
@@ -117,9 +119,6 @@ def main(argv: list[str] | None = None) -> int:
 def _embedded_env_file() -> str | None:
     """`make run` keeps its generated secret in <EMBEDDED_DATA_DIR>/embedded.env (default
     .data/); use it when present and JWT_SECRET is not set."""
-    import os
-    from pathlib import Path
-
     path = Path(os.environ.get("EMBEDDED_DATA_DIR", ".data")) / "embedded.env"
     return str(path) if path.exists() else None
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.matching.store import MatchingStore, replay
+from services.matching.store import MatchingStore, pair_docs, replay
 from shared.auth import Principal, Role, current_principal, require
 from shared.errors import forbidden, not_found
 from shared.events.vocabulary import Party
@@ -89,21 +89,12 @@ async def list_exclusions(
 async def replay_round(round_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
     doc = await store.get_round(round_id)
     round_input, result = replay(doc)
-    pairs = [
-        {
-            "student_id": p.student_id,
-            "position_id": p.position_id,
-            "student_rank": p.student_rank,
-            "fit_score": p.fit_score,
-        }
-        for p in result.pairs
-    ]
     return {
         "round_id": round_id,
         "input_hash_matches": round_input.snapshot_hash() == doc["input_hash"],
         "algorithm_version": result.algorithm_version,
         "stored_algorithm_version": doc["algorithm_version"],
-        "identical": pairs == doc["pairs"]
+        "identical": pair_docs(result) == doc["pairs"]
         and list(result.unmatched_student_ids) == doc["unmatched_student_ids"],
         "stable": result.certificate.stable,
     }

@@ -205,15 +205,7 @@ class MatchingStore:
             "algorithm_version": result.algorithm_version,
             "input_hash": result.input_hash,
             "input": round_input.canonical(),
-            "pairs": [
-                {
-                    "student_id": p.student_id,
-                    "position_id": p.position_id,
-                    "student_rank": p.student_rank,
-                    "fit_score": p.fit_score,
-                }
-                for p in result.pairs
-            ],
+            "pairs": pair_docs(result),
             "proposal_ids": [p["_id"] for p in proposals],
             "unmatched_student_ids": list(result.unmatched_student_ids),
             "exclusions": [
@@ -383,6 +375,19 @@ class MatchingStore:
             ),
         )
         return True
+
+
+def pair_docs(result: RoundResult) -> list[Doc]:
+    """A round's proposed pairs as stored (and as a replay is compared)."""
+    return [
+        {
+            "student_id": p.student_id,
+            "position_id": p.position_id,
+            "student_rank": p.student_rank,
+            "fit_score": p.fit_score,
+        }
+        for p in result.pairs
+    ]
 
 
 def proposal_facts(proposal: Doc) -> Doc:
