@@ -19,6 +19,7 @@ from services.applications.domain import (
 )
 from services.applications.store import ApplicationsStore, Doc
 from shared.auth import Principal, Role, current_principal, require
+from shared.documents import to_response
 from shared.errors import DomainError, forbidden, not_found
 from shared.mongo import in_transaction
 
@@ -39,40 +40,34 @@ async def transact(store: ApplicationsStore, work: Any) -> Any:
     return await in_transaction(store.db.client, work)
 
 
-def out(doc: Doc, *, hide: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A stored document as an API response: `_id` becomes `id`."""
-    body = {k: v for k, v in doc.items() if k != "_id" and k not in hide}
-    return {"id": doc["_id"], **body}
-
-
 cohorts = APIRouter(prefix="/cohorts", tags=["cohorts"])
 
 
 @cohorts.post("", status_code=status.HTTP_201_CREATED)
 async def create_cohort(body: CohortIn, _: Coordinator, store: Store) -> dict[str, Any]:
-    return out(await transact(store, lambda s: store.create_cohort(s, body)))
+    return to_response(await transact(store, lambda s: store.create_cohort(s, body)))
 
 
 @cohorts.get("")
 async def list_cohorts(_: AnyPrincipal, store: Store) -> list[dict[str, Any]]:
-    return [out(c) for c in await store.cohorts.find().sort("_id").to_list()]
+    return [to_response(c) for c in await store.cohorts.find().sort("_id").to_list()]
 
 
 @cohorts.get("/{cohort_id}")
 async def get_cohort(cohort_id: str, _: AnyPrincipal, store: Store) -> dict[str, Any]:
-    return out(await store.get_cohort(cohort_id))
+    return to_response(await store.get_cohort(cohort_id))
 
 
 @cohorts.post("/{cohort_id}/open", summary="Open the application window")
 async def open_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return out(
+    return to_response(
         await transact(store, lambda s: store.set_cohort_state(s, cohort_id, CohortState.OPEN))
     )
 
 
 @cohorts.post("/{cohort_id}/close", summary="Close the application window")
 async def close_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return out(
+    return to_response(
         await transact(store, lambda s: store.set_cohort_state(s, cohort_id, CohortState.CLOSED))
     )
 
@@ -86,13 +81,13 @@ companies = APIRouter(prefix="/companies", tags=["companies"])
     summary="Register as a host company (public call); the coordinator approves",
 )
 async def register_company(body: CompanyIn, store: Store) -> dict[str, Any]:
-    return out(await transact(store, lambda s: store.register_company(s, body)))
+    return to_response(await transact(store, lambda s: store.register_company(s, body)))
 
 
 @companies.get("")
 async def list_companies(principal: CompanyOrCoordinator, store: Store) -> list[dict[str, Any]]:
     query = {} if principal.is_coordinator else {"_id": principal.sub}
-    return [out(c) for c in await store.companies.find(query).sort("_id").to_list()]
+    return [to_response(c) for c in await store.companies.find(query).sort("_id").to_list()]
 
 
 @companies.get("/{company_id}")
@@ -101,19 +96,19 @@ async def get_company(
 ) -> dict[str, Any]:
     if not principal.is_coordinator and principal.sub != company_id:
         raise not_found("company", company_id)
-    return out(await store.get_company(company_id))
+    return to_response(await store.get_company(company_id))
 
 
 @companies.post("/{company_id}/approve")
 async def approve_company(company_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return out(
+    return to_response(
         await transact(store, lambda s: store.decide_company(s, company_id, CompanyStatus.APPROVED))
     )
 
 
 @companies.post("/{company_id}/reject")
 async def reject_company(company_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return out(
+    return to_response(
         await transact(store, lambda s: store.decide_company(s, company_id, CompanyStatus.REJECTED))
     )
 
@@ -140,7 +135,7 @@ async def publish_position(
         if body.company_id not in (None, principal.sub):
             raise forbidden("a company may publish positions only for itself")
         company_id = principal.sub
-    return out(await transact(store, lambda s: store.publish_position(s, company_id, body)))
+    return to_response(await transact(store, lambda s: store.publish_position(s, company_id, body)))
 
 
 @positions.get("", summary="Positions: all for students and the coordinator, its own for a company")
@@ -160,7 +155,7 @@ async def list_positions(
         for k, v in {"cohort_id": cohort_id, "company_id": company_id, "state": state}.items()
         if v is not None
     }
-    return [out(p) for p in await store.list_positions(query)]
+    return [to_response(p) for p in await store.list_positions(query)]
 
 
 @positions.get("/{position_id}")
@@ -168,7 +163,7 @@ async def get_position(position_id: str, principal: AnyPrincipal, store: Store) 
     position = await store.get_position(position_id)
     if principal.role is Role.COMPANY and position["company_id"] != principal.sub:
         raise not_found("position", position_id)
-    return out(position)
+    return to_response(position)
 
 
 @positions.post("/{position_id}/close")
@@ -176,7 +171,7 @@ async def close_position(
     position_id: str, principal: CompanyOrCoordinator, store: Store
 ) -> dict[str, Any]:
     position = await owned_position(position_id, principal, store)
-    return out(await transact(store, lambda s: store.close_position(s, position)))
+    return to_response(await transact(store, lambda s: store.close_position(s, position)))
 
 
 @positions.get("/{position_id}/applicants", summary="Active applicants to one of your positions")
@@ -224,7 +219,7 @@ async def rank_applicants(
     position_id: str, body: RankingIn, principal: CompanyOrCoordinator, store: Store
 ) -> dict[str, Any]:
     position = await owned_position(position_id, principal, store)
-    return out(await transact(store, lambda s: store.rank_applicants(s, position, body)))
+    return to_response(await transact(store, lambda s: store.rank_applicants(s, position, body)))
 
 
 students = APIRouter(prefix="/students", tags=["students"])
@@ -240,7 +235,7 @@ async def upsert_student(
     student_id: str, body: StudentIn, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
     check_self(principal, student_id)
-    return out(await transact(store, lambda s: store.upsert_student(s, student_id, body)))
+    return to_response(await transact(store, lambda s: store.upsert_student(s, student_id, body)))
 
 
 @students.get("/{student_id}")
@@ -248,7 +243,7 @@ async def get_student(
     student_id: str, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
     check_self(principal, student_id)
-    return out(await store.get_student(student_id))
+    return to_response(await store.get_student(student_id))
 
 
 @students.delete(
@@ -290,7 +285,9 @@ async def submit_application(
     principal: Annotated[Principal, Depends(require(Role.STUDENT))],
     store: Store,
 ) -> dict[str, Any]:
-    return out(await transact(store, lambda s: store.submit_application(s, principal.sub, body)))
+    return to_response(
+        await transact(store, lambda s: store.submit_application(s, principal.sub, body))
+    )
 
 
 @applications.get("")
@@ -300,14 +297,14 @@ async def list_applications(
     query: dict[str, Any] = {} if principal.is_coordinator else {"student_id": principal.sub}
     if cohort_id:
         query["cohort_id"] = cohort_id
-    return [out(a) for a in await store.list_applications(query)]
+    return [to_response(a) for a in await store.list_applications(query)]
 
 
 @applications.get("/{application_id}")
 async def get_application(
     application_id: str, principal: AnyPrincipal, store: Store
 ) -> dict[str, Any]:
-    return out(await readable_application(application_id, principal, store))
+    return to_response(await readable_application(application_id, principal, store))
 
 
 async def own_application(
@@ -330,7 +327,7 @@ async def edit_application(
 ) -> dict[str, Any]:
     application = await own_application(application_id, principal, store)
     _withdrawn, new = await transact(store, lambda s: store.edit_application(s, application, body))
-    return out(new)
+    return to_response(new)
 
 
 @applications.delete("/{application_id}", summary="Withdraw while the window is open")
@@ -340,7 +337,7 @@ async def withdraw_application(
     store: Store,
 ) -> dict[str, Any]:
     application = await own_application(application_id, principal, store)
-    return out(await transact(store, lambda s: store.withdraw_application(s, application)))
+    return to_response(await transact(store, lambda s: store.withdraw_application(s, application)))
 
 
 ROUTERS = [cohorts, companies, positions, students, applications]

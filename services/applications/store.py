@@ -6,7 +6,6 @@ so either both happen or neither does.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING
@@ -24,6 +23,7 @@ from services.applications.domain import (
     RankingIn,
     StudentIn,
 )
+from shared.documents import utcnow
 from shared.errors import DomainError, conflict, not_found
 from shared.events import (
     ApplicantsRanked,
@@ -38,10 +38,6 @@ from shared.mongo import Session
 from shared.outbox import Outbox
 
 Doc = dict[str, Any]
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ApplicationsStore:
@@ -74,7 +70,7 @@ class ApplicationsStore:
             "application_opens": body.application_opens,
             "application_closes": body.application_closes,
             "state": CohortState.PLANNED.value,
-            "created_at": now(),
+            "created_at": utcnow(),
         }
         await self.cohorts.insert_one(doc, session=session)
         return doc
@@ -100,7 +96,7 @@ class ApplicationsStore:
             **body.model_dump(mode="json", exclude={"contact"}),
             "contact": body.contact.model_dump(mode="json"),
             "status": CompanyStatus.PENDING.value,
-            "registered_at": now(),
+            "registered_at": utcnow(),
         }
         await self.companies.insert_one(doc, session=session)
         await self.outbox.add_contact(session, doc["_id"], self._company_contact(doc))
@@ -110,7 +106,7 @@ class ApplicationsStore:
         company = await self.get_company(company_id, session)
         await self.companies.update_one(
             {"_id": company_id},
-            {"$set": {"status": status.value, "decided_at": now()}},
+            {"$set": {"status": status.value, "decided_at": utcnow()}},
             session=session,
         )
         return {**company, "status": status.value}
@@ -147,7 +143,7 @@ class ApplicationsStore:
             **body.model_dump(mode="json", exclude={"company_id"}),
             "company_id": company_id,
             "state": "open",
-            "published_at": now(),
+            "published_at": utcnow(),
         }
         await self.positions.insert_one(doc, session=session)
         await self.outbox.add(
@@ -176,7 +172,7 @@ class ApplicationsStore:
     async def close_position(self, session: Session, position: Doc) -> Doc:
         if position["state"] != "open":
             raise conflict(f"position {position['_id']!r} is already closed")
-        closed_at = now()
+        closed_at = utcnow()
         await self.positions.update_one(
             {"_id": position["_id"]},
             {"$set": {"state": "closed", "closed_at": closed_at}},
@@ -205,7 +201,7 @@ class ApplicationsStore:
     # students ------------------------------------------------------------------------------
 
     async def upsert_student(self, session: Session, student_id: str, body: StudentIn) -> Doc:
-        doc = {"_id": student_id, **body.model_dump(mode="json"), "updated_at": now()}
+        doc = {"_id": student_id, **body.model_dump(mode="json"), "updated_at": utcnow()}
         await self.students.replace_one({"_id": student_id}, doc, upsert=True, session=session)
         await self.outbox.add_contact(
             session,
@@ -251,7 +247,7 @@ class ApplicationsStore:
         student = await self.get_student(student_id, session)
         domain.check_consent(student)
         cohort = await self.get_cohort(body.cohort_id, session)
-        domain.check_window(cohort, now())
+        domain.check_window(cohort, utcnow())
         existing = await self.applications.find_one(
             {"student_id": student_id, "cohort_id": body.cohort_id, "state": "submitted"},
             session=session,
@@ -270,7 +266,7 @@ class ApplicationsStore:
         """An edit is a withdrawal plus a new submission (the public stream stays append-only)."""
         self._check_active(application)
         cohort = await self.get_cohort(application["cohort_id"], session)
-        domain.check_window(cohort, now())
+        domain.check_window(cohort, utcnow())
         student = await self.get_student(application["student_id"], session)
         domain.check_consent(student)
         new = await self._create_application(session, student, application["cohort_id"], body)
@@ -282,7 +278,7 @@ class ApplicationsStore:
     async def withdraw_application(self, session: Session, application: Doc) -> Doc:
         self._check_active(application)
         cohort = await self.get_cohort(application["cohort_id"], session)
-        domain.check_window(cohort, now())
+        domain.check_window(cohort, utcnow())
         return await self._withdraw(session, application, reason="withdrawn")
 
     @staticmethod
@@ -300,7 +296,7 @@ class ApplicationsStore:
             ).to_list()
         }
         domain.check_ranked_positions(body.ranked_position_ids, positions, cohort_id)
-        submitted_at = now()
+        submitted_at = utcnow()
         doc = {
             "_id": new_id("app"),
             "student_id": student["_id"],
@@ -335,7 +331,7 @@ class ApplicationsStore:
     async def _withdraw(
         self, session: Session, application: Doc, *, reason: str, replaced_by: str | None = None
     ) -> Doc:
-        withdrawn_at = now()
+        withdrawn_at = utcnow()
         changes = {"state": "withdrawn", "withdrawn_at": withdrawn_at, "replaced_by": replaced_by}
         await self.applications.update_one(
             {"_id": application["_id"]}, {"$set": changes}, session=session
@@ -378,7 +374,7 @@ class ApplicationsStore:
             a["student_id"] for a in await self.active_applicants(position["_id"], session)
         }
         domain.check_ranking(body.ranked_student_ids, applicants)
-        ranked_at = now()
+        ranked_at = utcnow()
         doc = {
             "_id": position["_id"],
             "cohort_id": position["cohort_id"],

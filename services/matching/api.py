@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.matching.store import MatchingStore, pair_docs, replay
 from shared.auth import Principal, Role, current_principal, require
+from shared.documents import to_response
 from shared.errors import forbidden, not_found
 from shared.events.vocabulary import Party
 from shared.mongo import in_transaction
@@ -25,10 +26,6 @@ def store_of(request: Request) -> MatchingStore:
 
 
 Store = Annotated[MatchingStore, Depends(store_of)]
-
-
-def out(doc: dict[str, Any], *, hide: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"id": doc["_id"], **{k: v for k, v in doc.items() if k != "_id" and k not in hide}}
 
 
 class RoundIn(BaseModel):
@@ -60,7 +57,7 @@ async def start_round(
         store.db.client,
         lambda s: store.start_round(s, body.cohort_id, seed, timedelta(hours=hours)),
     )
-    return out(doc, hide=("input",))
+    return to_response(doc, hide=("input",))
 
 
 @rounds.get("")
@@ -69,12 +66,12 @@ async def list_rounds(
 ) -> list[dict[str, Any]]:
     query = {"cohort_id": cohort_id} if cohort_id else {}
     docs = await store.rounds.find(query).sort([("cohort_id", 1), ("number", 1)]).to_list()
-    return [out(d, hide=SUMMARY_HIDE) for d in docs]
+    return [to_response(d, hide=SUMMARY_HIDE) for d in docs]
 
 
 @rounds.get("/{round_id}", summary="A round's result, certificate and statistics")
 async def get_round(round_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return out(await store.get_round(round_id), hide=("input", "exclusions"))
+    return to_response(await store.get_round(round_id), hide=("input", "exclusions"))
 
 
 @rounds.get("/{round_id}/exclusions", summary="Pairs left out before matching, with reasons")
@@ -126,7 +123,7 @@ async def list_proposals(
     if status_:
         query["status"] = status_
     docs = await store.proposals.find(query).sort("proposed_at", 1).to_list()
-    return [out(d) for d in docs]
+    return [to_response(d) for d in docs]
 
 
 @proposals.get("/{proposal_id}")
@@ -134,7 +131,7 @@ async def get_proposal(proposal_id: str, principal: AnyPrincipal, store: Store) 
     doc = await store.get_proposal(proposal_id)
     if any(doc.get(k) != v for k, v in visible_query(principal).items()):
         raise not_found("proposal", proposal_id)
-    return out(doc)
+    return to_response(doc)
 
 
 async def answer(
@@ -148,7 +145,7 @@ async def answer(
     doc = await in_transaction(
         store.db.client, lambda s: store.answer(s, proposal_id, party, accept, at)
     )
-    return out(doc)
+    return to_response(doc)
 
 
 @proposals.post("/{proposal_id}/accept", summary="Accept a proposal (the student or the company)")
@@ -171,7 +168,9 @@ async def list_placements(
     query = visible_query(principal)
     if cohort_id:
         query["cohort_id"] = cohort_id
-    return [out(d) for d in await store.placements.find(query).sort("confirmed_at", 1).to_list()]
+    return [
+        to_response(d) for d in await store.placements.find(query).sort("confirmed_at", 1).to_list()
+    ]
 
 
 cohorts = APIRouter(prefix="/cohorts", tags=["statistics"])

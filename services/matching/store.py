@@ -5,7 +5,7 @@ Writes that change state put their events in the outbox in the same transaction.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.matching.domain.residence import residence_status
 from services.matching.domain.rounds import RoundResult, run_round
 from services.matching.domain.rules import PositionInput, Reason, RoundInput, StudentInput
+from shared.documents import utcnow
 from shared.errors import DomainError, conflict, not_found
 from shared.events import (
     MatchAccepted,
@@ -33,10 +34,6 @@ Doc = dict[str, Any]
 
 # Proposals in these states hold a seat (and keep the student out of later rounds).
 HOLDING = ("proposed", "confirmed")
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 class MatchingStore:
@@ -157,7 +154,7 @@ class MatchingStore:
         if not result.certificate.valid:
             # Never publish a matching that fails its own certificate.
             raise RuntimeError(f"round certificate failed: {result.certificate}")
-        started = now()
+        started = utcnow()
         respond_by = started + respond_within
         round_id = f"round-{cohort_id}-{number}"
         positions = {

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from services.notifications.store import NotificationsStore
 from shared.auth import Principal, Role, require
+from shared.documents import to_response
 from shared.errors import conflict, not_found
 
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
@@ -41,10 +42,6 @@ LIST_FIELDS = {
 deliveries = APIRouter(prefix="/deliveries", tags=["deliveries"])
 
 
-def out(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc["_id"], **{k: v for k, v in doc.items() if k != "_id"}}
-
-
 @deliveries.get("", summary="Messages of a cohort, newest first")
 async def list_deliveries(
     _: Coordinator,
@@ -64,7 +61,7 @@ async def list_deliveries(
     docs = (
         await store.messages.find(query, LIST_FIELDS).sort("created_at", -1).limit(limit).to_list()
     )
-    return [out(d) for d in docs]
+    return [to_response(d) for d in docs]
 
 
 @deliveries.get("/failures", summary="Failed deliveries of a cohort, with their errors")
@@ -75,7 +72,7 @@ async def list_failures(
     if cohort_id:
         query["cohort_id"] = cohort_id
     docs = await store.messages.find(query, LIST_FIELDS).sort("created_at", -1).to_list()
-    return [out(d) for d in docs]
+    return [to_response(d) for d in docs]
 
 
 @deliveries.get("/{message_id}", summary="One message, with its body")
@@ -83,7 +80,7 @@ async def get_delivery(message_id: str, _: Coordinator, store: Store) -> dict[st
     doc = await store.messages.find_one({"_id": message_id}, {"event_json": 0})
     if doc is None:
         raise not_found("message", message_id)
-    return out(doc)
+    return to_response(doc)
 
 
 @deliveries.post("/{message_id}/retry", summary="Send a failed message again")

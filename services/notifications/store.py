@@ -3,21 +3,18 @@ position facts, erasure markers, and the message log keyed by (event id, recipie
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notifications.domain import Planned
+from shared.documents import utcnow
 from shared.events import CloudEvent, ContactRecord
 from shared.mongo import Session
 
 Doc = dict[str, Any]
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def message_key(event_id: str, recipient_id: str) -> str:
@@ -62,8 +59,8 @@ class NotificationsStore:
                         "about": list(p.about),
                         "status": "suppressed" if erased else "pending",
                         "attempts": 0,
-                        "next_attempt_at": now(),
-                        "created_at": now(),
+                        "next_attempt_at": utcnow(),
+                        "created_at": utcnow(),
                         "last_error": "recipient erased" if erased else None,
                     }
                 },
@@ -91,7 +88,10 @@ class NotificationsStore:
         """Forget a party: its contact, every stored body naming it, and future messages."""
         await self.contacts.delete_one({"_id": party_id}, session=session)
         await self.erasures.replace_one(
-            {"_id": party_id}, {"_id": party_id, "erased_at": now()}, upsert=True, session=session
+            {"_id": party_id},
+            {"_id": party_id, "erased_at": utcnow()},
+            upsert=True,
+            session=session,
         )
         await self.messages.update_many(
             {"$or": [{"recipient_id": party_id}, {"about": party_id}]},
@@ -107,7 +107,7 @@ class NotificationsStore:
     async def claim_due(self, lease_until: datetime) -> Doc | None:
         """Take the next due message. Its lease makes a crashed sender's message due again."""
         return await self.messages.find_one_and_update(
-            {"status": {"$in": ["pending", "sending"]}, "next_attempt_at": {"$lte": now()}},
+            {"status": {"$in": ["pending", "sending"]}, "next_attempt_at": {"$lte": utcnow()}},
             {"$set": {"status": "sending", "next_attempt_at": lease_until}},
             sort=[("next_attempt_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
