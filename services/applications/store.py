@@ -23,8 +23,8 @@ from services.applications.domain import (
     RankingIn,
     StudentIn,
 )
-from shared.documents import utcnow
-from shared.errors import DomainError, conflict, not_found
+from shared.documents import find_or_404, utcnow
+from shared.errors import DomainError, conflict
 from shared.events import (
     ApplicantsRanked,
     ApplicationSubmitted,
@@ -83,10 +83,7 @@ class ApplicationsStore:
         return {**cohort, "state": state.value}
 
     async def get_cohort(self, cohort_id: str, session: Session | None = None) -> Doc:
-        cohort = await self.cohorts.find_one({"_id": cohort_id}, session=session)
-        if cohort is None:
-            raise not_found("cohort", cohort_id)
-        return cohort
+        return await find_or_404(self.cohorts, "cohort", cohort_id, session)
 
     # companies -----------------------------------------------------------------------------
 
@@ -112,10 +109,7 @@ class ApplicationsStore:
         return {**company, "status": status.value}
 
     async def get_company(self, company_id: str, session: Session | None = None) -> Doc:
-        company = await self.companies.find_one({"_id": company_id}, session=session)
-        if company is None:
-            raise not_found("company", company_id)
-        return company
+        return await find_or_404(self.companies, "company", company_id, session)
 
     @staticmethod
     def _company_contact(company: Doc) -> ContactRecord:
@@ -190,10 +184,7 @@ class ApplicationsStore:
         return {**position, "state": "closed", "closed_at": closed_at}
 
     async def get_position(self, position_id: str, session: Session | None = None) -> Doc:
-        position = await self.positions.find_one({"_id": position_id}, session=session)
-        if position is None:
-            raise not_found("position", position_id)
-        return position
+        return await find_or_404(self.positions, "position", position_id, session)
 
     async def list_positions(self, query: Doc) -> list[Doc]:
         return await self.positions.find(query).sort("_id", ASCENDING).to_list()
@@ -217,10 +208,7 @@ class ApplicationsStore:
         return doc
 
     async def get_student(self, student_id: str, session: Session | None = None) -> Doc:
-        student = await self.students.find_one({"_id": student_id}, session=session)
-        if student is None:
-            raise not_found("student", student_id)
-        return student
+        return await find_or_404(self.students, "student", student_id, session)
 
     async def erase_student(self, session: Session, student_id: str) -> int:
         """APPI/PDPA erasure: withdraw active applications, delete the profile and its
@@ -350,10 +338,7 @@ class ApplicationsStore:
         return {**application, **changes}
 
     async def get_application(self, application_id: str, session: Session | None = None) -> Doc:
-        application = await self.applications.find_one({"_id": application_id}, session=session)
-        if application is None:
-            raise not_found("application", application_id)
-        return application
+        return await find_or_404(self.applications, "application", application_id, session)
 
     async def list_applications(self, query: Doc) -> list[Doc]:
         return await self.applications.find(query).sort("submitted_at", ASCENDING).to_list()

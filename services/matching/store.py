@@ -14,8 +14,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.matching.domain.residence import residence_status
 from services.matching.domain.rounds import RoundResult, run_round
 from services.matching.domain.rules import PositionInput, Reason, RoundInput, StudentInput
-from shared.documents import utcnow
-from shared.errors import DomainError, conflict, not_found
+from shared.documents import find_or_404, utcnow
+from shared.errors import DomainError, conflict
 from shared.events import (
     MatchAccepted,
     MatchDeclined,
@@ -268,18 +268,12 @@ class MatchingStore:
         return round_doc
 
     async def get_round(self, round_id: str) -> Doc:
-        doc = await self.rounds.find_one({"_id": round_id})
-        if doc is None:
-            raise not_found("round", round_id)
-        return doc
+        return await find_or_404(self.rounds, "round", round_id)
 
     # proposals -----------------------------------------------------------------------------
 
     async def get_proposal(self, proposal_id: str, session: Session | None = None) -> Doc:
-        doc = await self.proposals.find_one({"_id": proposal_id}, session=session)
-        if doc is None:
-            raise not_found("proposal", proposal_id)
-        return doc
+        return await find_or_404(self.proposals, "proposal", proposal_id, session)
 
     async def answer(
         self, session: Session, proposal_id: str, party: Party, accept: bool, at: datetime
