@@ -71,6 +71,8 @@ $(UV): requirements/uv.txt
 # checkov on deploy/ and the Dockerfile, validates docker-compose.yml against the Compose
 # specification, and checks the project's own rules for all three (deploy/checks/).
 deploy-check: $(TOOLS_STAMP) $(KUBECTL)
+	KUBECTL=$(KUBECTL) $(TOOLS)/bin/python -m pytest -q -p no:cacheprovider -c /dev/null \
+	  --rootdir . deploy/checks
 	$(TOOLS)/bin/python -m deploy.checks --kubectl $(KUBECTL)
 
 $(TOOLS_STAMP): requirements/deploy-tools.txt

@@ -41,9 +41,10 @@ def kafka_security(settings: CommonSettings) -> BaseSecurity | None:
         return None
     if protocol == "SSL":
         return BaseSecurity(ssl_context=context, use_ssl=True)
-    # The settings validator has made sure that both are set for SASL_*.
-    assert settings.kafka_sasl_username is not None
-    assert settings.kafka_sasl_password is not None
+    if not (settings.kafka_sasl_username and settings.kafka_sasl_password):
+        raise ValueError(
+            f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+        )
     return _SASL[settings.kafka_sasl_mechanism](
         username=settings.kafka_sasl_username,
         password=settings.kafka_sasl_password.get_secret_value(),
