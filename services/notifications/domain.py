@@ -117,7 +117,7 @@ def plan(event: CloudEvent[Any]) -> list[Planned]:
         planned = [
             Planned(data.company_id, "company", "match_cancelled.company", (data.student_id,))
         ]
-        if data.reason is not MatchCancelReason.STUDENT_ERASED:  # nobody left to tell
+        if data.reason != MatchCancelReason.STUDENT_ERASED:  # nobody left to tell
             planned.insert(0, Planned(data.student_id, "student", "match_cancelled.student"))
         return planned
     if isinstance(data, PlacementConfirmed):
@@ -135,7 +135,7 @@ def plan(event: CloudEvent[Any]) -> list[Planned]:
                 COORDINATOR, COORDINATOR, "placement_cancelled.coordinator", (data.student_id,)
             ),
         ]
-        if data.reason is not PlacementCancelReason.STUDENT_ERASED:
+        if data.reason != PlacementCancelReason.STUDENT_ERASED:
             planned.insert(0, Planned(data.student_id, "student", "placement_cancelled.student"))
         return planned
     if isinstance(data, RoundCompleted):

@@ -19,9 +19,9 @@ from services.notifications.wording import (
     format_deadline,
     full_stop,
     residence_short,
-    short_company_name,
     residence_text,
     sector_name,
+    short_company_name,
     zone_of,
 )
 from shared.events.vocabulary import Language

@@ -222,7 +222,8 @@ def test_deadline_used_by_the_reminder_is_48_hours_ahead() -> None:
     from services.notifications.domain import REMINDER_BEFORE, reminder_time
 
     proposed = datetime(2027, 5, 1, tzinfo=UTC)
-    assert reminder_time(proposed + timedelta(days=14), proposed) == proposed + timedelta(
-        days=14
-    ) - REMINDER_BEFORE
+    assert (
+        reminder_time(proposed + timedelta(days=14), proposed)
+        == proposed + timedelta(days=14) - REMINDER_BEFORE
+    )
     assert reminder_time(proposed + timedelta(hours=47), proposed) is None
