@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.matching.domain import lifecycle
 from services.matching.store import PROFILE_FIELDS, MatchingStore
 from shared.events import (
     ApplicantsRanked,
@@ -59,12 +58,7 @@ def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
         data: PositionClosed = event.data
         ids = {"cohort_id": data.cohort_id, "company_id": data.company_id}
         await set_state(store.positions, data.position_id, "closed", ids, session)
-        await store.cancel_pending(
-            session,
-            {"position_id": data.position_id},
-            lifecycle.cancel_reason_for_closing(data.reason),
-            data.closed_at,
-        )
+        await store.position_closed(session, data.position_id, data.reason, data.closed_at)
 
     async def application_submitted(event: CloudEvent[Any], session: Session) -> None:
         data: ApplicationSubmitted = event.data

@@ -43,7 +43,13 @@ from shared.events import (
     RoundCompleted,
 )
 from shared.events.catalog import SectorCount
-from shared.events.vocabulary import CohortState, MatchCancelReason, Party, PlacementCancelReason
+from shared.events.vocabulary import (
+    CohortState,
+    MatchCancelReason,
+    Party,
+    PlacementCancelReason,
+    PositionClosedReason,
+)
 from shared.ids import new_id
 from shared.mongo import Session
 from shared.outbox import Outbox
@@ -128,6 +134,26 @@ class MatchingStore:
             session=session,
         )
         return True
+
+    async def position_closed(
+        self, session: Session, position_id: str, reason: PositionClosedReason | None, at: datetime
+    ) -> None:
+        """Its pending proposals lose their ground; so does a placement confirmed after the
+        closing (an answer that crossed it in flight)."""
+        await self.cancel_pending(
+            session, {"position_id": position_id}, lifecycle.cancel_reason_for_closing(reason), at
+        )
+        for placement in await self.placements.find(
+            {"position_id": position_id}, session=session
+        ).to_list():
+            if lifecycle.confirmed_after_closing(placement, at):
+                await self.cancel_placement(
+                    session,
+                    placement["_id"],
+                    lifecycle.placement_reason_for_closing(reason),
+                    None,
+                    at,
+                )
 
     async def application_withdrawn(
         self, session: Session, application_id: str, reason: str, at: datetime

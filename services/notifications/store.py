@@ -45,6 +45,7 @@ class NotificationsStore:
         await self.messages.create_index([("cohort_id", ASCENDING), ("status", ASCENDING)])
         await self.messages.create_index("recipient_id")
         await self.messages.create_index("about")
+        await self.messages.create_index("data.proposal_id")
 
     async def plan_messages(
         self, session: Session, event: CloudEvent[Any], topic: str, planned: list[Planned]
@@ -91,6 +92,7 @@ class NotificationsStore:
             await self.proposals.update_one(
                 {"_id": proposal_id}, {"$set": facts}, upsert=True, session=session
             )
+            await self._suppress_reminders(session, proposal_id, facts)
         if isinstance(event.data, ApplicationWithdrawn):
             await self.withdrawn.update_one(
                 {"_id": event.data.application_id},
@@ -98,6 +100,26 @@ class NotificationsStore:
                 upsert=True,
                 session=session,
             )
+
+    async def _suppress_reminders(
+        self, session: Session, proposal_id: str, facts: dict[str, bool]
+    ) -> None:
+        """Reminders nobody needs any more leave the queue now rather than when they fall
+        due (the check at send time still covers a reminder planned after this fact)."""
+        if facts.get("closed"):
+            kinds, why = ["student", "company"], "the proposal is no longer waiting for answers"
+        else:
+            kinds = [k.removesuffix("_answered") for k, v in facts.items() if v]
+            why = "already answered"
+        await self.messages.update_many(
+            {
+                "data.proposal_id": proposal_id,
+                "template": {"$in": [f"answer_reminder.{k}" for k in kinds]},
+                "status": "pending",
+            },
+            {"$set": {"status": "suppressed", "last_error": why}},
+            session=session,
+        )
 
     async def unwanted_reason(self, message: Doc) -> str | None:
         """Why this due message must not be sent any more (None: send it). The one place

@@ -123,8 +123,12 @@ class PlacementCancelReason(StrEnum):
     COMPANY_WITHDREW = "company_withdrew"
     PROGRAM_DECISION = "program_decision"
     OTHER = "other"
-    # Applied by the platform: a withdrawal or erasure the applications service accepted
-    # crossed the confirmation in flight (see README, "Lifecycle").
+    # Applied by the platform when a fact that came first crossed the confirmation in flight
+    # (see README, "Lifecycle"): a withdrawal or erasure the applications service accepted,
+    # or the position closing (also by the company's rejection or suspension) before it.
     APPLICATION_WITHDRAWN = "application_withdrawn"
     STUDENT_ERASED = "student_erased"
     CONSENT_WITHDRAWN = "consent_withdrawn"
+    POSITION_CLOSED = "position_closed"
+    COMPANY_REJECTED = "company_rejected"
+    COMPANY_SUSPENDED = "company_suspended"

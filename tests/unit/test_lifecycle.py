@@ -421,3 +421,16 @@ def test_cancellation_reasons_follow_what_removed_the_ground() -> None:
         == "company_suspended"
     )
     assert matching.placement_reason_for_withdrawal("erased").value == "student_erased"
+
+
+def test_a_placement_confirmed_after_its_position_closed_is_cancelled() -> None:
+    closed_at = T0 + timedelta(hours=1)
+    before = {"status": "confirmed", "confirmed_at": T0}
+    after = {"status": "confirmed", "confirmed_at": T0 + timedelta(hours=2)}
+    assert not matching.confirmed_after_closing(before, closed_at)  # it stands
+    assert matching.confirmed_after_closing(after, closed_at)  # it crossed the closing
+    assert not matching.confirmed_after_closing({**after, "status": "cancelled"}, closed_at)
+    assert (
+        matching.placement_reason_for_closing(PositionClosedReason.COMPANY_REJECTED).value
+        == "company_rejected"
+    )

@@ -157,6 +157,13 @@ POSITION_CLOSE_CANCELS = {
 }
 
 
+POSITION_CLOSE_CANCELS_PLACEMENT = {
+    PositionClosedReason.CLOSED: PlacementCancelReason.POSITION_CLOSED,
+    PositionClosedReason.COMPANY_REJECTED: PlacementCancelReason.COMPANY_REJECTED,
+    PositionClosedReason.COMPANY_SUSPENDED: PlacementCancelReason.COMPANY_SUSPENDED,
+}
+
+
 def cancel_reason_for_withdrawal(reason: str) -> MatchCancelReason:
     return WITHDRAWAL_CANCELS.get(reason, MatchCancelReason.APPLICATION_WITHDRAWN)
 
@@ -167,6 +174,20 @@ def placement_reason_for_withdrawal(reason: str) -> PlacementCancelReason:
 
 def cancel_reason_for_closing(reason: PositionClosedReason | None) -> MatchCancelReason:
     return POSITION_CLOSE_CANCELS[reason or PositionClosedReason.CLOSED]
+
+
+def placement_reason_for_closing(reason: PositionClosedReason | None) -> PlacementCancelReason:
+    return POSITION_CLOSE_CANCELS_PLACEMENT[reason or PositionClosedReason.CLOSED]
+
+
+def confirmed_after_closing(placement: Doc, closed_at: datetime) -> bool:
+    """A placement confirmed after its position closed was confirmed on ground already gone
+    (an answer crossed the closing in flight): it is cancelled. One confirmed before stands;
+    closing a position never undoes a placement."""
+    return bool(
+        placement.get("status", PlacementStatus.CONFIRMED) == PlacementStatus.CONFIRMED
+        and placement["confirmed_at"] > closed_at
+    )
 
 
 def holds_seat(proposal: Doc) -> bool:
