@@ -321,8 +321,10 @@ class MatchingStore:
             # Never publish a matching that fails its own certificate.
             raise RuntimeError(f"round certificate failed: {result.certificate}")
         left_out = consent_withdrawn_exclusions(await self.consent_withdrawn(session, cohort_id))
-        started = utcnow()
-        respond_by = started + respond_within
+        # Milliseconds, as MongoDB stores them: the deadline in the events, in this service's
+        # documents and in every other service's copy is then the very same instant.
+        started = to_millis(utcnow())
+        respond_by = to_millis(started + respond_within)
         round_id = f"round-{cohort_id}-{number}"
         positions = {
             p["_id"]: p
@@ -649,6 +651,10 @@ class MatchingStore:
         placements = await self.placements.find(query).to_list()
         rounds = await self.rounds.count_documents(query)
         return cohort_statistics(cohort_id, rounds, proposals, applications, positions, placements)
+
+
+def to_millis(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _time(value: datetime | str) -> datetime:
