@@ -222,7 +222,8 @@ class Deliverer:
         return email, {"language": used.value}
 
     async def _wait_for_facts(self, message: Doc, why: str) -> None:
-        waited = (datetime.now(UTC) - message["created_at"]).total_seconds()
+        since = message.get("due_at") or message["created_at"]  # reminders are due days later
+        waited = (datetime.now(UTC) - since).total_seconds()
         if waited > self.policy.wait_for_facts_seconds:
             await self._give_up(message, f"gave up after {waited:.0f} s: {why}")
             return

@@ -73,6 +73,9 @@ class NotificationsStore:
                         "status": "suppressed" if erased else "pending",
                         "attempts": 0,
                         "next_attempt_at": p.not_before or utcnow(),
+                        # When it falls due (a reminder is planned days ahead): waiting for
+                        # facts is measured from here, not from its creation.
+                        "due_at": p.not_before or utcnow(),
                         "created_at": utcnow(),
                         "last_error": "recipient erased" if erased else None,
                     }

@@ -4,8 +4,6 @@ once, in zh-TW, ja and en (every party exists once per language)."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -31,7 +29,7 @@ from services.notifications.wording import format_deadline
 from shared.auth import Role
 from shared.events.vocabulary import Language
 from tests.driver import ApplicationsDriver
-from tests.infra import Infra, TopicReader, eventually, running
+from tests.infra import Infra, TopicReader, eventually, read_mailbox, running
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +68,6 @@ class Platform:
     mongo: AsyncMongoClient[dict[str, Any]]
     infra: Infra
     addresses: set[str] = field(default_factory=set)
-    _mailbox: dict[str, EmailMessage] = field(default_factory=dict)
 
     @property
     def mdb(self) -> Any:
@@ -187,14 +184,8 @@ class Platform:
         return busy == 0
 
     def all_mail(self) -> list[EmailMessage]:
-        """Every message the sink saved, each file parsed once (the suite's mailbox grows)."""
         assert self.infra.mailbox is not None
-        for path in sorted(self.infra.mailbox.glob("*.eml")):
-            if path.name not in self._mailbox:
-                with path.open("rb") as f:
-                    parsed = email.message_from_binary_file(f, policy=email.policy.default)
-                self._mailbox[path.name] = parsed  # type: ignore[assignment]
-        return list(self._mailbox.values())
+        return read_mailbox(self.infra.mailbox)
 
     def mail(self, address: str, template: str | None = None) -> list[EmailMessage]:
         return [

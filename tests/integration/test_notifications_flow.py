@@ -195,7 +195,8 @@ async def test_whole_flow_tells_everyone_once_in_their_language(platform: Platfo
             and len(platform.mail_to(company_addr)) >= 4
             and len(coordinator_mail()) >= 2
         ),
-        timeout=30,
+        # Three services and a dozen consumer groups on a 2-core machine shared with others.
+        timeout=60,
     )
 
     # Every event a second time: nothing is sent twice.
