@@ -44,7 +44,7 @@ async def transact(store: ApplicationsStore, work: Any) -> Any:
 cohorts = APIRouter(prefix="/cohorts", tags=["cohorts"])
 
 
-def cohort_response(cohort: Doc) -> dict[str, Any]:
+def cohort_response(cohort: Doc, principal: Principal) -> dict[str, Any]:
     """A cohort with its lifecycle state, whether the window is open now, and what the
     coordinator can do next."""
     state = lifecycle.cohort_state(cohort)
@@ -52,49 +52,50 @@ def cohort_response(cohort: Doc) -> dict[str, Any]:
         **to_response(cohort),
         "state": state.value,
         "window_open": window_is_open({**cohort, "state": state}, utcnow()),
-        "allowed_actions": lifecycle.cohort_actions(state),
+        "allowed_actions": lifecycle.cohort_actions(state) if principal.is_coordinator else [],
     }
 
 
 async def transition(
-    store: ApplicationsStore, cohort_id: str, target: CohortState
+    store: ApplicationsStore, cohort_id: str, target: CohortState, principal: Principal
 ) -> dict[str, Any]:
     return cohort_response(
-        await transact(store, lambda s: store.transition_cohort(s, cohort_id, target))
+        await transact(store, lambda s: store.transition_cohort(s, cohort_id, target)), principal
     )
 
 
 @cohorts.post("", status_code=status.HTTP_201_CREATED, summary="Create a cohort (a draft)")
-async def create_cohort(body: CohortIn, _: Coordinator, store: Store) -> dict[str, Any]:
-    return cohort_response(await transact(store, lambda s: store.create_cohort(s, body)))
+async def create_cohort(body: CohortIn, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return cohort_response(await transact(store, lambda s: store.create_cohort(s, body)), principal)
 
 
 @cohorts.get("")
-async def list_cohorts(_: AnyPrincipal, store: Store) -> list[dict[str, Any]]:
-    return [cohort_response(c) for c in await store.cohorts.find().sort("_id").to_list()]
+async def list_cohorts(principal: AnyPrincipal, store: Store) -> list[dict[str, Any]]:
+    docs = await store.cohorts.find().sort("_id").to_list()
+    return [cohort_response(c, principal) for c in docs]
 
 
 @cohorts.get("/{cohort_id}")
-async def get_cohort(cohort_id: str, _: AnyPrincipal, store: Store) -> dict[str, Any]:
-    return cohort_response(await store.get_cohort(cohort_id))
+async def get_cohort(cohort_id: str, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
+    return cohort_response(await store.get_cohort(cohort_id), principal)
 
 
 @cohorts.post(
     "/{cohort_id}/open",
     summary="Open the application window (reopening is possible only before the first round)",
 )
-async def open_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return await transition(store, cohort_id, CohortState.OPEN)
+async def open_cohort(cohort_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return await transition(store, cohort_id, CohortState.OPEN, principal)
 
 
 @cohorts.post("/{cohort_id}/close", summary="Close the application window (rounds need it)")
-async def close_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return await transition(store, cohort_id, CohortState.CLOSED)
+async def close_cohort(cohort_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return await transition(store, cohort_id, CohortState.CLOSED, principal)
 
 
 @cohorts.post("/{cohort_id}/finish", summary="Finish matching: no further rounds")
-async def finish_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return await transition(store, cohort_id, CohortState.FINISHED)
+async def finish_cohort(cohort_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return await transition(store, cohort_id, CohortState.FINISHED, principal)
 
 
 companies = APIRouter(prefix="/companies", tags=["companies"])
