@@ -120,7 +120,15 @@ class MatchingStore:
         )
 
     async def get_cohort(self, cohort_id: str, session: Session | None = None) -> Doc:
-        return await find_or_404(self.cohorts, "cohort", cohort_id, session)
+        cohort = await self.cohorts.find_one({"_id": cohort_id}, session=session)
+        if cohort is None:
+            raise DomainError(
+                f"cohort {cohort_id!r} is not known to the matching service (it learns cohorts "
+                "from cohort-state-changed; one created a moment ago may take a second)",
+                field="cohort_id",
+                status_code=404,
+            )
+        return cohort
 
     async def profile_changed(self, session: Session, student_id: str, facts: Doc, at: Any) -> bool:
         """Keep the newest profile facts of a student; False when `facts` are older."""
