@@ -34,6 +34,8 @@ class CommonSettings(BaseSettings):
     jwt_ttl_seconds: int = Field(default=8 * 3600, ge=60)
 
     http_host: str = "127.0.0.1"
+    # Where people reach the portal; e-mails link to pages under it (see README, URL scheme).
+    public_base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     log_json: bool = True
 
