@@ -115,16 +115,25 @@ class Platform:
 
         await eventually(caught_up, timeout=30)
 
-    async def matching_knows(self, cohort: str, state: str) -> None:
+    async def matching_knows(
+        self, cohort: str, state: str, since: datetime | None = None
+    ) -> None:
+        """Wait until matching's copy of the cohort is in `state`, by a transition made at or
+        after `since` (an older transition to the same state must not count: a later one may
+        still be on its way)."""
+
         async def known() -> bool:
             doc = await self.mdb["cohorts"].find_one({"_id": cohort})
-            return doc is not None and doc["state"] == state
+            if doc is None or doc["state"] != state:
+                return False
+            return since is None or doc["changed_at"] >= since
 
         await eventually(known, timeout=30)
 
     async def close(self, cohort: str) -> None:
+        since = datetime.now(UTC)
         await self.apps.close(cohort)
-        await self.matching_knows(cohort, "closed")
+        await self.matching_knows(cohort, "closed", since)
 
     async def run_round(self, cohort: str, expect: int = 201, **extra: Any) -> Any:
         body = {"cohort_id": cohort, "seed": 11, **extra}
@@ -441,7 +450,6 @@ async def test_consent_withdrawal_profile_updates_and_the_cohort_lifecycle(
     await d.close(cohort)
     reopened = await d.call("POST", f"/cohorts/{cohort}/open", d.coordinator)
     assert reopened["state"] == "open" and reopened["allowed_actions"] == ["close"]
-    await platform.matching_knows(cohort, "open")  # so that "closed" below is the new one
     await platform.close(cohort)
     first = await platform.run_round(cohort)
     assert sorted((p["student_id"], p["position_id"]) for p in first["pairs"]) == sorted(
