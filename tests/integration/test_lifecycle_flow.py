@@ -115,9 +115,7 @@ class Platform:
 
         await eventually(caught_up, timeout=30)
 
-    async def matching_knows(
-        self, cohort: str, state: str, since: datetime | None = None
-    ) -> None:
+    async def matching_knows(self, cohort: str, state: str, since: datetime | None = None) -> None:
         """Wait until matching's copy of the cohort is in `state`, by a transition made at or
         after `since` (an older transition to the same state must not count: a later one may
         still be on its way)."""
