@@ -11,11 +11,13 @@ from services.matching import handlers
 from services.matching.api import ROUTERS
 from services.matching.store import MatchingStore
 from shared.events import (
+    InternshipCompleted,
     MatchAccepted,
     MatchCancelled,
     MatchDeclined,
     MatchExpired,
     MatchProposed,
+    OutcomeRecorded,
     PlacementCancelled,
     PlacementConfirmed,
     RoundCompleted,
@@ -52,6 +54,8 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             RoundCompleted,
             MatchCancelled,
             PlacementCancelled,
+            InternshipCompleted,
+            OutcomeRecorded,
         ],
     )
     store = MatchingStore(runtime.db, runtime.outbox)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.events.vocabulary import (
     CohortState,
     CompanyStatus,
+    EmploymentOutcome,
     EnglishLevel,
     JLPTLevel,
     MatchCancelReason,
@@ -299,6 +300,48 @@ class StudentProfileUpdated(EventData):
     updated_at: datetime
 
 
+class InternshipCompleted(EventData):
+    """The coordinator recorded that the internship of a confirmed placement was completed
+    (an internship that ended early is a cancelled placement instead)."""
+
+    event_name = "internship-completed"
+    key_field = "placement_id"
+
+    placement_id: str
+    proposal_id: str
+    round_id: str
+    cohort_id: str
+    student_id: str
+    position_id: str
+    company_id: str
+    application_id: str
+    sector: Sector
+    completed_on: date = Field(description="The internship's last day.")
+    recorded_at: datetime
+
+
+class OutcomeRecorded(EventData):
+    """What the intern did after a completed internship, as the coordinator learned it. It
+    may be recorded again as it changes (returned to studies, later hired by the host): the
+    one with the latest `recorded_at` stands."""
+
+    event_name = "outcome-recorded"
+    key_field = "placement_id"
+
+    placement_id: str
+    proposal_id: str
+    round_id: str
+    cohort_id: str
+    student_id: str
+    position_id: str
+    company_id: str
+    application_id: str
+    sector: Sector
+    outcome: EmploymentOutcome
+    note_code: str | None = Field(default=None, pattern=NOTE_CODE)
+    recorded_at: datetime
+
+
 class SectorCount(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -356,6 +399,8 @@ CATALOG: dict[str, type[EventData]] = {
         CohortStateChanged,
         CompanyStatusChanged,
         StudentProfileUpdated,
+        InternshipCompleted,
+        OutcomeRecorded,
     )
 }
 
