@@ -330,22 +330,4 @@ async def record_outcome(
     return placement_response(doc, principal)
 
 
-cohorts = APIRouter(prefix="/cohorts", tags=["statistics"])
-
-
-@cohorts.get(
-    "/{cohort_id}/statistics",
-    summary="Applications by sector and track, proposals, placements, acceptance and match "
-    "rates, median time to placement (404 for an unknown cohort)",
-    description=(
-        "acceptance_rate = proposals both sides accepted / proposals answered or expired "
-        "(confirmed + declined + expired; cancelled ones are left out). match_rate = students "
-        "placed / applicants (distinct students who applied, including later withdrawals). "
-        "median_hours_to_placement: submission to confirmation, over standing placements."
-    ),
-)
-async def cohort_statistics(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return await store.statistics(cohort_id)
-
-
-ROUTERS = [rounds, proposals, placements, cohorts]
+ROUTERS = [rounds, proposals, placements]

@@ -733,19 +733,24 @@ class MatchingStore:
 
     # statistics ----------------------------------------------------------------------------
 
-    async def cohort_records(self, cohort_id: str) -> CohortRecords:
-        """What the KPIs of a cohort are computed from (404 for a cohort matching does not
-        know: an unknown cohort is not a page of zeros)."""
+    async def cohort_documents(self, cohort_id: str) -> dict[str, Any]:
+        """A cohort's documents: what its KPIs and its report are made of (404 for a cohort
+        matching does not know: an unknown cohort is not a page of zeros)."""
         cohort = await self.get_cohort(cohort_id)
         query = {"cohort_id": cohort_id}
-        return cohort_records(
-            cohort,
-            await self.positions.find(query).to_list(),
-            await self.applications.find(query).to_list(),
-            await self.proposals.find(query).to_list(),
-            await self.placements.find(query).to_list(),
-            await self.rounds.find(query, {"input": 0, "exclusions": 0, "pairs": 0}).to_list(),
-        )
+        return {
+            "cohort": cohort,
+            "positions": await self.positions.find(query).to_list(),
+            "applications": await self.applications.find(query).to_list(),
+            "proposals": await self.proposals.find(query).to_list(),
+            "placements": await self.placements.find(query).to_list(),
+            "rounds": await self.rounds.find(
+                query, {"input": 0, "exclusions": 0, "pairs": 0}
+            ).to_list(),
+        }
+
+    async def cohort_records(self, cohort_id: str) -> CohortRecords:
+        return cohort_records(**await self.cohort_documents(cohort_id))
 
     async def statistics(self, cohort_id: str) -> Doc:
         return cohort_kpis(await self.cohort_records(cohort_id))
