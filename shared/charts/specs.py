@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.events.vocabulary import LOCAL_EMPLOYMENT, Language
+from shared.kpis.definitions import percentile
 from shared.kpis.labels import CODES, word
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
@@ -44,14 +45,14 @@ WORDS = {
     "step": _l("Step", "段階", "階段"),
     "sectors": _l("By sector", "分野別", "各產業"),
     "sectors_description": _l(
-        "Applications, seats offered and placements in each sector.",
-        "分野ごとの応募件数・受入枠・受入確定数。",
-        "各產業的申請件數、實習名額與實習確定人數。",
+        "Applications with a first choice in each sector, seats offered and placements.",
+        "分野ごとの第1志望の応募件数・受入枠・受入確定数。",
+        "各產業的第一志願申請件數、實習名額與實習確定人數。",
     ),
     "sector": _l("Sector", "分野", "產業"),
     "measure": _l("Figure", "項目", "項目"),
     "count": _l("Number", "件数", "數量"),
-    "applications": _l("Applications", "応募件数", "申請件數"),
+    "first_choices": _l("First choices", "第1志望の応募", "第一志願申請"),
     "seats": _l("Seats", "受入枠", "實習名額"),
     "placements": _l("Placements", "受入確定", "實習確定"),
     "time": _l("Time to placement", "受入確定までの期間", "至實習確定所需時間"),
@@ -146,8 +147,8 @@ def sectors(kpis: dict[str, Any], language: Language) -> dict[str, Any]:
     )
     measures = [
         (
-            "applications",
-            lambda s: kpis["applications_by_sector"].get(s, {}).get("applications", 0),
+            "first_choices",
+            lambda s: kpis["applications_by_sector"].get(s, {}).get("first_choice", 0),
         ),
         ("seats", lambda s: kpis["seats_by_sector"].get(s, 0)),
         ("placements", lambda s: kpis["placements_by_sector"].get(s, 0)),
@@ -243,16 +244,16 @@ def time_to_placement(
     kpis: dict[str, Any], hours: list[float], language: Language
 ) -> dict[str, Any]:
     """A histogram of the time from application to placement; the median and the 90th
-    percentile are the KPI's own figures, drawn as rules."""
+    percentile (the KPI's own definition) are drawn as rules."""
     unit = _unit(hours)
     per_unit, unit_title = UNITS[unit]
     values = [round(h / per_unit, 2) for h in hours]
-    summary = kpis["hours_to_placement"]
     mark_order = [_w("median", language), _w("p90", language)]
+    # The KPI's own percentiles, on the unrounded hours (the KPI rounds to 0.01 h).
     marks = [
-        {"mark": _w(key, language), "value": round(summary[key] / per_unit, 2)}
-        for key in ("median", "p90")
-        if summary[key] is not None
+        {"mark": _w(key, language), "value": round(value / per_unit, 2)}
+        for key, q in (("median", 50), ("p90", 90))
+        if (value := percentile(hours, q)) is not None
     ]
     spec = _base(_w("time_description", language))
     x_title = unit_title[language.value]
