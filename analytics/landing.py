@@ -2,8 +2,9 @@
 redelivered or replayed event is stored once; what could not be read is kept aside with the
 reason, never dropped silently.
 
-Analysts query it with SQL as well (`duckdb .data/analytics.duckdb`): `events` holds the
-CloudEvent envelopes (`envelope->>'$.data.cohort_id'`, ...), `rejected` what was refused.
+Analysts query it with SQL as well (`duckdb.connect(".data/analytics.duckdb", read_only=True)`):
+`events` holds the CloudEvent envelopes (`envelope->>'$.data.cohort_id'`, ...), `rejected`
+what was refused.
 """
 
 from __future__ import annotations
