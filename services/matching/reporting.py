@@ -23,7 +23,7 @@ from shared.errors import not_found
 from shared.events.vocabulary import Language
 from shared.kpis import TREND_FIELDS, cohort_kpis, hours_to_placement, trend
 
-Reader_ = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.UNIVERSITY))]
+ReportReader = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.UNIVERSITY))]
 LanguageParam = Annotated[
     Language | None,
     Query(
@@ -61,7 +61,7 @@ router = APIRouter(tags=["reporting"])
     "and to placement, seats left empty, completion and employment in Kitakyushu: the same "
     "definitions `analytics/` computes from the public events (shared/kpis).",
 )
-async def cohort_statistics(cohort_id: str, _: Reader_, store: Store) -> dict[str, Any]:
+async def cohort_statistics(cohort_id: str, _: ReportReader, store: Store) -> dict[str, Any]:
     return await store.statistics(cohort_id)
 
 
@@ -69,7 +69,7 @@ async def cohort_statistics(cohort_id: str, _: Reader_, store: Store) -> dict[st
     "/kpis/trend",
     summary="The main KPIs per cohort, oldest cohort first: the trend across cohorts",
 )
-async def kpi_trend(_: Reader_, store: Store) -> dict[str, Any]:
+async def kpi_trend(_: ReportReader, store: Store) -> dict[str, Any]:
     return {"fields": list(TREND_FIELDS), "cohorts": trend(await store.all_cohort_records())}
 
 
@@ -79,7 +79,7 @@ async def kpi_trend(_: Reader_, store: Store) -> dict[str, Any]:
     "the portal draws them with the shared/charts partial",
 )
 async def cohort_charts(
-    cohort_id: str, principal: Reader_, store: Store, language: LanguageParam = None
+    cohort_id: str, principal: ReportReader, store: Store, language: LanguageParam = None
 ) -> dict[str, Any]:
     records = await store.cohort_records(cohort_id)
     return charts.dashboard(
@@ -134,7 +134,7 @@ def _attachment(content: bytes, media_type: str, file_name: str) -> Response:
 )
 async def report_xlsx(
     cohort_id: str,
-    principal: Reader_,
+    principal: ReportReader,
     request: Request,
     store: Store,
     directory: Directory,
@@ -155,7 +155,7 @@ async def report_xlsx(
 async def report_csv(
     cohort_id: str,
     table: TableName,
-    principal: Reader_,
+    principal: ReportReader,
     request: Request,
     store: Store,
     directory: Directory,

@@ -633,7 +633,7 @@ async def test_the_dashboard_charts_draw_under_the_portals_policy(
             await page.wait_for_function(
                 "[...document.querySelectorAll('[data-kpi-chart]')]"
                 ".every(e => ['done', 'failed'].includes(e.dataset.rendered))",
-                timeout=30_000,
+                timeout=60_000,
             )
             states = await page.eval_on_selector_all(
                 "[data-kpi-chart]",
