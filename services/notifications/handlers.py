@@ -13,6 +13,7 @@ from shared.events import (
     CloudEvent,
     CompanyStatusChanged,
     ContactRecord,
+    InternshipCompleted,
     MatchAccepted,
     MatchCancelled,
     MatchDeclined,
@@ -38,6 +39,7 @@ NOTIFIED = (
     MatchCancelled,
     PlacementCancelled,
     CompanyStatusChanged,
+    InternshipCompleted,
 )
 
 
