@@ -288,12 +288,13 @@ class CompletionIn(BaseModel):
     summary="Record that a confirmed placement's internship was completed (coordinator)",
 )
 async def complete_placement(
-    placement_id: str, body: CompletionIn, principal: Coordinator, store: Store
+    placement_id: str, principal: Coordinator, store: Store, body: CompletionIn | None = None
 ) -> dict[str, Any]:
     at = datetime.now(UTC)
+    last_day = body.completed_on if body is not None else None
     doc = await in_transaction(
         store.db.client,
-        lambda s: store.complete_placement(s, placement_id, body.completed_on, at),
+        lambda s: store.complete_placement(s, placement_id, last_day, at),
     )
     return placement_response(doc, principal)
 

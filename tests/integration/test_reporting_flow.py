@@ -375,7 +375,7 @@ async def run_scenario(s: Stack) -> Cohort:
         {"reason": "student_withdrew", "note_code": "KK-2026-031"},
     )
     for pid in done:
-        completed = await s.call("POST", f"/placements/{pid}/complete", s.coordinator, {})
+        completed = await s.call("POST", f"/placements/{pid}/complete", s.coordinator)
         assert completed["status"] == "completed" and completed["completed_on"]
         assert completed["allowed_actions"] == ["record_outcome"]
     outcomes = [
