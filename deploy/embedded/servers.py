@@ -32,7 +32,8 @@ class EmbeddedServers:
 
     @property
     def mongodb_uri(self) -> str:
-        return f"mongodb://{self.host}:{self.mongo_port}/?replicaSet=secantus"
+        # retryWrites=false: see CommonSettings.mongodb_uri.
+        return f"mongodb://{self.host}:{self.mongo_port}/?replicaSet=secantus&retryWrites=false"
 
     @property
     def mailbox(self) -> Path:
