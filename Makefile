@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench schemas token lock clean
+.PHONY: run test lint unit integration bench schemas token lock clean dlq
 
 $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ schemas: $(STAMP)
 # A token for local use: make token ROLE=student SUB=stu-001
 token: $(STAMP)
 	$(PY) -m shared.auth mint --role $(ROLE) --sub $(SUB)
+
+# Dead-letter queues: make dlq (list), make dlq ARGS="redrive --topic T --offset P:O" (see shared/dlq.py).
+dlq: $(STAMP)
+	$(PY) -m shared.dlq $(ARGS)
 
 # `matching` (PyPI) is the benchmark's baseline only; it is not a dependency of the platform.
 bench: $(STAMP)
