@@ -79,7 +79,11 @@ async def read_all(bootstrap: str, topics: Sequence[str]) -> list[DeadLetter]:
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         entries: list[DeadLetter] = []
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
             batch = await consumer.getmany(timeout_ms=1000)
             if not batch:
                 continue

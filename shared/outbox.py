@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -140,6 +140,7 @@ class OutboxRelay:
         lease_seconds: float = 15.0,
         verify_after_seconds: float = 0.0,
         stuck_seconds: float = 120.0,
+        ensure_topics: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self.db = db
         self.collection = db[OUTBOX]
@@ -161,6 +162,9 @@ class OutboxRelay:
         self._stuck_since: float | None = None
         self._next_verify: float | None = None
         self._reader: AIOKafkaConsumer | None = None
+        # Creates the service's topics with their configuration: a broker that lost a topic
+        # would otherwise auto-create it with its defaults when the relay republishes.
+        self._ensure_topics = ensure_topics
 
     # -- lease ----------------------------------------------------------------------------
 
@@ -292,7 +296,13 @@ class OutboxRelay:
         if not entries:
             self._next_verify = await self._next_verification()
             return 0
-        found = await self._read_back(entries)
+        try:
+            found, topics_missing = await asyncio.wait_for(self._read_back(entries), timeout=20)
+        except Exception:
+            await self.close()  # a reader that lost its broker (restart) starts afresh
+            raise
+        if topics_missing and self._ensure_topics is not None:
+            await self._ensure_topics()
         lost = [e for e in entries if not self._still_there(e, found)]
         confirmed = [e["_id"] for e in entries if self._still_there(e, found)]
         republished = 0
@@ -317,16 +327,25 @@ class OutboxRelay:
 
     async def _read_back(
         self, entries: list[dict[str, Any]]
-    ) -> dict[tuple[str, int, int], tuple[bytes | None, bytes | None]]:
-        """(topic, partition, offset) -> (key, value) for the offsets of `entries`."""
+    ) -> tuple[dict[tuple[str, int, int], tuple[bytes | None, bytes | None]], bool]:
+        """(topic, partition, offset) -> (key, value) for the offsets of `entries`, and
+        whether a topic (or partition) is missing altogether."""
         wanted: dict[TopicPartition, set[int]] = defaultdict(set)
         for e in entries:
             if e.get("offset") is not None:
                 wanted[TopicPartition(self.topic_name(e["topic"]), e["partition"])].add(e["offset"])
         found: dict[tuple[str, int, int], tuple[bytes | None, bytes | None]] = {}
         if not wanted:
-            return found
+            return found, False
         reader = await self._reader_consumer()
+        await reader.topics()  # fresh metadata: a crashed broker may have lost a topic
+        present = {
+            tp for tp in wanted if tp.partition in (reader.partitions_for_topic(tp.topic) or ())
+        }
+        missing = len(present) < len(wanted)
+        wanted = {tp: offsets for tp, offsets in wanted.items() if tp in present}
+        if not wanted:
+            return found, missing
         reader.assign(list(wanted))
         ends = await reader.end_offsets(list(wanted))
         for tp, offsets in wanted.items():
@@ -340,7 +359,7 @@ class OutboxRelay:
                 for record in batch.get(tp, []):
                     if record.offset in offsets:
                         found[(tp.topic, tp.partition, record.offset)] = (record.key, record.value)
-        return found
+        return found, missing
 
     def _still_there(
         self,
@@ -360,6 +379,7 @@ class OutboxRelay:
                 client_id=CLIENT,
                 enable_auto_commit=False,
                 group_id=None,
+                request_timeout_ms=10_000,
             )
             await reader.start()
             self._reader = reader
@@ -424,7 +444,7 @@ class OutboxRelay:
                     KAFKA.down(exc)
                     if self._stuck_since is not None and self.stuck:
                         await self._recreate_quietly(exc)
-                log.debug("outbox relay pass failed", extra={"error": repr(exc)})
+                log.info("outbox relay pass failed: %r", exc, extra={"error": repr(exc)})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue

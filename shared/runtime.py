@@ -27,7 +27,7 @@ from shared.errors import install_error_handlers
 from shared.events.catalog import CATALOG, EventData
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
 from shared.events.envelope import CloudEvent
-from shared.kafka import IdempotentProducer, TopicPolicy, ensure_topics
+from shared.kafka import IdempotentProducer, TopicPolicy, TopicReport, ensure_topics
 from shared.mongo import connect, ping
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import CommonSettings
@@ -69,6 +69,7 @@ class ServiceRuntime:
             lease_seconds=settings.outbox_lease_seconds,
             verify_after_seconds=settings.outbox_verify_after_seconds,
             stuck_seconds=settings.outbox_stuck_seconds,
+            ensure_topics=self.ensure_topics,
         )
         self.outbox = Outbox(self.db, source=f"/services/{name}", on_added=self.relay.wake)
         self.consumer = IdempotentConsumer(
@@ -159,22 +160,7 @@ class ServiceRuntime:
         await self.consumer.ensure_indexes()
         for setup in self._setups:
             await setup()
-        s = self.settings
-        report = await ensure_topics(
-            s.kafka_bootstrap_servers,
-            [s.topic(t) for t in self.topics],
-            partitions=s.kafka_topic_partitions,
-            replication=s.kafka_replication_factor,
-            compacted=frozenset(s.topic(t) for t in self.compacted),
-            policy=TopicPolicy(
-                partitions=s.kafka_topic_partitions,
-                replication=s.kafka_replication_factor,
-                retention_ms=s.kafka_event_retention_ms,
-                max_compaction_lag_ms=s.kafka_contacts_max_compaction_lag_ms,
-                delete_retention_ms=s.kafka_contacts_delete_retention_ms,
-            ),
-        )
-        self.topic_mismatches = report.mismatches
+        self.topic_mismatches = (await self.ensure_topics()).mismatches
         await self.producer.start()
         await self.consumer.start()
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox"))
@@ -206,6 +192,24 @@ class ServiceRuntime:
         await self.producer.stop()
         await self.client.close()
         log.info("service stopped", extra={"service": self.name})
+
+    async def ensure_topics(self) -> TopicReport:
+        """Create the service's topics (and DLQs) with the configuration the code owns."""
+        s = self.settings
+        return await ensure_topics(
+            s.kafka_bootstrap_servers,
+            [s.topic(t) for t in self.topics],
+            partitions=s.kafka_topic_partitions,
+            replication=s.kafka_replication_factor,
+            compacted=frozenset(s.topic(t) for t in self.compacted),
+            policy=TopicPolicy(
+                partitions=s.kafka_topic_partitions,
+                replication=s.kafka_replication_factor,
+                retention_ms=s.kafka_event_retention_ms,
+                max_compaction_lag_ms=s.kafka_contacts_max_compaction_lag_ms,
+                delete_retention_ms=s.kafka_contacts_delete_retention_ms,
+            ),
+        )
 
     async def _repeat(self, name: str, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
         while True:
