@@ -67,11 +67,12 @@ async def read_all(bootstrap: str, topics: Sequence[str]) -> list[DeadLetter]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()  # fresh metadata for every topic
+        # Fresh metadata of every topic (the consumer's public topics() returns names only).
+        cluster = await consumer._client.fetch_all_metadata()
         tps = [
             TopicPartition(topic, p)
             for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or [])
+            for p in sorted(cluster.partitions_for_topic(topic) or [])
         ]
         if not tps:
             return []

@@ -338,9 +338,11 @@ class OutboxRelay:
         if not wanted:
             return found, False
         reader = await self._reader_consumer()
-        await reader.topics()  # fresh metadata: a crashed broker may have lost a topic
+        # Fresh metadata of every topic (a crashed broker may have lost one). The consumer's
+        # public topics() returns names only and leaves its own metadata as it was.
+        cluster = await reader._client.fetch_all_metadata()
         present = {
-            tp for tp in wanted if tp.partition in (reader.partitions_for_topic(tp.topic) or ())
+            tp for tp in wanted if tp.partition in (cluster.partitions_for_topic(tp.topic) or ())
         }
         missing = len(present) < len(wanted)
         wanted = {tp: offsets for tp, offsets in wanted.items() if tp in present}

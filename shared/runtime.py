@@ -27,7 +27,13 @@ from shared.errors import install_error_handlers
 from shared.events.catalog import CATALOG, EventData
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
 from shared.events.envelope import CloudEvent
-from shared.kafka import IdempotentProducer, TopicPolicy, TopicReport, ensure_topics
+from shared.kafka import (
+    IdempotentProducer,
+    TopicPolicy,
+    TopicReport,
+    ensure_topics,
+    is_unavailable,
+)
 from shared.mongo import connect, ping
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import CommonSettings
@@ -80,6 +86,7 @@ class ServiceRuntime:
             settings=settings,
         )
         self.topic_mismatches: list[str] = []
+        self.kafka_started = False
         self.topics: list[str] = [m.event_name for m in publishes]
         self.compacted: set[str] = set()
         self._setups: list[Callable[[], Awaitable[Any]]] = []
@@ -160,10 +167,17 @@ class ServiceRuntime:
         await self.consumer.ensure_indexes()
         for setup in self._setups:
             await setup()
-        self.topic_mismatches = (await self.ensure_topics()).mismatches
-        await self.producer.start()
-        await self.consumer.start()
-        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox"))
+        try:
+            await self._start_kafka_side()
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            # The HTTP side works without Kafka (the outbox keeps what is to be published);
+            # the Kafka side starts as soon as the broker answers.
+            KAFKA.down(exc)
+            self._tasks.append(
+                asyncio.create_task(self._start_kafka_side_later(), name=f"{self.name}-kafka")
+            )
         for loop_name, loop in self._background:
             self._tasks.append(asyncio.create_task(loop(), name=loop_name))  # type: ignore[arg-type]
         for job_name, seconds, job in self._periodic:
@@ -192,6 +206,28 @@ class ServiceRuntime:
         await self.producer.stop()
         await self.client.close()
         log.info("service stopped", extra={"service": self.name})
+
+    async def _start_kafka_side(self) -> None:
+        self.topic_mismatches = (await self.ensure_topics()).mismatches
+        try:
+            await self.producer.start()
+        except Exception:
+            await self.producer.stop()
+            raise
+        await self.consumer.start()
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox"))
+        self.kafka_started = True
+
+    async def _start_kafka_side_later(self) -> None:
+        delay = 1.0
+        while not self.kafka_started:
+            await asyncio.sleep(delay)
+            try:
+                await self._start_kafka_side()
+            except Exception as exc:
+                KAFKA.down(exc)
+                delay = min(delay * 2, 30.0)
+        KAFKA.up()
 
     async def ensure_topics(self) -> TopicReport:
         """Create the service's topics (and DLQs) with the configuration the code owns."""
@@ -232,7 +268,7 @@ class ServiceRuntime:
 
     async def readiness(self) -> dict[str, Any]:
         mongo_ok = await ping(self.db)
-        kafka_ok = self.started and await self.kafka_reachable()
+        kafka_ok = self.kafka_started and await self.kafka_reachable()
         consumer_ok = self.consumer.healthy
         return {
             "service": self.name,
