@@ -50,6 +50,7 @@ class Child:
         for sig, wait in ((signal_first, timeout), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(self.pid, sig)
+                os.killpg(self.pid, signal.SIGCONT)  # a frozen (stopped) process gets it too
             except ProcessLookupError:
                 break
             if self._group_gone_within(wait):
