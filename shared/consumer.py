@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 PROCESSED = "processed_events"
 
 EventHandler = Callable[[CloudEvent[Any], Session], Awaitable[None]]
+# Optional: all new (not yet processed) events of one poll for one partition, in order, e.g.
+# to write them with one bulk_write. If it raises, the batch is split in halves until the
+# failing event is alone, which then gets the per-message retry and DLQ rules.
+BatchHandler = Callable[[list[CloudEvent[Any]], Session], Awaitable[None]]
 ContactHandler = Callable[[str, ContactRecord | None, Session], Awaitable[None]]
 
 
@@ -88,7 +92,8 @@ def _dependency_of(exc: BaseException) -> Dependency:
 class _Route:
     topic: str  # the catalog name, without the deployment's prefix
     contacts: bool
-    handler: Any  # EventHandler, or ContactHandler for the contacts topic
+    handler: Any  # EventHandler, BatchHandler, or ContactHandler for the contacts topic
+    batch: bool = False  # handler(events, session) takes all new events of a poll at once
 
 
 @dataclass
@@ -158,6 +163,9 @@ class IdempotentConsumer:
 
     def subscribe(self, topic: str, handler: EventHandler) -> None:
         self.routes[self.settings.topic(topic)] = _Route(topic, False, handler)
+
+    def subscribe_batch(self, topic: str, handler: BatchHandler) -> None:
+        self.routes[self.settings.topic(topic)] = _Route(topic, False, handler, batch=True)
 
     def subscribe_contacts(self, handler: ContactHandler) -> None:
         self.routes[self.settings.topic(CONTACTS_TOPIC)] = _Route(CONTACTS_TOPIC, True, handler)
@@ -341,6 +349,9 @@ class IdempotentConsumer:
                     lambda batch=batch: self._apply_batch(route, batch)  # type: ignore[misc]
                 )
             except _ItemFailed as failed:
+                if failed.index < 0:  # a batch handler failed: halve until it is alone
+                    end = start + max(1, (end - start) // 2)
+                    continue
                 if failed.index > 0:
                     end = start + failed.index  # first the items before the failing one
                     continue
@@ -415,7 +426,8 @@ class IdempotentConsumer:
                 outcomes.append("duplicate")
                 continue
             done.add(key)  # the same event twice in one batch: the second is a duplicate
-            await self._call(index, route.handler(event, session))
+            if not route.batch:
+                await self._call(index, route.handler(event, session))
             fresh.append(
                 {
                     "_id": key,
@@ -426,6 +438,10 @@ class IdempotentConsumer:
                 }
             )
             outcomes.append("applied")
+        if route.batch and fresh:
+            new = [i.event for i, o in zip(items, outcomes, strict=True) if o == "applied"]
+            # Which event failed is unknown: -1 asks the caller to split the batch.
+            await self._call(0 if len(items) == 1 else -1, route.handler(new, session))
         if fresh:
             await self.processed.insert_many(fresh, ordered=False, session=session)
         return outcomes

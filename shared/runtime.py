@@ -22,7 +22,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from swagger_ui_bundle import swagger_ui_path
 
-from shared.consumer import ContactHandler, EventHandler, IdempotentConsumer
+from shared.consumer import BatchHandler, ContactHandler, EventHandler, IdempotentConsumer
 from shared.errors import install_error_handlers
 from shared.events.catalog import CATALOG, EventData
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
@@ -120,6 +120,19 @@ class ServiceRuntime:
         if topic not in self.topics:
             self.topics.append(topic)
         self.consumer.subscribe(topic, handler)
+        model = CATALOG[topic]
+        self._document_subscriber(
+            topic,
+            CloudEvent[model],  # type: ignore[valid-type]
+            (handler.__doc__ or f"{self.name} applies {topic}").strip(),
+        )
+
+    def consumes_batch(self, topic: str, handler: BatchHandler) -> None:
+        """Like `consumes`, but `handler(events, session)` gets all new events of one poll
+        for one partition at once (in order), e.g. to write them with one bulk_write."""
+        if topic not in self.topics:
+            self.topics.append(topic)
+        self.consumer.subscribe_batch(topic, handler)
         model = CATALOG[topic]
         self._document_subscriber(
             topic,
