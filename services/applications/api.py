@@ -19,13 +19,15 @@ from services.applications.domain import (
 )
 from services.applications.store import ApplicationsStore, Doc
 from shared.auth import Principal, Role, current_principal, require
+from shared.bounds import CohortId, CompanyId, Id, StudentId
 from shared.documents import to_response
-from shared.errors import DomainError, forbidden, not_found
+from shared.errors import DomainError, not_found
 from shared.mongo import in_transaction
 
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
 CompanyOrCoordinator = Annotated[Principal, Depends(require(Role.COMPANY, Role.COORDINATOR))]
 StudentOrCoordinator = Annotated[Principal, Depends(require(Role.STUDENT, Role.COORDINATOR))]
+Participant = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.COMPANY, Role.STUDENT))]
 AnyPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
@@ -54,19 +56,19 @@ async def list_cohorts(_: AnyPrincipal, store: Store) -> list[dict[str, Any]]:
 
 
 @cohorts.get("/{cohort_id}")
-async def get_cohort(cohort_id: str, _: AnyPrincipal, store: Store) -> dict[str, Any]:
+async def get_cohort(cohort_id: CohortId, _: AnyPrincipal, store: Store) -> dict[str, Any]:
     return to_response(await store.get_cohort(cohort_id))
 
 
 @cohorts.post("/{cohort_id}/open", summary="Open the application window")
-async def open_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def open_cohort(cohort_id: CohortId, _: Coordinator, store: Store) -> dict[str, Any]:
     return to_response(
         await transact(store, lambda s: store.set_cohort_state(s, cohort_id, CohortState.OPEN))
     )
 
 
 @cohorts.post("/{cohort_id}/close", summary="Close the application window")
-async def close_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def close_cohort(cohort_id: CohortId, _: Coordinator, store: Store) -> dict[str, Any]:
     return to_response(
         await transact(store, lambda s: store.set_cohort_state(s, cohort_id, CohortState.CLOSED))
     )
@@ -92,7 +94,7 @@ async def list_companies(principal: CompanyOrCoordinator, store: Store) -> list[
 
 @companies.get("/{company_id}")
 async def get_company(
-    company_id: str, principal: CompanyOrCoordinator, store: Store
+    company_id: CompanyId, principal: CompanyOrCoordinator, store: Store
 ) -> dict[str, Any]:
     if not principal.is_coordinator and principal.sub != company_id:
         raise not_found("company", company_id)
@@ -100,14 +102,14 @@ async def get_company(
 
 
 @companies.post("/{company_id}/approve")
-async def approve_company(company_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def approve_company(company_id: CompanyId, _: Coordinator, store: Store) -> dict[str, Any]:
     return to_response(
         await transact(store, lambda s: store.decide_company(s, company_id, CompanyStatus.APPROVED))
     )
 
 
 @companies.post("/{company_id}/reject")
-async def reject_company(company_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def reject_company(company_id: CompanyId, _: Coordinator, store: Store) -> dict[str, Any]:
     return to_response(
         await transact(store, lambda s: store.decide_company(s, company_id, CompanyStatus.REJECTED))
     )
@@ -117,10 +119,29 @@ positions = APIRouter(prefix="/positions", tags=["positions"])
 
 
 async def owned_position(position_id: str, principal: Principal, store: ApplicationsStore) -> Doc:
+    """The position, if the caller is its company or the coordinator; else not found."""
     position = await store.get_position(position_id)
     if not principal.is_coordinator and position["company_id"] != principal.sub:
-        raise forbidden(f"position {position_id!r} belongs to another company")
+        raise not_found("position", position_id)
     return position
+
+
+async def position_views(
+    positions: list[Doc], principal: Principal, store: ApplicationsStore
+) -> list[dict[str, Any]]:
+    """Positions as the caller may see them: a student sees the company's names and sector
+    instead of its id (company ids are not for students to collect)."""
+    if principal.role is not Role.STUDENT:
+        return [to_response(p) for p in positions]
+    ids = list({p["company_id"] for p in positions})
+    companies = {
+        c["_id"]: {"name_ja": c["name_ja"], "name_en": c["name_en"], "sector": c["sector"]}
+        for c in await store.companies.find({"_id": {"$in": ids}}).to_list()
+    }
+    return [
+        {**to_response(p, hide=("company_id",)), "company": companies.get(p["company_id"])}
+        for p in positions
+    ]
 
 
 @positions.post("", status_code=status.HTTP_201_CREATED)
@@ -133,42 +154,46 @@ async def publish_position(
         company_id = body.company_id
     else:
         if body.company_id not in (None, principal.sub):
-            raise forbidden("a company may publish positions only for itself")
+            raise not_found("company", str(body.company_id))
         company_id = principal.sub
     return to_response(await transact(store, lambda s: store.publish_position(s, company_id, body)))
 
 
 @positions.get("", summary="Positions: all for students and the coordinator, its own for a company")
 async def list_positions(
-    principal: AnyPrincipal,
+    principal: Participant,
     store: Store,
-    cohort_id: str | None = None,
-    company_id: str | None = None,
+    cohort_id: CohortId | None = None,
+    company_id: Annotated[
+        CompanyId | None, Query(description="The coordinator's filter (a company sees its own).")
+    ] = None,
     state: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
 ) -> list[dict[str, Any]]:
     if principal.role is Role.COMPANY:
         if company_id not in (None, principal.sub):
-            raise forbidden("a company sees only its own positions")
+            raise not_found("company", str(company_id))
         company_id = principal.sub
+    elif principal.role is Role.STUDENT and company_id is not None:
+        raise DomainError("only the coordinator filters positions by company", field="company_id")
     query = {
         k: v
         for k, v in {"cohort_id": cohort_id, "company_id": company_id, "state": state}.items()
         if v is not None
     }
-    return [to_response(p) for p in await store.list_positions(query)]
+    return await position_views(await store.list_positions(query), principal, store)
 
 
 @positions.get("/{position_id}")
-async def get_position(position_id: str, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
+async def get_position(position_id: Id, principal: Participant, store: Store) -> dict[str, Any]:
     position = await store.get_position(position_id)
     if principal.role is Role.COMPANY and position["company_id"] != principal.sub:
         raise not_found("position", position_id)
-    return to_response(position)
+    return (await position_views([position], principal, store))[0]
 
 
 @positions.post("/{position_id}/close")
 async def close_position(
-    position_id: str, principal: CompanyOrCoordinator, store: Store
+    position_id: Id, principal: CompanyOrCoordinator, store: Store
 ) -> dict[str, Any]:
     position = await owned_position(position_id, principal, store)
     return to_response(await transact(store, lambda s: store.close_position(s, position)))
@@ -176,7 +201,7 @@ async def close_position(
 
 @positions.get("/{position_id}/applicants", summary="Active applicants to one of your positions")
 async def list_applicants(
-    position_id: str, principal: CompanyOrCoordinator, store: Store
+    position_id: Id, principal: CompanyOrCoordinator, store: Store
 ) -> list[dict[str, Any]]:
     position = await owned_position(position_id, principal, store)
     applications = await store.active_applicants(position["_id"])
@@ -216,7 +241,7 @@ async def list_applicants(
 
 @positions.put("/{position_id}/ranking", summary="Rank the applicants to one of your positions")
 async def rank_applicants(
-    position_id: str, body: RankingIn, principal: CompanyOrCoordinator, store: Store
+    position_id: Id, body: RankingIn, principal: CompanyOrCoordinator, store: Store
 ) -> dict[str, Any]:
     position = await owned_position(position_id, principal, store)
     return to_response(await transact(store, lambda s: store.rank_applicants(s, position, body)))
@@ -226,13 +251,14 @@ students = APIRouter(prefix="/students", tags=["students"])
 
 
 def check_self(principal: Principal, student_id: str) -> None:
+    """A student reaches only their own profile; anyone else's does not exist for them."""
     if not principal.is_coordinator and principal.sub != student_id:
-        raise forbidden("a student may only see and change their own profile")
+        raise not_found("student", student_id)
 
 
 @students.put("/{student_id}", summary="Create or update a student profile")
 async def upsert_student(
-    student_id: str, body: StudentIn, principal: StudentOrCoordinator, store: Store
+    student_id: StudentId, body: StudentIn, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
     check_self(principal, student_id)
     return to_response(await transact(store, lambda s: store.upsert_student(s, student_id, body)))
@@ -240,7 +266,7 @@ async def upsert_student(
 
 @students.get("/{student_id}")
 async def get_student(
-    student_id: str, principal: StudentOrCoordinator, store: Store
+    student_id: StudentId, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
     check_self(principal, student_id)
     return to_response(await store.get_student(student_id))
@@ -250,7 +276,7 @@ async def get_student(
     "/{student_id}", summary="Erase a student (APPI/PDPA): profile, applications, contact"
 )
 async def erase_student(
-    student_id: str, principal: StudentOrCoordinator, store: Store
+    student_id: StudentId, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
     check_self(principal, student_id)
     deleted = await transact(store, lambda s: store.erase_student(s, student_id))
@@ -263,19 +289,15 @@ applications = APIRouter(prefix="/applications", tags=["applications"])
 async def readable_application(
     application_id: str, principal: Principal, store: ApplicationsStore
 ) -> Doc:
-    """Students see their own, companies those naming one of their positions, the coordinator
-    all. Anything else is reported as not found, so ids cannot be probed."""
+    """Students see their own, the coordinator all; anything else is reported as not found,
+    so ids cannot be probed. A company never reads an application: it sees its applicants,
+    with their rank of its position and their motivation, at /positions/{id}/applicants (a
+    student's other choices are not its business)."""
     application = await store.get_application(application_id)
     if principal.is_coordinator:
         return application
     if principal.role is Role.STUDENT and application["student_id"] == principal.sub:
         return application
-    if principal.role is Role.COMPANY:
-        owned = await store.positions.count_documents(
-            {"_id": {"$in": application["ranked_position_ids"]}, "company_id": principal.sub}
-        )
-        if owned:
-            return application
     raise not_found("application", application_id)
 
 
@@ -292,7 +314,7 @@ async def submit_application(
 
 @applications.get("")
 async def list_applications(
-    principal: StudentOrCoordinator, store: Store, cohort_id: str | None = None
+    principal: StudentOrCoordinator, store: Store, cohort_id: CohortId | None = None
 ) -> list[dict[str, Any]]:
     query: dict[str, Any] = {} if principal.is_coordinator else {"student_id": principal.sub}
     if cohort_id:
@@ -302,7 +324,7 @@ async def list_applications(
 
 @applications.get("/{application_id}")
 async def get_application(
-    application_id: str, principal: AnyPrincipal, store: Store
+    application_id: Id, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
     return to_response(await readable_application(application_id, principal, store))
 
@@ -312,7 +334,7 @@ async def own_application(
 ) -> Doc:
     application = await readable_application(application_id, principal, store)
     if application["student_id"] != principal.sub:
-        raise forbidden("only the student who applied may change an application")
+        raise not_found("application", application_id)
     return application
 
 
@@ -320,7 +342,7 @@ async def own_application(
     "/{application_id}", summary="Edit: withdraws this application, submits a new one"
 )
 async def edit_application(
-    application_id: str,
+    application_id: Id,
     body: ApplicationEdit,
     principal: Annotated[Principal, Depends(require(Role.STUDENT))],
     store: Store,
@@ -332,7 +354,7 @@ async def edit_application(
 
 @applications.delete("/{application_id}", summary="Withdraw while the window is open")
 async def withdraw_application(
-    application_id: str,
+    application_id: Id,
     principal: Annotated[Principal, Depends(require(Role.STUDENT))],
     store: Store,
 ) -> dict[str, Any]:

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from shared.bounds import (
+    MAX_CAPACITY,
+    MAX_RANKED_APPLICANTS,
+    MAX_RANKED_POSITIONS,
+    MAX_REQUIRED_SKILLS,
+    MAX_SKILL,
+    MAX_STUDENT_SKILLS,
+    Address,
+    Code,
+    CohortId,
+    CompanyId,
+    Day,
+    Description,
+    Flag,
+    Id,
+    Location,
+    Moment,
+    Motivation,
+    Name,
+    Skill,
+    StudentId,
+    first_repeated,
+)
 from shared.errors import DomainError, conflict
 from shared.events.vocabulary import EnglishLevel, JLPTLevel, Language, Sector, Track
 
-COHORT_ID = re.compile(r"^\d{4}-[a-z0-9]+(?:-[a-z0-9]+)*$")
 TAIPEI_TECH = "National Taipei University of Technology"
-MAX_RANKED_POSITIONS = 10
+# A position lasts at most a year and starts within five years; availability spans at most three.
+MAX_POSITION_DAYS = 366
+MAX_POSITION_LEAD_DAYS = 5 * 366
+MAX_AVAILABILITY_DAYS = 3 * 366
 
 
 class Strict(BaseModel):
@@ -27,17 +51,10 @@ class CohortState(StrEnum):
 
 
 class CohortIn(Strict):
-    id: str = Field(examples=["2026-summer"], description="Year and season, e.g. 2026-summer.")
-    name: str = Field(min_length=1, max_length=200)
-    application_opens: datetime
-    application_closes: datetime
-
-    @field_validator("id")
-    @classmethod
-    def _id_format(cls, value: str) -> str:
-        if not COHORT_ID.match(value):
-            raise ValueError("must look like 2026-summer (year, dash, lower-case words)")
-        return value
+    id: CohortId = Field(examples=["2027-summer"], description="Year and season, e.g. 2027-summer.")
+    name: Name
+    application_opens: Moment
+    application_closes: Moment
 
     @model_validator(mode="after")
     def _window(self) -> CohortIn:
@@ -53,36 +70,36 @@ class CompanyStatus(StrEnum):
 
 
 class ContactIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     email: EmailStr
     preferred_language: Language = Language.JA
 
 
 class CompanyIn(Strict):
-    name_ja: str = Field(min_length=1, max_length=200)
-    name_en: str = Field(min_length=1, max_length=200)
+    name_ja: Name
+    name_en: Name
     sector: Sector
-    ward: str = Field(min_length=1, max_length=100, examples=["Wakamatsu-ku"])
-    address: str = Field(min_length=1, max_length=500)
+    ward: Code = Field(examples=["Wakamatsu-ku"])
+    address: Address
     contact: ContactIn
 
 
 class PositionIn(Strict):
-    cohort_id: str
-    company_id: str | None = Field(
+    cohort_id: CohortId
+    company_id: CompanyId | None = Field(
         default=None, description="Only for a coordinator acting for a company."
     )
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=5000)
+    title: Name
+    description: Description = ""
     track: Track
-    capacity: int = Field(ge=1, le=100)
-    required_skills: list[str] = Field(default_factory=list, max_length=30)
+    capacity: int = Field(ge=1, le=MAX_CAPACITY, strict=True)
+    required_skills: list[Skill] = Field(default_factory=list, max_length=MAX_REQUIRED_SKILLS)
     min_jlpt: JLPTLevel | None = None
     min_english: EnglishLevel | None = None
-    paid: bool
-    start_date: date
-    end_date: date
-    location: str = Field(min_length=1, max_length=300)
+    paid: Flag
+    start_date: Day = Field(description="Not in the past, within five years.")
+    end_date: Day = Field(description="After start_date, at most a year later.")
+    location: Location
 
     @field_validator("required_skills")
     @classmethod
@@ -91,25 +108,32 @@ class PositionIn(Strict):
 
     @model_validator(mode="after")
     def _dates(self) -> PositionIn:
+        today = datetime.now(UTC).date()
+        if self.start_date < today:
+            raise ValueError(f"start_date must not be in the past (today is {today})")
+        if self.start_date > today + timedelta(days=MAX_POSITION_LEAD_DAYS):
+            raise ValueError("start_date must be within five years")
         if self.end_date <= self.start_date:
             raise ValueError("end_date must be after start_date")
+        if (self.end_date - self.start_date).days > MAX_POSITION_DAYS:
+            raise ValueError("a position may last at most a year (end_date - start_date)")
         return self
 
 
 class StudentIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     email: EmailStr
-    university: str = TAIPEI_TECH
-    department: str = Field(min_length=1, max_length=200)
-    degree_program: str = Field(min_length=1, max_length=100, examples=["bachelor", "master"])
-    graduation_year: int = Field(ge=2024, le=2040)
+    university: Name = TAIPEI_TECH
+    department: Name
+    degree_program: Code = Field(examples=["bachelor", "master"])
+    graduation_year: int = Field(ge=2024, le=2040, strict=True)
     jlpt_level: JLPTLevel | None = None
     english_level: EnglishLevel | None = None
-    skills: list[str] = Field(default_factory=list, max_length=50)
-    available_from: date
-    available_to: date
+    skills: list[Skill] = Field(default_factory=list, max_length=MAX_STUDENT_SKILLS)
+    available_from: Day
+    available_to: Day
     preferred_language: Language = Language.ZH_TW
-    consent_to_data_use: bool
+    consent_to_data_use: Flag
 
     @field_validator("skills")
     @classmethod
@@ -120,19 +144,22 @@ class StudentIn(Strict):
     def _dates(self) -> StudentIn:
         if self.available_to <= self.available_from:
             raise ValueError("available_to must be after available_from")
+        if (self.available_to - self.available_from).days > MAX_AVAILABILITY_DAYS:
+            raise ValueError("availability may span at most three years")
         return self
 
 
 def distinct(value: list[str], what: str) -> list[str]:
-    dupes = sorted({v for v in value if value.count(v) > 1})
-    if dupes:
-        raise ValueError(f"each {what} may be ranked once; repeated: {', '.join(dupes)}")
+    repeated = first_repeated(value)
+    if repeated:
+        shown = ", ".join(repeated[:10]) + (" ..." if len(repeated) > 10 else "")
+        raise ValueError(f"each {what} may be ranked once; repeated: {shown}")
     return value
 
 
 class ApplicationEdit(Strict):
-    ranked_position_ids: list[str] = Field(min_length=1, max_length=MAX_RANKED_POSITIONS)
-    motivation: str = Field(default="", max_length=4000)
+    ranked_position_ids: list[Id] = Field(min_length=1, max_length=MAX_RANKED_POSITIONS)
+    motivation: Motivation = ""
 
     @field_validator("ranked_position_ids")
     @classmethod
@@ -141,11 +168,11 @@ class ApplicationEdit(Strict):
 
 
 class ApplicationIn(ApplicationEdit):
-    cohort_id: str
+    cohort_id: CohortId
 
 
 class RankingIn(Strict):
-    ranked_student_ids: list[str] = Field(min_length=1)
+    ranked_student_ids: list[StudentId] = Field(min_length=1, max_length=MAX_RANKED_APPLICANTS)
 
     @field_validator("ranked_student_ids")
     @classmethod
@@ -154,13 +181,16 @@ class RankingIn(Strict):
 
 
 def normalise_skills(skills: list[str]) -> list[str]:
-    """Lower-case, trimmed, de-duplicated, order kept: skills compare by name."""
-    seen: list[str] = []
+    """Lower-case, trimmed, de-duplicated, order kept: skills compare by name. (Lower-casing
+    can lengthen a few letters, e.g. 'İ', so the bound is checked again after it.)"""
+    seen: dict[str, None] = {}
     for skill in skills:
         s = skill.strip().lower()
-        if s and s not in seen:
-            seen.append(s)
-    return seen
+        if len(s) > MAX_SKILL:
+            raise ValueError(f"each skill may have at most {MAX_SKILL} characters")
+        if s:
+            seen[s] = None
+    return list(seen)
 
 
 def window_is_open(cohort: dict, now: datetime) -> bool:

@@ -33,6 +33,7 @@ from shared.events import (
     PositionClosed,
     PositionPublished,
 )
+from shared.events.contacts import contact_key
 from shared.ids import new_id
 from shared.mongo import Session
 from shared.outbox import Outbox
@@ -96,7 +97,8 @@ class ApplicationsStore:
             "registered_at": utcnow(),
         }
         await self.companies.insert_one(doc, session=session)
-        await self.outbox.add_contact(session, doc["_id"], self._company_contact(doc))
+        contact = self._company_contact(doc)
+        await self.outbox.add_contact(session, contact.key, contact)
         return doc
 
     async def decide_company(self, session: Session, company_id: str, status: CompanyStatus) -> Doc:
@@ -194,17 +196,14 @@ class ApplicationsStore:
     async def upsert_student(self, session: Session, student_id: str, body: StudentIn) -> Doc:
         doc = {"_id": student_id, **body.model_dump(mode="json"), "updated_at": utcnow()}
         await self.students.replace_one({"_id": student_id}, doc, upsert=True, session=session)
-        await self.outbox.add_contact(
-            session,
-            student_id,
-            ContactRecord(
-                party_id=student_id,
-                party_type="student",
-                name=body.name,
-                email=body.email,
-                preferred_language=body.preferred_language,
-            ),
+        contact = ContactRecord(
+            party_id=student_id,
+            party_type="student",
+            name=body.name,
+            email=body.email,
+            preferred_language=body.preferred_language,
         )
+        await self.outbox.add_contact(session, contact.key, contact)
         return doc
 
     async def get_student(self, student_id: str, session: Session | None = None) -> Doc:
@@ -224,7 +223,7 @@ class ApplicationsStore:
         await self.rankings.update_many(
             {}, {"$pull": {"ranked_student_ids": student_id}}, session=session
         )
-        await self.outbox.add_contact(session, student_id, None)
+        await self.outbox.add_contact(session, contact_key("student", student_id), None)
         return deleted.deleted_count
 
     # applications --------------------------------------------------------------------------

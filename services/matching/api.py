@@ -10,14 +10,15 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.matching.store import MatchingStore, pair_docs, replay
-from shared.auth import Principal, Role, current_principal, require
+from shared.auth import Principal, Role, require
+from shared.bounds import MAX_RESPOND_WITHIN_HOURS, CohortId, Id, Seed
 from shared.documents import to_response
-from shared.errors import forbidden, not_found
+from shared.errors import not_found
 from shared.events.vocabulary import Party
 from shared.mongo import in_transaction
 
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
-AnyPrincipal = Annotated[Principal, Depends(current_principal)]
+Participant = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.COMPANY, Role.STUDENT))]
 Answerer = Annotated[Principal, Depends(require(Role.STUDENT, Role.COMPANY))]
 
 
@@ -31,14 +32,18 @@ Store = Annotated[MatchingStore, Depends(store_of)]
 class RoundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cohort_id: str
-    seed: int | None = Field(
+    cohort_id: CohortId
+    seed: Seed | None = Field(
         default=None,
-        ge=0,
-        description="Tie-break seed; a random one is drawn and stored if absent.",
+        strict=True,
+        description="Tie-break seed (0 to 2^63-1); a random one is drawn and stored if absent.",
     )
     respond_within_hours: float | None = Field(
-        default=None, gt=0, description="Deadline for both sides' answers (default from settings)."
+        default=None,
+        gt=0,
+        le=MAX_RESPOND_WITHIN_HOURS,
+        allow_inf_nan=False,
+        description="Deadline for both sides' answers, at most 90 days (default from settings).",
     )
 
 
@@ -62,7 +67,7 @@ async def start_round(
 
 @rounds.get("")
 async def list_rounds(
-    _: Coordinator, store: Store, cohort_id: str | None = None
+    _: Coordinator, store: Store, cohort_id: CohortId | None = None
 ) -> list[dict[str, Any]]:
     query = {"cohort_id": cohort_id} if cohort_id else {}
     docs = await store.rounds.find(query).sort([("cohort_id", 1), ("number", 1)]).to_list()
@@ -70,20 +75,23 @@ async def list_rounds(
 
 
 @rounds.get("/{round_id}", summary="A round's result, certificate and statistics")
-async def get_round(round_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def get_round(round_id: Id, _: Coordinator, store: Store) -> dict[str, Any]:
     return to_response(await store.get_round(round_id), hide=("input", "exclusions"))
 
 
 @rounds.get("/{round_id}/exclusions", summary="Pairs left out before matching, with reasons")
 async def list_exclusions(
-    round_id: str, _: Coordinator, store: Store, reason: str | None = None
+    round_id: Id,
+    _: Coordinator,
+    store: Store,
+    reason: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[dict[str, Any]]:
     exclusions = (await store.get_round(round_id))["exclusions"]
     return [e for e in exclusions if reason is None or e["reason"] == reason]
 
 
 @rounds.post("/{round_id}/replay", summary="Re-run a round from its stored input and seed")
-async def replay_round(round_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def replay_round(round_id: Id, _: Coordinator, store: Store) -> dict[str, Any]:
     doc = await store.get_round(round_id)
     round_input, result = replay(doc)
     return {
@@ -101,18 +109,28 @@ proposals = APIRouter(prefix="/proposals", tags=["proposals"])
 
 
 def visible_query(principal: Principal) -> dict[str, Any]:
+    """What the caller may see: its own as a student or company, everything as coordinator."""
     if principal.role is Role.STUDENT:
         return {"student_id": principal.sub}
     if principal.role is Role.COMPANY:
         return {"company_id": principal.sub}
-    return {}
+    if principal.is_coordinator:
+        return {}
+    raise AssertionError(f"no visibility rule for role {principal.role}")  # Participant only
+
+
+def view(doc: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """A student sees the position, not the company's id (company ids are not theirs to
+    collect); the position's company names are on GET /positions/{id}."""
+    hide = ("company_id",) if principal.role is Role.STUDENT else ()
+    return to_response(doc, hide=hide)
 
 
 @proposals.get("")
 async def list_proposals(
-    principal: AnyPrincipal,
+    principal: Participant,
     store: Store,
-    cohort_id: str | None = None,
+    cohort_id: CohortId | None = None,
     status_: Annotated[
         str | None, Query(alias="status", pattern="^(proposed|confirmed|declined|expired)$")
     ] = None,
@@ -123,15 +141,15 @@ async def list_proposals(
     if status_:
         query["status"] = status_
     docs = await store.proposals.find(query).sort("proposed_at", 1).to_list()
-    return [to_response(d) for d in docs]
+    return [view(d, principal) for d in docs]
 
 
 @proposals.get("/{proposal_id}")
-async def get_proposal(proposal_id: str, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
+async def get_proposal(proposal_id: Id, principal: Participant, store: Store) -> dict[str, Any]:
     doc = await store.get_proposal(proposal_id)
     if any(doc.get(k) != v for k, v in visible_query(principal).items()):
         raise not_found("proposal", proposal_id)
-    return to_response(doc)
+    return view(doc, principal)
 
 
 async def answer(
@@ -140,21 +158,21 @@ async def answer(
     proposal = await store.get_proposal(proposal_id)
     party = Party.STUDENT if principal.role is Role.STUDENT else Party.COMPANY
     if proposal[f"{party.value}_id"] != principal.sub:
-        raise forbidden(f"this proposal is not addressed to {party.value} {principal.sub!r}")
+        raise not_found("proposal", proposal_id)  # not addressed to the caller
     at = datetime.now(UTC)
     doc = await in_transaction(
         store.db.client, lambda s: store.answer(s, proposal_id, party, accept, at)
     )
-    return to_response(doc)
+    return view(doc, principal)
 
 
 @proposals.post("/{proposal_id}/accept", summary="Accept a proposal (the student or the company)")
-async def accept(proposal_id: str, principal: Answerer, store: Store) -> dict[str, Any]:
+async def accept(proposal_id: Id, principal: Answerer, store: Store) -> dict[str, Any]:
     return await answer(proposal_id, principal, store, accept=True)
 
 
 @proposals.post("/{proposal_id}/decline", summary="Decline a proposal (the student or the company)")
-async def decline(proposal_id: str, principal: Answerer, store: Store) -> dict[str, Any]:
+async def decline(proposal_id: Id, principal: Answerer, store: Store) -> dict[str, Any]:
     return await answer(proposal_id, principal, store, accept=False)
 
 
@@ -163,21 +181,20 @@ placements = APIRouter(prefix="/placements", tags=["placements"])
 
 @placements.get("")
 async def list_placements(
-    principal: AnyPrincipal, store: Store, cohort_id: str | None = None
+    principal: Participant, store: Store, cohort_id: CohortId | None = None
 ) -> list[dict[str, Any]]:
     query = visible_query(principal)
     if cohort_id:
         query["cohort_id"] = cohort_id
-    return [
-        to_response(d) for d in await store.placements.find(query).sort("confirmed_at", 1).to_list()
-    ]
+    docs = await store.placements.find(query).sort("confirmed_at", 1).to_list()
+    return [view(d, principal) for d in docs]
 
 
 cohorts = APIRouter(prefix="/cohorts", tags=["statistics"])
 
 
 @cohorts.get("/{cohort_id}/statistics", summary="Matched, confirmed, declined, expired, by sector")
-async def cohort_statistics(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def cohort_statistics(cohort_id: CohortId, _: Coordinator, store: Store) -> dict[str, Any]:
     by_status: dict[str, int] = {}
     by_sector: dict[str, dict[str, int]] = {}
     async for p in store.proposals.find({"cohort_id": cohort_id}):

@@ -177,9 +177,10 @@ class Deliverer:
                 "preferred_language": self.policy.coordinator_language,
             }
         else:
-            if await self.store.erasures.find_one({"_id": recipient_id}):
+            kind = message["recipient_kind"]
+            if await self.store.is_erased(kind, recipient_id):
                 return None, {"why": "recipient erased"}
-            contact = await self.store.contacts.find_one({"_id": recipient_id})
+            contact = await self.store.contact(kind, recipient_id)
             if contact is None:
                 raise TransientDeliveryError(f"no contact yet for {recipient_id}")
         data = message["data"]
@@ -190,7 +191,7 @@ class Deliverer:
                 raise TransientDeliveryError(f"no facts yet for position {data['position_id']}")
         student_name = None
         if "student_id" in data and recipient_id != data["student_id"]:
-            student = await self.store.contacts.find_one({"_id": data["student_id"]})
+            student = await self.store.contact("student", data["student_id"])
             student_name = student["name"] if student else None
         language = language_of(contact.get("preferred_language"))
         context = build_context(

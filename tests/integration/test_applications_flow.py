@@ -81,9 +81,10 @@ async def test_submit_stores_and_publishes_a_cloudevent(service, mongo, infra: I
 async def test_contact_goes_to_the_restricted_topic_only(service, infra: Infra) -> None:
     driver, settings = service
     student = await driver.student(language="ja")
+    key = f"student:{student}".encode()  # keyed by role and id
     async with TopicReader(infra.kafka_bootstrap, settings.topic("contacts")) as reader:
-        records = await reader.wait_for(lambda rs: any(r.key == student.encode() for r in rs))
-    value = json.loads(next(r for r in records if r.key == student.encode()).value)
+        records = await reader.wait_for(lambda rs: any(r.key == key for r in rs))
+    value = json.loads(next(r for r in records if r.key == key).value)
     assert value["email"] == f"{student}@example.tw"
     assert value["preferred_language"] == "ja"
 
@@ -286,25 +287,26 @@ class TestValidationAndOwnership:
             f"/applications/{application['id']}", headers=driver.auth(Role.STUDENT, bob)
         )
         assert r.status_code == 404
-        # Nor her profile.
+        # Nor her profile: it does not exist for him either.
         r = await driver.client.get(f"/students/{alice}", headers=driver.auth(Role.STUDENT, bob))
-        assert r.status_code == 403
+        assert r.status_code == 404
         # A student may not publish positions.
         r = await driver.client.post(
             "/positions", headers=driver.auth(Role.STUDENT, alice), json={}
         )
         assert r.status_code == 403
         assert "student" in self.reason(r)["reason"]
-        # Another company may not close this company's position or see its applicants.
+        # Another company may not close this company's position or see its applicants: for it
+        # the position does not exist.
         other = await driver.company()
         r = await driver.client.post(
             f"/positions/{ctx['position']}/close", headers=driver.auth(Role.COMPANY, other)
         )
-        assert r.status_code == 403
+        assert r.status_code == 404
         r = await driver.client.get(
             f"/positions/{ctx['position']}/applicants", headers=driver.auth(Role.COMPANY, other)
         )
-        assert r.status_code == 403
+        assert r.status_code == 404
         # A company sees only its own positions; students see every position.
         listed = await driver.call("GET", "/positions", driver.auth(Role.COMPANY, other))
         assert ctx["position"] not in {p["id"] for p in listed}
@@ -315,14 +317,15 @@ class TestValidationAndOwnership:
         r = await driver.client.get(
             f"/positions?company_id={ctx['company']}", headers=driver.auth(Role.COMPANY, other)
         )
-        assert r.status_code == 403
+        assert r.status_code == 404
         listed = await driver.call("GET", "/positions", driver.auth(Role.STUDENT, bob))
         assert ctx["position"] in {p["id"] for p in listed}
-        # The owning company can read the application to its position.
+        # Even the owning company does not read the application (the student's other choices
+        # are not its business): it sees its applicants at /positions/{id}/applicants.
         r = await driver.client.get(
             f"/applications/{application['id']}", headers=driver.auth(Role.COMPANY, ctx["company"])
         )
-        assert r.status_code == 200
+        assert r.status_code == 403
         # No token at all.
         r = await driver.client.get(f"/applications/{application['id']}")
         assert r.status_code == 401

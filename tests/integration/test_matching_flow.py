@@ -135,9 +135,9 @@ async def test_round_answers_placement_and_residual_round(platform: Platform) ->
     assert b_p1["residence_status"] == "designated_activities"
     assert a_p2["residence_status"] == "temporary_visitor"  # unpaid, 62 days
 
-    # Wrong party, wrong role.
-    await platform.call("POST", f"/proposals/{b_p1['id']}/accept", Role.STUDENT, a, expect=403)
-    await platform.call("POST", f"/proposals/{b_p1['id']}/accept", Role.COMPANY, auto, expect=403)
+    # Wrong party (the proposal does not exist for them), wrong role.
+    await platform.call("POST", f"/proposals/{b_p1['id']}/accept", Role.STUDENT, a, expect=404)
+    await platform.call("POST", f"/proposals/{b_p1['id']}/accept", Role.COMPANY, auto, expect=404)
     await platform.call(
         "POST", f"/proposals/{b_p1['id']}/accept", Role.COORDINATOR, "c", expect=403
     )
