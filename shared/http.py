@@ -5,7 +5,7 @@
 - security headers on every response (nosniff, no framing, no referrer, no caching: every API
   response may carry personal data);
 - an OpenAPI document that describes the real error body `{"detail": [{"field", "reason"}]}`
-  and the 401/403/404/409/413/422 answers each operation can give;
+  and the 400/401/403/404/409/413/422 answers each operation can give;
 - and a service that cannot check tokens (no JWT_SECRET) does not start at all.
 
 The two middlewares are plain ASGI (no BaseHTTPMiddleware): they wrap `receive`/`send` and add
@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response, routing
 from fastapi.routing import APIRoute
+from starlette.routing import compile_path
 
 from shared.errors import ErrorBody, error_response
 from shared.settings import CommonSettings
@@ -43,7 +44,23 @@ def harden(app: FastAPI, settings: CommonSettings) -> None:
     settings.require_jwt_secret()  # raises MissingSecretError with the reason
     app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
     app.add_middleware(SecurityHeaders)  # added last = outermost: the 413 gets the headers too
+    app.add_exception_handler(405, _method_not_allowed)
     document_errors(app)
+
+
+async def _method_not_allowed(request: Request, _exc: Exception) -> Response:
+    """405 with an `Allow` header listing every method of the path (Starlette's names only
+    the first route that matched the path, e.g. POST but not GET for /cohorts)."""
+    path = request.url.path
+    allowed = {
+        method
+        for context in routing.iter_route_contexts(request.app.routes)
+        if context.path_format and compile_path(context.path_format)[0].fullmatch(path)
+        for method in (context.methods or ())
+    }
+    response = error_response(405, f"{request.method} is not allowed here")
+    response.headers["Allow"] = ", ".join(sorted(allowed))
+    return response
 
 
 class BodyLimit:
@@ -118,6 +135,7 @@ class SecurityHeaders:
 
 
 ERROR_DESCRIPTIONS = {
+    400: "The body could not be read: it is not text in UTF-8.",
     401: "No valid bearer token: missing, expired, forged, too long-lived, or its subject is "
     "not an id of its role.",
     403: "The caller's role may not do this (the reason names the roles that may).",
@@ -138,12 +156,11 @@ def document_errors(app: FastAPI) -> None:
             return app.openapi_schema
         schema = generate()
         _add_error_schema(schema)
-        for route in app.routes:
-            if isinstance(route, APIRoute) and route.include_in_schema:
-                for method in route.methods or ():
-                    operation = schema["paths"][route.path_format].get(method.lower())
-                    if operation is not None:
-                        _document_operation(route, method, operation)
+        for path, route in _api_routes(app):
+            for method in route.methods or ():
+                operation = schema["paths"].get(path, {}).get(method.lower())
+                if operation is not None:
+                    _document_operation(route, method, operation)
         schemas = schema["components"]["schemas"]
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
@@ -151,6 +168,17 @@ def document_errors(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
+    """(path, route) of every documented operation, included routers resolved (FastAPI 0.165
+    keeps included routers as wrappers; `iter_route_contexts` is how its OpenAPI walks them)."""
+    found = []
+    for context in routing.iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and route.include_in_schema and context.path_format:
+            found.append((context.path_format, route))
+    return found
 
 
 def _add_error_schema(schema: dict[str, Any]) -> None:
@@ -163,7 +191,8 @@ def _add_error_schema(schema: dict[str, Any]) -> None:
 def _document_operation(route: APIRoute, method: str, operation: dict[str, Any]) -> None:
     """Which errors an operation can answer follows from what it takes and who may call it:
     401 with a token, 403 with a role check, 404 and 422 with any input (ids, filters, body),
-    409 for writes, 413 for every request (the body limit applies before routing)."""
+    400 with a body (bytes that are not UTF-8), 409 for writes, 413 for every request (the
+    body limit applies before routing)."""
     takes_input = bool(operation.get("parameters")) or "requestBody" in operation
     codes = [413]
     if operation.get("security"):
@@ -172,14 +201,17 @@ def _document_operation(route: APIRoute, method: str, operation: dict[str, Any])
         codes.append(403)
     if takes_input:
         codes += [404, 422]
+    if "requestBody" in operation:
+        codes.append(400)
     if method not in ("GET", "HEAD"):
         codes.append(409)
     responses = operation.setdefault("responses", {})
-    for code in sorted(codes):
+    for code in codes:
         responses[str(code)] = {
             "description": ERROR_DESCRIPTIONS[code],
             "content": {"application/json": {"schema": _ERROR_REF}},
         }
+    operation["responses"] = dict(sorted(responses.items()))
 
 
 def _has_role_check(route: APIRoute) -> bool:

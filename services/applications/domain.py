@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
 from shared.bounds import (
     MAX_CAPACITY,
@@ -56,11 +56,13 @@ class CohortIn(Strict):
     application_opens: Moment
     application_closes: Moment
 
-    @model_validator(mode="after")
-    def _window(self) -> CohortIn:
-        if self.application_closes <= self.application_opens:
+    @field_validator("application_closes")
+    @classmethod
+    def _window(cls, closes: datetime, info: ValidationInfo) -> datetime:
+        opens = info.data.get("application_opens")
+        if opens is not None and closes <= opens:
             raise ValueError("application_closes must be after application_opens")
-        return self
+        return closes
 
 
 class CompanyStatus(StrEnum):
@@ -106,18 +108,25 @@ class PositionIn(Strict):
     def _skills(cls, value: list[str]) -> list[str]:
         return normalise_skills(value)
 
-    @model_validator(mode="after")
-    def _dates(self) -> PositionIn:
+    @field_validator("start_date")
+    @classmethod
+    def _start(cls, start: date) -> date:
         today = datetime.now(UTC).date()
-        if self.start_date < today:
+        if start < today:
             raise ValueError(f"start_date must not be in the past (today is {today})")
-        if self.start_date > today + timedelta(days=MAX_POSITION_LEAD_DAYS):
+        if start > today + timedelta(days=MAX_POSITION_LEAD_DAYS):
             raise ValueError("start_date must be within five years")
-        if self.end_date <= self.start_date:
+        return start
+
+    @field_validator("end_date")
+    @classmethod
+    def _end(cls, end: date, info: ValidationInfo) -> date:
+        start = info.data.get("start_date")
+        if start is not None and end <= start:
             raise ValueError("end_date must be after start_date")
-        if (self.end_date - self.start_date).days > MAX_POSITION_DAYS:
+        if start is not None and (end - start).days > MAX_POSITION_DAYS:
             raise ValueError("a position may last at most a year (end_date - start_date)")
-        return self
+        return end
 
 
 class StudentIn(Strict):
@@ -140,13 +149,15 @@ class StudentIn(Strict):
     def _skills(cls, value: list[str]) -> list[str]:
         return normalise_skills(value)
 
-    @model_validator(mode="after")
-    def _dates(self) -> StudentIn:
-        if self.available_to <= self.available_from:
+    @field_validator("available_to")
+    @classmethod
+    def _dates(cls, to: date, info: ValidationInfo) -> date:
+        start = info.data.get("available_from")
+        if start is not None and to <= start:
             raise ValueError("available_to must be after available_from")
-        if (self.available_to - self.available_from).days > MAX_AVAILABILITY_DAYS:
+        if start is not None and (to - start).days > MAX_AVAILABILITY_DAYS:
             raise ValueError("availability may span at most three years")
-        return self
+        return to
 
 
 def distinct(value: list[str], what: str) -> list[str]:

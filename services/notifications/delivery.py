@@ -108,8 +108,11 @@ class Deliverer:
                 raise
             except Exception:
                 log.exception("delivery pass failed")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that coincides with a wake-up, and the service then never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.policy.poll_seconds)
+                async with asyncio.timeout(self.policy.poll_seconds):
+                    await self._wake.wait()
 
     async def deliver_due(self) -> int:
         handled = 0
