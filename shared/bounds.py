@@ -35,6 +35,9 @@ MAX_STUDENT_SKILLS = 50
 MAX_REQUIRED_SKILLS = 30
 MAX_RANKED_POSITIONS = 10
 MAX_RANKED_APPLICANTS = 1000
+# Lists of ids an event carries about many aggregates (a company's closed positions, a round's
+# unmatched applications): far above any real cohort, far below the broker's message size.
+MAX_LISTED_IDS = 10_000
 MAX_CAPACITY = 100
 MAX_DESCRIPTION = 5000
 MAX_MOTIVATION = 4000

@@ -16,6 +16,13 @@ from starlette.exceptions import HTTPException
 class ErrorItem(BaseModel):
     field: str | None = Field(description="The input that was refused (dotted path), if any.")
     reason: str = Field(description="Why, in words a person can act on.")
+    # A 409 from a state machine says where the thing stands and where it could go.
+    current_state: str | None = Field(
+        default=None, description="409 from a lifecycle: the current state."
+    )
+    allowed: list[str] | None = Field(
+        default=None, description="409 from a lifecycle: the states or actions allowed now."
+    )
 
 
 class ErrorBody(BaseModel):
@@ -27,11 +34,20 @@ class ErrorBody(BaseModel):
 class DomainError(Exception):
     """A rule was broken by the request. Carries the HTTP status, the field and the reason."""
 
-    def __init__(self, reason: str, *, field: str | None = None, status_code: int = 422) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        field: str | None = None,
+        status_code: int = 422,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.field = field
         self.status_code = status_code
+        # More facts for the client, e.g. a 409's current state and allowed next states.
+        self.extra = extra or {}
 
 
 def not_found(what: str, ident: str) -> DomainError:
@@ -44,8 +60,10 @@ def forbidden(reason: str) -> DomainError:
     return DomainError(reason, status_code=status.HTTP_403_FORBIDDEN)
 
 
-def conflict(reason: str, field: str | None = None) -> DomainError:
-    return DomainError(reason, field=field, status_code=status.HTTP_409_CONFLICT)
+def conflict(
+    reason: str, field: str | None = None, extra: dict[str, Any] | None = None
+) -> DomainError:
+    return DomainError(reason, field=field, status_code=status.HTTP_409_CONFLICT, extra=extra)
 
 
 def _body(errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -76,7 +94,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse(
             status_code=exc.status_code,
-            content=_body([{"field": exc.field, "reason": exc.reason}]),
+            content=_body([{"field": exc.field, "reason": exc.reason, **exc.extra}]),
         )
 
     @app.exception_handler(RequestValidationError)

@@ -145,6 +145,7 @@ ERROR_DESCRIPTIONS = {
     422: "Invalid input: each item names the field and the reason.",
 }
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+HEALTH_503 = "Not live or not ready: the report says which part (a probe's answer, not an error)."
 
 
 def document_errors(app: FastAPI) -> None:
@@ -160,7 +161,7 @@ def document_errors(app: FastAPI) -> None:
             for method in route.methods or ():
                 operation = schema["paths"].get(path, {}).get(method.lower())
                 if operation is not None:
-                    _document_operation(route, method, operation)
+                    _document_operation(route, path, method, operation)
         schemas = schema["components"]["schemas"]
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
@@ -188,7 +189,9 @@ def _add_error_schema(schema: dict[str, Any]) -> None:
     schemas["ErrorBody"] = body
 
 
-def _document_operation(route: APIRoute, method: str, operation: dict[str, Any]) -> None:
+def _document_operation(
+    route: APIRoute, path: str, method: str, operation: dict[str, Any]
+) -> None:
     """Which errors an operation can answer follows from what it takes and who may call it:
     401 with a token, 403 with a role check, 404 and 422 with any input (ids, filters, body),
     400 with a body (bytes that are not UTF-8), 409 for writes, 413 for every request (the
@@ -197,8 +200,10 @@ def _document_operation(route: APIRoute, method: str, operation: dict[str, Any])
     codes = [413]
     if operation.get("security"):
         codes.append(401)
-    if _has_role_check(route):
+    roles = _roles(route)
+    if roles:
         codes.append(403)
+        operation["x-roles"] = roles  # who may call it (clients and tests read this)
     if takes_input:
         codes += [404, 422]
     if "requestBody" in operation:
@@ -206,6 +211,9 @@ def _document_operation(route: APIRoute, method: str, operation: dict[str, Any])
     if method not in ("GET", "HEAD"):
         codes.append(409)
     responses = operation.setdefault("responses", {})
+    if path.startswith("/health/") and "200" in responses:
+        # A probe answers 503 with the same report when the service is not live or ready.
+        responses["503"] = {**responses["200"], "description": HEALTH_503}
     for code in codes:
         responses[str(code)] = {
             "description": ERROR_DESCRIPTIONS[code],
@@ -214,11 +222,13 @@ def _document_operation(route: APIRoute, method: str, operation: dict[str, Any])
     operation["responses"] = dict(sorted(responses.items()))
 
 
-def _has_role_check(route: APIRoute) -> bool:
+def _roles(route: APIRoute) -> list[str]:
+    """The roles a `shared.auth.require(...)` dependency of the route admits ([] if none)."""
     pending = list(route.dependant.dependencies)
     while pending:
         dependency = pending.pop()
-        if getattr(dependency.call, "roles", None):
-            return True
+        roles = getattr(dependency.call, "roles", None)
+        if roles:
+            return [str(role) for role in roles]
         pending.extend(dependency.dependencies)
-    return False
+    return []

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
@@ -31,23 +30,33 @@ from shared.bounds import (
     first_repeated,
 )
 from shared.errors import DomainError, conflict
-from shared.events.vocabulary import EnglishLevel, JLPTLevel, Language, Sector, Track
+from shared.events.timezones import TimeZoneName
+from shared.events.vocabulary import (
+    CohortState,
+    CompanyStatus,
+    EnglishLevel,
+    JLPTLevel,
+    Language,
+    Sector,
+    Track,
+)
 
 TAIPEI_TECH = "National Taipei University of Technology"
 # A position lasts at most a year and starts within five years; availability spans at most three.
 MAX_POSITION_DAYS = 366
 MAX_POSITION_LEAD_DAYS = 5 * 366
 MAX_AVAILABILITY_DAYS = 3 * 366
+# Far above any host company (a handful each), far below what one event can list.
+MAX_OPEN_POSITIONS = 200
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class CohortState(StrEnum):
-    PLANNED = "planned"
-    OPEN = "open"
-    CLOSED = "closed"
+# Deadlines are shown in each party's own zone; stored per party, never guessed from language.
+STUDENT_TIME_ZONE = "Asia/Taipei"
+COMPANY_TIME_ZONE = "Asia/Tokyo"
 
 
 class CohortIn(Strict):
@@ -65,16 +74,11 @@ class CohortIn(Strict):
         return closes
 
 
-class CompanyStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-
-
 class ContactIn(Strict):
     name: Name
     email: EmailStr
     preferred_language: Language = Language.JA
+    time_zone: TimeZoneName = COMPANY_TIME_ZONE
 
 
 class CompanyIn(Strict):
@@ -142,6 +146,7 @@ class StudentIn(Strict):
     available_from: Day
     available_to: Day
     preferred_language: Language = Language.ZH_TW
+    time_zone: TimeZoneName = STUDENT_TIME_ZONE
     consent_to_data_use: Flag
 
     @field_validator("skills")
@@ -257,6 +262,17 @@ def check_company_can_publish(company: dict) -> None:
         raise conflict(
             f"company {company['_id']!r} is {company['status']}; the coordinator must approve "
             "it before it can publish positions",
+            field="company_id",
+        )
+
+
+def check_open_positions(open_now: int) -> None:
+    """A company's open positions are bounded: rejecting or suspending it closes them all in
+    one transaction and lists them in one company-status-changed event."""
+    if open_now >= MAX_OPEN_POSITIONS:
+        raise conflict(
+            f"a company may have at most {MAX_OPEN_POSITIONS} open positions at a time; "
+            "close one before publishing another",
             field="company_id",
         )
 

@@ -13,9 +13,11 @@ from services.matching.store import MatchingStore
 from shared.bounds import MAX_RESPOND_WITHIN_HOURS
 from shared.events import (
     MatchAccepted,
+    MatchCancelled,
     MatchDeclined,
     MatchExpired,
     MatchProposed,
+    PlacementCancelled,
     PlacementConfirmed,
     RoundCompleted,
 )
@@ -49,6 +51,8 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             MatchExpired,
             PlacementConfirmed,
             RoundCompleted,
+            MatchCancelled,
+            PlacementCancelled,
         ],
     )
     store = MatchingStore(runtime.db, runtime.outbox)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.bounds import (
     MAX_CAPACITY,
+    MAX_LISTED_IDS,
     MAX_RANKED_APPLICANTS,
     MAX_RANKED_POSITIONS,
     MAX_REQUIRED_SKILLS,
@@ -36,13 +37,21 @@ from shared.bounds import (
     Year,
 )
 from shared.events.vocabulary import (
+    CohortState,
+    CompanyStatus,
     EnglishLevel,
     JLPTLevel,
+    MatchCancelReason,
     Party,
+    PlacementCancelReason,
+    PositionClosedReason,
     ResidenceStatus,
     Sector,
     Track,
 )
+
+# A coordinator's reference into the city's own case file: a code, never free text.
+NOTE_CODE = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$"
 
 
 class EventData(BaseModel):
@@ -90,6 +99,8 @@ class PositionClosed(EventData):
     cohort_id: Id
     company_id: Id
     closed_at: Moment
+    # Added compatibly: why it closed (None from producers before v1.1 means `closed`).
+    reason: PositionClosedReason | None = None
 
 
 class ApplicationSubmitted(EventData):
@@ -120,7 +131,10 @@ class ApplicationWithdrawn(EventData):
     application_id: Id
     cohort_id: Id
     student_id: Id
-    reason: Code = Field(description="`withdrawn` by the student, `replaced` by an edit, `erased`.")
+    reason: Code = Field(
+        description="`withdrawn` by the student, `replaced` by an edit, `erased`, or "
+        "`consent_withdrawn` (the student withdrew consent to data use)."
+    )
     replaced_by: Id | None = None
     withdrawn_at: Moment
 
@@ -153,6 +167,9 @@ class MatchProposed(EventData):
     residence_status: ResidenceStatus
     respond_by: Moment
     proposed_at: Moment
+    # Added compatibly: the application the proposal answers (lets the applications service
+    # keep one truthful status per application).
+    application_id: Id | None = None
 
 
 class _ProposalAnswer(EventData):
@@ -164,6 +181,8 @@ class _ProposalAnswer(EventData):
     student_id: Id
     position_id: Id
     company_id: Id
+    # Added compatibly, as on match-proposed.
+    application_id: Id | None = None
 
 
 class MatchAccepted(_ProposalAnswer):
@@ -207,6 +226,101 @@ class PlacementConfirmed(EventData):
     end_date: Day
     residence_status: ResidenceStatus
     confirmed_at: Moment
+    # Added compatibly, as on match-proposed.
+    application_id: Id | None = None
+
+
+class MatchCancelled(EventData):
+    """A pending proposal lost its ground (company rejected or suspended, position closed,
+    application withdrawn, student erased, consent withdrawn, or the coordinator cancelled
+    it). Its seat is free for the next round; it can no longer be answered."""
+
+    event_name = "match-cancelled"
+    key_field = "proposal_id"
+
+    proposal_id: Id
+    round_id: Id
+    cohort_id: Id
+    student_id: Id
+    position_id: Id
+    company_id: Id
+    application_id: Id
+    sector: Sector
+    reason: MatchCancelReason
+    cancelled_at: Moment
+
+
+class PlacementCancelled(EventData):
+    """A confirmed placement was cancelled: by the coordinator with a reason, or by the
+    platform when a withdrawal or erasure crossed the confirmation. The seat is free."""
+
+    event_name = "placement-cancelled"
+    key_field = "placement_id"
+
+    placement_id: Id
+    proposal_id: Id
+    round_id: Id
+    cohort_id: Id
+    student_id: Id
+    position_id: Id
+    company_id: Id
+    application_id: Id
+    sector: Sector
+    reason: PlacementCancelReason
+    note_code: str | None = Field(default=None, max_length=40, pattern=NOTE_CODE)
+    cancelled_at: Moment
+
+
+class CohortStateChanged(EventData):
+    """One step of a cohort's lifecycle (see `COHORT_TRANSITIONS`); `from_state` is None
+    when the cohort is created."""
+
+    event_name = "cohort-state-changed"
+    key_field = "cohort_id"
+
+    cohort_id: Id
+    from_state: CohortState | None = None
+    to_state: CohortState
+    application_opens: Moment
+    application_closes: Moment
+    # The round that moved the cohort to `matching`, when a round did.
+    round_id: Id | None = None
+    changed_at: Moment
+
+
+class CompanyStatusChanged(EventData):
+    """The coordinator approved, rejected or suspended a host company. Rejecting or
+    suspending closes its open positions (listed here; each also has its position-closed)."""
+
+    event_name = "company-status-changed"
+    key_field = "company_id"
+
+    company_id: Id
+    status: CompanyStatus
+    previous_status: CompanyStatus | None = None
+    sector: Sector
+    closed_position_ids: list[Id] = Field(default_factory=list, max_length=MAX_LISTED_IDS)
+    changed_at: Moment
+
+
+class StudentProfileUpdated(EventData):
+    """A student's matching-relevant profile facts changed (no name, no contact data), so
+    that matching decides on current facts, not on the copy in application-submitted."""
+
+    event_name = "student-profile-updated"
+    key_field = "student_id"
+
+    student_id: Id
+    department: Name
+    degree_program: Code
+    graduation_year: Year
+    jlpt_level: JLPTLevel | None = None
+    english_level: EnglishLevel | None = None
+    skills: list[Skill] = Field(default_factory=list, max_length=MAX_STUDENT_SKILLS)
+    available_from: Day
+    available_to: Day
+    consent_to_data_use: Flag
+    updated_at: Moment
 
 
 class SectorCount(BaseModel):
@@ -215,6 +329,13 @@ class SectorCount(BaseModel):
     sector: Sector
     proposed: Count
     seats: Count
+
+
+class ApplicationRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    application_id: Id
+    student_id: Id
 
 
 class RoundCompleted(EventData):
@@ -235,6 +356,11 @@ class RoundCompleted(EventData):
     stable: Flag
     by_sector: list[SectorCount] = Field(default_factory=list, max_length=50)
     completed_at: Moment
+    # Added compatibly: the applications this round left without a proposal (ids only), so
+    # that their status can say `not_matched` and the students can be told what comes next.
+    unmatched_applications: list[ApplicationRef] = Field(
+        default_factory=list, max_length=MAX_LISTED_IDS
+    )
 
 
 CATALOG: dict[str, type[EventData]] = {
@@ -251,6 +377,11 @@ CATALOG: dict[str, type[EventData]] = {
         MatchExpired,
         PlacementConfirmed,
         RoundCompleted,
+        MatchCancelled,
+        PlacementCancelled,
+        CohortStateChanged,
+        CompanyStatusChanged,
+        StudentProfileUpdated,
     )
 }
 

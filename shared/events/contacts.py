@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from shared.bounds import Id, Name, role_id_problem
+from shared.events.timezones import TimeZoneName
 from shared.events.vocabulary import Language
 
 CONTACTS_TOPIC = "contacts"
@@ -32,13 +33,16 @@ class ContactRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     party_id: Id
-    party_type: str = Field(pattern=f"^({'|'.join(PARTY_TYPES)})$")
+    party_type: str = Field(max_length=20, pattern=f"^({'|'.join(PARTY_TYPES)})$")
     name: Name
     email: EmailStr
     preferred_language: Language = Language.EN
     # For companies: the name shown to students, in both languages.
     organisation_ja: Name | None = None
     organisation_en: Name | None = None
+    # Where the party reads their deadlines (IANA name). None: the default for the party type
+    # (students Asia/Taipei, companies and the coordinator Asia/Tokyo).
+    time_zone: TimeZoneName | None = None
 
     @model_validator(mode="after")
     def _id_fits_role(self) -> ContactRecord:

@@ -30,9 +30,16 @@ from services.matching.app import create_app as create_matching
 from services.notifications.app import NotificationsSettings
 from services.notifications.app import create_app as create_notifications
 from shared.auth import ALGORITHM, Role
-from shared.events import ApplicantsRanked, PositionPublished, RoundCompleted, make_event
+from shared.events import (
+    ApplicantsRanked,
+    PositionPublished,
+    RoundCompleted,
+    StudentProfileUpdated,
+    make_event,
+)
 from shared.kafka import dlq_topic
-from tests.driver import ApplicationsDriver
+from shared.outbox import RECORD_OVERHEAD
+from tests.driver import ApplicationsDriver, day
 from tests.infra import Infra, TopicReader, eventually, read_mailbox, running
 from tests.serving import served
 
@@ -120,8 +127,8 @@ def profile(**overrides: Any) -> dict[str, Any]:
         "degree_program": "master",
         "graduation_year": 2028,
         "skills": ["python"],
-        "available_from": "2027-06-15",
-        "available_to": "2027-09-15",
+        "available_from": day("06-15"),
+        "available_to": day("09-15"),
         "consent_to_data_use": True,
         **overrides,
     }
@@ -157,8 +164,8 @@ async def test_an_oversized_profile_is_refused_and_later_applications_still_reac
             "track": "production_line",
             "capacity": 1,
             "paid": False,
-            "start_date": "2027-07-01",
-            "end_date": "2027-08-01",
+            "start_date": day("07-01"),
+            "end_date": day("08-01"),
             "location": "Tobata",
             "required_skills": ["y" * 20_000] * 30,
         },
@@ -175,35 +182,72 @@ async def test_an_oversized_profile_is_refused_and_later_applications_still_reac
     assert ready.status_code == 200 and ready.json()["outbox_relay"] is True
 
 
+def broker_limit_between_profile_and_application(skills: list[str]) -> int:
+    """A broker message limit that a student-profile-updated with these skills fits under,
+    and an application-submitted with the same facts and ten ranked positions does not."""
+    profile_event = make_event(
+        StudentProfileUpdated(
+            student_id="stu-0000",
+            department="Electrical Engineering",
+            degree_program="master",
+            graduation_year=2028,
+            jlpt_level="N2",
+            english_level="B2",
+            skills=skills,
+            available_from=day("06-15"),  # type: ignore[arg-type]
+            available_to=day("09-15"),  # type: ignore[arg-type]
+            consent_to_data_use=True,
+            updated_at=datetime.now(UTC),
+        ),
+        source="/services/applications",
+        subject="stu-0000",
+    )
+    return len(profile_event.to_bytes()) + RECORD_OVERHEAD + 100
+
+
 async def test_an_event_over_the_broker_limit_is_refused_and_never_reaches_the_outbox(
     infra: Infra,
 ) -> None:
-    # A broker that takes at most 2 KB: the largest application the bounds allow is bigger.
+    skills = [f"{i:02d}" + "k" * 18 for i in range(50)]  # 50 x 20 characters
+    limit = broker_limit_between_profile_and_application(skills)
     settings = infra.settings(
-        ApplicationsSettings, tag=f"{TAG}small", database="atk_small", kafka_max_message_bytes=2048
+        ApplicationsSettings, tag=f"{TAG}small", database="atk_small", kafka_max_message_bytes=limit
     )
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
-    outbox = mongo[settings.database]["outbox"]
+    db = mongo[settings.database]
     async with running(create_applications(settings)) as client:
         d = ApplicationsDriver(client, infra)
         cohort = await d.cohort()
-        position = await d.position(await d.company(), cohort)
-        skills = [f"{i:02d}" + "k" * 78 for i in range(50)]  # 50 x 80 characters: 4 KB
+        company = await d.company()
+        positions = [await d.position(company, cohort) for _ in range(10)]
+        # A profile whose student-profile-updated would be over the limit: 422, nothing kept.
+        before = await db["outbox"].count_documents({})
+        r = await client.put(
+            "/students/stu-toolarge",
+            headers=d.auth(Role.STUDENT, "stu-toolarge"),
+            # Within the bounds (50 skills of at most 80 characters), over the broker's limit.
+            json=profile(skills=skills[:40] + [f"{i:02d}" + "x" * 78 for i in range(10)]),
+        )
+        assert r.status_code == 422, r.text
+        assert reason(r)["field"] == "skills", r.text
+        assert f"at most {limit}" in reason(r)["reason"]
+        assert await db["outbox"].count_documents({}) == before
+        assert await db["students"].find_one({"_id": "stu-toolarge"}) is None
+        # A profile that fits, then an application whose event (the same facts and ten ranked
+        # positions) does not: refused, neither the application nor its event kept.
         big = await d.student(skills=skills)
-        before = await outbox.count_documents({})
+        before = await db["outbox"].count_documents({})
         r = await client.post(
             "/applications",
             headers=d.auth(Role.STUDENT, big),
-            json={"cohort_id": cohort, "ranked_position_ids": [position]},
+            json={"cohort_id": cohort, "ranked_position_ids": positions},
         )
         assert r.status_code == 422, r.text
-        assert reason(r)["field"] == "skills"
-        assert "2048" in reason(r)["reason"]
-        assert await outbox.count_documents({}) == before
-        assert await mongo[settings.database]["applications"].count_documents({}) == 0
-        # The next, normal application goes out as usual.
-        small = await d.student()
-        submitted = await d.apply(small, cohort, [position])
+        assert "application-submitted message" in reason(r)["reason"]
+        assert await db["outbox"].count_documents({}) == before
+        assert await db["applications"].count_documents({"student_id": big}) == 0
+        # The next, normal application goes out as usual: nothing is stuck behind the refusal.
+        submitted = await d.apply(await d.student(), cohort, positions[:1])
         async with TopicReader(
             infra.kafka_bootstrap, settings.topic("application-submitted")
         ) as reader:
@@ -410,8 +454,8 @@ async def test_inputs_that_were_silently_accepted_are_refused(stack: Stack) -> N
         "track": "production_line",
         "capacity": 1,
         "paid": False,
-        "start_date": "2027-07-01",
-        "end_date": "2027-08-01",
+        "start_date": day("07-01"),
+        "end_date": day("08-01"),
         "location": "Tobata",
     }
     for overrides, field in [
@@ -454,8 +498,8 @@ async def test_out_of_range_events_are_dead_lettered_at_the_first_attempt(stack:
             title="t",
             capacity=1,
             paid=False,
-            start_date="2027-07-01",
-            end_date="2027-08-01",
+            start_date=day("07-01"),
+            end_date=day("08-01"),
             location="x",
         ),
         source="/tests",
@@ -539,27 +583,41 @@ async def test_the_openapi_documents_the_real_error_answers(stack: Stack) -> Non
             assert schemas["ErrorBody"]["properties"]["detail"]["items"] == {
                 "$ref": "#/components/schemas/ErrorItem"
             }
-            assert set(schemas["ErrorItem"]["properties"]) == {"field", "reason"}
+            item = schemas["ErrorItem"]
+            assert set(item["properties"]) == {"field", "reason", "current_state", "allowed"}
+            assert set(item["required"]) == {"field", "reason"}
             for path, methods in spec["paths"].items():
                 for method, operation in methods.items():
+                    where = (service, method, path)
                     codes = set(operation["responses"])
-                    assert "413" in codes, (service, method, path)
+                    assert "413" in codes, where
                     if operation.get("security"):
-                        assert {"401"} <= codes, (service, method, path)
+                        assert {"401", "403"} & codes, where
+                    else:
+                        assert not {"401", "403"} & codes, where  # nothing to refuse
                     if operation.get("parameters") or "requestBody" in operation:
-                        assert {"404", "422"} <= codes, (service, method, path)
+                        assert {"404", "422"} <= codes, where
                     if method != "get":
-                        assert "409" in codes, (service, method, path)
-                    for code in codes - {"200", "201"}:
+                        assert "409" in codes, where
+                    if path.startswith("/health/"):
+                        assert "503" in codes, where
+                    for code in codes - {"200", "201", "503"}:
                         schema = operation["responses"][code]["content"]["application/json"]
                         assert schema["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
-            # Role checks are documented where they apply, and only there.
-            assert (
-                "403"
-                in spec["paths"].get("/deliveries", {"get": {"responses": {"403": 1}}})["get"][
-                    "responses"
-                ]
-            )
+            # Role checks are documented where they apply.
+            if service == "notifications":
+                assert "403" in spec["paths"]["/deliveries"]["get"]["responses"]
+
+    # A lifecycle's 409 is what the document says: the field, the reason, the current state
+    # and what is allowed from it.
+    d = stack.apps
+    cohort = await d.cohort(open_=False)
+    r = await d.client.post(f"/cohorts/{cohort}/finish", headers=d.coordinator)
+    assert r.status_code == 409, r.text
+    (problem,) = r.json()["detail"]
+    assert set(problem) <= {"field", "reason", "current_state", "allowed"}
+    assert problem["current_state"] == "draft"
+    assert "open" in problem["allowed"] and problem["reason"]
 
 
 def test_services_refuse_to_start_without_a_jwt_secret() -> None:

@@ -18,7 +18,7 @@ from services.applications.app import create_app as create_applications
 from services.matching.app import MatchingSettings
 from services.matching.app import create_app as create_matching
 from shared.auth import Role
-from tests.driver import ApplicationsDriver
+from tests.driver import ApplicationsDriver, day
 from tests.infra import Infra, TopicReader, eventually, running
 
 pytestmark = pytest.mark.integration
@@ -49,6 +49,13 @@ class Platform:
             return apps >= applications and pos >= positions
 
         await eventually(caught_up)
+
+    async def close(self, cohort_id: str) -> None:
+        """Close the cohort's window and wait until matching knows (a round needs it)."""
+        await self.apps.close(cohort_id)
+        await eventually(
+            lambda: self.has("cohorts", {"_id": cohort_id, "state": {"$ne": "open"}}, 1)
+        )
 
     async def has(self, collection: str, query: dict[str, Any], count: int) -> bool:
         return await self.db[collection].count_documents(query) >= count
@@ -114,6 +121,7 @@ async def test_round_answers_placement_and_residual_round(platform: Platform) ->
     await d.rank(auto, p2, [a, late])
     await platform.synced(cohort, applications=4, positions=2)
     await eventually(lambda: platform.has("rankings", {"cohort_id": cohort}, 2))
+    await platform.close(cohort)
 
     first = await platform.run_round(cohort)
     assert first["certificate"]["stable"] and first["certificate"]["valid"]
@@ -163,7 +171,7 @@ async def test_round_answers_placement_and_residual_round(platform: Platform) ->
     )
     assert placement["student_id"] == b
     assert placement["residence_status"] == "designated_activities"
-    assert placement["start_date"] == "2027-07-01"
+    assert placement["start_date"] == day("07-01")
 
     # A declines: the seat goes to the next eligible student in a residual round.
     declined = await platform.call("POST", f"/proposals/{a_p2['id']}/decline", Role.STUDENT, a)
@@ -218,6 +226,7 @@ async def test_an_unanswered_proposal_expires_and_frees_its_seat(platform: Platf
     await d.rank(company, position, [first, second])
     await platform.synced(cohort, applications=2, positions=1)
     await eventually(lambda: platform.has("rankings", {"cohort_id": cohort}, 1))
+    await platform.close(cohort)
 
     round_doc = await platform.run_round(cohort, respond_within_hours=1 / 3600)  # one second
     assert [(p["student_id"]) for p in round_doc["pairs"]] == [first]
@@ -247,6 +256,7 @@ async def test_answer_after_deadline_is_refused(platform: Platform) -> None:
     await platform.synced(cohort, applications=1, positions=1)
     # Stop the sweep from expiring it first: answer in the window between deadline and sweep
     # is what we test, so set the deadline in the past directly.
+    await platform.close(cohort)
     await platform.run_round(cohort)
     proposal = (await platform.proposals(cohort))[(student, position)]
     await platform.db["proposals"].update_one(
@@ -313,8 +323,8 @@ async def test_a_withdrawal_that_overtakes_its_submission_is_kept(platform: Plat
         department="EE",
         degree_program="master",
         graduation_year=2027,
-        available_from="2027-06-01",
-        available_to="2027-09-30",
+        available_from=day("06-01"),
+        available_to=day("09-30"),
         consent_to_data_use=True,
         submitted_at=now,
     )

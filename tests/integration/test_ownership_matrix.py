@@ -28,7 +28,7 @@ from services.matching.app import create_app as create_matching
 from services.notifications.app import NotificationsSettings
 from services.notifications.app import create_app as create_notifications
 from shared.auth import ALGORITHM, Role
-from tests.driver import ApplicationsDriver
+from tests.driver import ApplicationsDriver, day
 from tests.infra import Infra, eventually, running
 
 pytestmark = pytest.mark.integration
@@ -137,11 +137,13 @@ async def world(infra: Infra) -> AsyncIterator[World]:
         company_a, company_b = await d.company(), await d.company()
         to_reject = await d.company(approve=False)
         to_approve = await d.company(approve=False)
+        to_suspend = await d.company()
         position = await d.position(company_a, cohort, capacity=2)
         to_close = await d.position(company_a, cohort)
-        s, t, u = await d.student(), await d.student(), await d.student()
+        s, t, u, v = await d.student(), await d.student(), await d.student(), await d.student()
         application = await d.apply(s, cohort, [position])
-        await d.call("POST", f"/cohorts/{cohort}/close", d.coordinator)
+        await d.apply(v, cohort, [position])
+        await d.close(cohort)
         coordinator = d.coordinator
 
         async def matched() -> Any:
@@ -155,6 +157,13 @@ async def world(infra: Infra) -> AsyncIterator[World]:
             await matching.get(f"/proposals?cohort_id={cohort}", headers=coordinator)
         ).json()
         proposal = next(p for p in proposals if p["student_id"] == s)
+        # V and company A both accept V's proposal: a placement of company A (not S's).
+        placed = next(p for p in proposals if p["student_id"] == v)
+        for role, sub in ((Role.STUDENT, v), (Role.COMPANY, company_a)):
+            r = await matching.post(f"/proposals/{placed['id']}/accept", headers=d.auth(role, sub))
+            assert r.status_code == 200, r.text
+        placement = (await matching.get("/placements", headers=coordinator)).json()[0]
+        assert placement["student_id"] == v
 
         async def a_message() -> Any:
             r = await notifications.get(f"/deliveries?recipient_id={s}", headers=coordinator)
@@ -181,6 +190,7 @@ async def world(infra: Infra) -> AsyncIterator[World]:
                 "company_b": company_b,
                 "to_reject": to_reject,
                 "to_approve": to_approve,
+                "to_suspend": to_suspend,
                 "position_id": position,
                 "to_close": to_close,
                 "student_s": s,
@@ -189,41 +199,10 @@ async def world(infra: Infra) -> AsyncIterator[World]:
                 "application_id": application["id"],
                 "round_id": round_doc["id"],
                 "proposal_id": proposal["id"],
+                "placement_id": placement["id"],
                 "message_id": message,
             },
         )
-        import asyncio as _a, threading as _t, sys as _s, time as _tm
-        _loop = _a.get_running_loop()
-        _me = _a.current_task()
-        _myframe = _s._getframe()
-        def _chain(obj, depth=0):
-            while obj is not None and depth < 60:
-                depth += 1
-                frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None) or getattr(obj, "ag_frame", None)
-                if frame is not None:
-                    print("   ", frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name, file=_s.stderr)
-                else:
-                    print("   ", repr(obj)[:300], file=_s.stderr)
-                if isinstance(obj, _a.Future) and hasattr(obj, "_children"):
-                    for c in obj._children:
-                        print("    child:", repr(c)[:300], file=_s.stderr)
-                        if isinstance(c, _a.Task):
-                            _chain(c.get_coro(), depth)
-                    return
-                nxt = getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None) or getattr(obj, "ag_await", None)
-                if nxt is None and "async_generator_asend" in repr(obj):
-                    import gc as _gc
-                    nxt = next((r for r in _gc.get_referents(obj) if hasattr(r, "ag_frame")), None)
-                obj = nxt
-        def _dump():
-            _tm.sleep(45)
-            print("\nCHAIN", file=_s.stderr)
-            import gc, inspect
-            for o in gc.get_objects():
-                if inspect.isasyncgen(o) and o.ag_frame is _myframe:
-                    _chain(o)
-            _s.stderr.flush()
-        _t.Thread(target=_dump, daemon=True).start()
         await mongo.close()
 
 
@@ -242,8 +221,8 @@ def operations(ids: dict[str, str]) -> list[Op]:
         "department": "Electrical Engineering",
         "degree_program": "master",
         "graduation_year": 2028,
-        "available_from": "2027-06-15",
-        "available_to": "2027-09-15",
+        "available_from": day("06-15"),
+        "available_to": day("09-15"),
         "consent_to_data_use": True,
     }
     position_body = {
@@ -253,8 +232,8 @@ def operations(ids: dict[str, str]) -> list[Op]:
         "track": "production_line",
         "capacity": 1,
         "paid": False,
-        "start_date": "2027-07-01",
-        "end_date": "2027-08-01",
+        "start_date": day("07-01"),
+        "end_date": day("08-01"),
         "location": "Kokura",
     }
     company_body = {
@@ -294,6 +273,8 @@ def operations(ids: dict[str, str]) -> list[Op]:
         Op("matching", "GET", "/proposals", participants),
         Op("matching", "GET", "/proposals/{proposal_id}", participants, a | s),
         Op("matching", "GET", "/placements", participants),
+        # V's placement with company A: S is a student of the cohort, but it is not theirs.
+        Op("matching", "GET", "/placements/{placement_id}", participants, a),
         Op("matching", "GET", "/cohorts/{cohort_id}/statistics", coord),
         Op("notifications", "GET", "/deliveries", coord),
         Op("notifications", "GET", "/deliveries/failures", coord),
@@ -313,6 +294,13 @@ def operations(ids: dict[str, str]) -> list[Op]:
             "/companies/{company_id}/reject",
             coord,
             ids={"company_id": ids["to_reject"]},
+        ),
+        Op(
+            "applications",
+            "POST",
+            "/companies/{company_id}/suspend",
+            coord,
+            ids={"company_id": ids["to_suspend"]},
         ),
         Op("applications", "POST", "/positions", companies, a, body=position_body),
         Op(
@@ -368,6 +356,21 @@ def operations(ids: dict[str, str]) -> list[Op]:
         Op("matching", "POST", "/rounds/{round_id}/replay", coord),
         Op("matching", "POST", "/proposals/{proposal_id}/accept", answerers, a | s),
         Op("matching", "POST", "/proposals/{proposal_id}/decline", answerers, a | s),
+        Op("matching", "POST", "/proposals/{proposal_id}/cancel", coord),
+        Op(
+            "matching",
+            "POST",
+            "/placements/{placement_id}/cancel",
+            coord,
+            body={"reason": "program_decision", "note_code": "KK-2030-001"},
+        ),
+        Op(
+            "applications",
+            "POST",
+            "/cohorts/{cohort_id}/finish",
+            coord,
+            ids={"cohort_id": ids["spare_cohort"]},
+        ),
         Op("notifications", "POST", "/deliveries/{message_id}/retry", coord),
         # The coordinator erases student U (nobody else's); S erases themself last.
         Op(
@@ -393,6 +396,7 @@ def url(op: Op, ids: dict[str, str]) -> str:
         "application_id": ids["application_id"],
         "round_id": ids["round_id"],
         "proposal_id": ids["proposal_id"],
+        "placement_id": ids["placement_id"],
         "message_id": ids["message_id"],
         **op.ids,
     }
@@ -431,30 +435,53 @@ async def test_every_operation_is_in_the_matrix(world: World) -> None:
 async def test_what_each_caller_sees_is_theirs_only(world: World) -> None:
     ids, h = world.ids, world.headers
     apps, matching = world.clients["applications"], world.clients["matching"]
+
+    async def get(client: httpx.AsyncClient, path: str, caller: str) -> Any:
+        r = await client.get(path, headers=h[caller])
+        assert r.status_code == 200, (path, caller, r.text)
+        return r.json()
+
     # Company B does not see company A's position, not even when it asks for it.
-    listed = (await apps.get("/positions", headers=h[CO_B])).json()
+    listed = await get(apps, "/positions", CO_B)
     assert ids["position_id"] not in {p["id"] for p in listed}
-    mine = (await apps.get("/companies", headers=h[CO_A])).json()
+    mine = await get(apps, "/companies", CO_A)
     assert [c["id"] for c in mine] == [ids["company_a"]]
-    # Students see the company's names, never its id (company ids are not theirs to collect).
-    for path in ("/positions", f"/positions/{ids['position_id']}"):
-        r = await apps.get(path, headers=h[STU_T])
-        text = r.text
-        assert r.status_code == 200 and ids["company_a"] not in text, path
-        assert "Kitakyushu Tech" in text
     r = await apps.get(f"/positions?company_id={ids['company_a']}", headers=h[STU_T])
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "company_id"
-    r = await matching.get("/proposals", headers=h[STU_S])
-    assert r.status_code == 200 and r.json() and ids["company_a"] not in r.text
+    # Lists hold the caller's own only.
+    for caller, key, own in [(STU_S, "student_id", ids["student_s"]), (CO_B, "company_id", "")]:
+        for path in ("/proposals", "/placements"):
+            assert {p[key] for p in await get(matching, path, caller)} <= {own}, (path, caller)
+    assert {a["student_id"] for a in await get(apps, "/applications", STU_T)} == set()
     # The company sees its applicant's rank of its position and motivation, not the
     # student's other choices: the application itself is not for companies to read.
-    applicants = (
-        await apps.get(f"/positions/{ids['position_id']}/applicants", headers=h[CO_A])
-    ).json()
+    applicants = await get(apps, f"/positions/{ids['position_id']}/applicants", CO_A)
     assert {"student_rank", "motivation"} <= set(applicants[0])
     assert "ranked_position_ids" not in applicants[0]
     r = await apps.get(f"/applications/{ids['application_id']}", headers=h[CO_A])
     assert r.status_code == 403
+
+    # What each may do next (`allowed_actions`) is offered to whom may do it, and to no one else.
+    cohort = f"/cohorts/{ids['cohort_id']}"
+    assert (await get(apps, cohort, COORD))["allowed_actions"]
+    for caller in (CO_A, STU_S, UNI):
+        assert (await get(apps, cohort, caller))["allowed_actions"] == [], caller
+    company = f"/companies/{ids['company_a']}"
+    assert (await get(apps, company, COORD))["allowed_actions"]
+    assert (await get(apps, company, CO_A))["allowed_actions"] == []
+    application = f"/applications/{ids['application_id']}"
+    assert "withdraw" in (await get(apps, application, STU_S))["allowed_actions"]
+    assert (await get(apps, application, COORD))["allowed_actions"] == []
+    proposal = f"/proposals/{ids['proposal_id']}"
+    assert (await get(matching, proposal, COORD))["allowed_actions"] == ["cancel"]
+    for caller in (STU_S, CO_A):
+        assert (await get(matching, proposal, caller))["allowed_actions"] == [
+            "accept",
+            "decline",
+        ], caller
+    placement = f"/placements/{ids['placement_id']}"
+    assert (await get(matching, placement, COORD))["allowed_actions"] == ["cancel"]
+    assert (await get(matching, placement, CO_A))["allowed_actions"] == []
 
 
 async def test_each_caller_reaches_only_what_is_theirs(world: World) -> None:

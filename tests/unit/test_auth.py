@@ -64,6 +64,31 @@ def test_the_subject_must_be_an_id_of_the_role() -> None:
     refused(forged(role="admin", sub="root"))
     with pytest.raises(ValueError, match="is not a student id"):
         mint_token(settings(), Role.STUDENT, COMPANY)
+    with pytest.raises(ValueError, match="is not a company id"):
+        Principal(Role.COMPANY, "stu-1")
+
+
+def test_the_ids_the_portal_mints_are_ids_of_their_roles() -> None:
+    # services/portal: students stu-<12 hex>, operators coord-/uni-<12 hex>, and the portal's
+    # own coordinator token "portal" (for company-contact lookups before sign-in).
+    for role, sub in [
+        (Role.STUDENT, "stu-0123456789ab"),
+        (Role.COMPANY, COMPANY),
+        (Role.COORDINATOR, "coord-0123456789ab"),
+        (Role.COORDINATOR, "portal"),
+        (Role.UNIVERSITY, "uni-0123456789ab"),
+    ]:
+        assert decode_token(settings(), mint_token(settings(), role, sub)) == Principal(role, sub)
+    # ...and no id of one role is an id of another.
+    for role, sub in [
+        (Role.COORDINATOR, "stu-0123456789ab"),
+        (Role.COORDINATOR, COMPANY),
+        (Role.COORDINATOR, "uni-0123456789ab"),
+        (Role.UNIVERSITY, "coord-0123456789ab"),
+        (Role.STUDENT, "uni-0123456789ab"),
+    ]:
+        with pytest.raises(ValueError, match=f"is not a {role.value} id"):
+            Principal(role, sub)
 
 
 def test_token_lifetime_is_bounded() -> None:
@@ -81,7 +106,7 @@ def test_role_check() -> None:
     check = require(Role.COORDINATOR)
     assert check(Principal(Role.COORDINATOR, "c")).sub == "c"
     with pytest.raises(HTTPException) as err:
-        check(Principal(Role.STUDENT, "s"))
+        check(Principal(Role.STUDENT, "stu-s"))
     assert err.value.status_code == 403
 
 

@@ -287,3 +287,143 @@ def test_timestamps_in_request_models_are_not_unix_times() -> None:
         },
     )
     assert list(reasons) == ["application_opens"]
+
+
+# String formats whose parser bounds the value itself (a date-time of 10 KB does not parse).
+SELF_BOUNDED_FORMATS = {"date", "date-time", "uuid", "email"}
+
+
+def unbounded_parts(schema: dict[str, Any]) -> list[str]:
+    """Paths in an event's JSON Schema that would admit a value of any size."""
+    defs = schema.get("$defs", {})
+    found: list[str] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        if "$ref" in node:
+            walk(defs[node["$ref"].rsplit("/", 1)[-1]], path)
+            return
+        for part in node.get("anyOf", []):
+            walk(part, path)
+        kind = node.get("type")
+        if "enum" in node or "const" in node or kind in ("boolean", "null"):
+            return
+        if kind == "string" and not (
+            "maxLength" in node or node.get("format") in SELF_BOUNDED_FORMATS
+        ):
+            found.append(path)
+        if kind == "integer" and not ("maximum" in node and "minimum" in node):
+            found.append(path)
+        if kind == "number" and not ("maximum" in node and "minimum" in node):
+            found.append(path)
+        if kind == "array":
+            if "maxItems" not in node:
+                found.append(path)
+            walk(node.get("items", {}), f"{path}[]")
+        if kind == "object":
+            for name, child in node.get("properties", {}).items():
+                walk(child, f"{path}.{name}" if path else name)
+            # CloudEvents extension attributes on the envelope: allowed by the specification,
+            # never read, bounded as a whole by the broker's message size.
+            if path and node.get("additionalProperties") not in (None, False):
+                found.append(f"{path}.*")
+
+    walk(schema, "")
+    return found
+
+
+def test_every_field_of_every_event_is_bounded() -> None:
+    """The lifecycle's events included (match-cancelled, placement-cancelled,
+    cohort-state-changed, company-status-changed, student-profile-updated): a consumer refuses
+    an out-of-range value when it parses the event, never later in its handler or its write."""
+    from shared.events.schemas import all_schemas
+
+    schemas = all_schemas()
+    assert {"match-cancelled.v1.json", "student-profile-updated.v1.json"} <= set(schemas)
+    problems = {name: unbounded_parts(schema) for name, schema in schemas.items()}
+    assert {name: parts for name, parts in problems.items() if parts} == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        ("company-status-changed", "closed_position_ids", ["pos-1"] * 10_001),
+        ("student-profile-updated", "graduation_year", 10**20),
+        ("student-profile-updated", "updated_at", "2027-07-01T00:00:00"),
+        ("match-cancelled", "proposal_id", "p" * 101),
+        ("placement-cancelled", "note_code", "free text with a name in it"),
+        ("cohort-state-changed", "application_opens", "0001-01-01T00:00:00Z"),
+    ],
+)
+def test_the_lifecycle_events_are_bounded_too(name: str, field: str, value: Any) -> None:
+    import json
+
+    from shared.events.catalog import CATALOG
+
+    model = CATALOG[name]
+    valid = {
+        "company-status-changed": {
+            "company_id": "co-0123456789ab",
+            "status": "suspended",
+            "sector": "automotive",
+            "changed_at": datetime.now(UTC),
+        },
+        "student-profile-updated": {
+            "student_id": "stu-1",
+            "department": "EE",
+            "degree_program": "master",
+            "graduation_year": 2028,
+            "available_from": date(2027, 6, 15),
+            "available_to": date(2027, 9, 15),
+            "consent_to_data_use": True,
+            "updated_at": datetime.now(UTC),
+        },
+        "match-cancelled": {
+            "proposal_id": "prop-1",
+            "round_id": "round-1",
+            "cohort_id": "2027-summer",
+            "student_id": "stu-1",
+            "position_id": "pos-1",
+            "company_id": "co-0123456789ab",
+            "application_id": "app-1",
+            "sector": "automotive",
+            "reason": "coordinator",
+            "cancelled_at": datetime.now(UTC),
+        },
+        "placement-cancelled": {
+            "placement_id": "plc-1",
+            "proposal_id": "prop-1",
+            "round_id": "round-1",
+            "cohort_id": "2027-summer",
+            "student_id": "stu-1",
+            "position_id": "pos-1",
+            "company_id": "co-0123456789ab",
+            "application_id": "app-1",
+            "sector": "automotive",
+            "reason": "program_decision",
+            "cancelled_at": datetime.now(UTC),
+        },
+        "cohort-state-changed": {
+            "cohort_id": "2027-summer",
+            "to_state": "open",
+            "application_opens": datetime.now(UTC),
+            "application_closes": datetime.now(UTC) + timedelta(days=30),
+            "changed_at": datetime.now(UTC),
+        },
+    }[name]
+    data = model.model_validate(valid)
+    raw = make_event(data, source="/s", subject=data.key).model_dump(mode="json")
+    assert parse_event(json.dumps(raw)).data == data
+    raw["data"][field] = value
+    with pytest.raises(ValueError, match=field):
+        parse_event(json.dumps(raw))
+
+
+def test_a_company_has_a_bounded_number_of_open_positions() -> None:
+    from shared.bounds import MAX_LISTED_IDS
+    from shared.errors import DomainError
+
+    assert domain.MAX_OPEN_POSITIONS < MAX_LISTED_IDS  # its rejection fits in one event
+    domain.check_open_positions(domain.MAX_OPEN_POSITIONS - 1)
+    with pytest.raises(DomainError) as err:
+        domain.check_open_positions(domain.MAX_OPEN_POSITIONS)
+    assert err.value.status_code == 409 and err.value.field == "company_id"
