@@ -189,9 +189,7 @@ def _add_error_schema(schema: dict[str, Any]) -> None:
     schemas["ErrorBody"] = body
 
 
-def _document_operation(
-    route: APIRoute, path: str, method: str, operation: dict[str, Any]
-) -> None:
+def _document_operation(route: APIRoute, path: str, method: str, operation: dict[str, Any]) -> None:
     """Which errors an operation can answer follows from what it takes and who may call it:
     401 with a token, 403 with a role check, 404 and 422 with any input (ids, filters, body),
     400 with a body (bytes that are not UTF-8), 409 for writes, 413 for every request (the

@@ -183,24 +183,6 @@ async def owned_position(position_id: str, principal: Principal, store: Applicat
     return position
 
 
-async def position_views(
-    positions: list[Doc], principal: Principal, store: ApplicationsStore
-) -> list[dict[str, Any]]:
-    """Positions as the caller may see them: a student sees the company's names and sector
-    instead of its id (company ids are not for students to collect)."""
-    if principal.role is not Role.STUDENT:
-        return [to_response(p) for p in positions]
-    ids = list({p["company_id"] for p in positions})
-    companies = {
-        c["_id"]: {"name_ja": c["name_ja"], "name_en": c["name_en"], "sector": c["sector"]}
-        for c in await store.companies.find({"_id": {"$in": ids}}).to_list()
-    }
-    return [
-        {**to_response(p, hide=("company_id",)), "company": companies.get(p["company_id"])}
-        for p in positions
-    ]
-
-
 @positions.post("", status_code=status.HTTP_201_CREATED)
 async def publish_position(
     body: PositionIn, principal: CompanyOrCoordinator, store: Store
@@ -237,7 +219,7 @@ async def list_positions(
         for k, v in {"cohort_id": cohort_id, "company_id": company_id, "state": state}.items()
         if v is not None
     }
-    return await position_views(await store.list_positions(query), principal, store)
+    return [to_response(p) for p in await store.list_positions(query)]
 
 
 @positions.get("/{position_id}")
@@ -245,7 +227,7 @@ async def get_position(position_id: Id, principal: Participant, store: Store) ->
     position = await store.get_position(position_id)
     if principal.role is Role.COMPANY and position["company_id"] != principal.sub:
         raise not_found("position", position_id)
-    return (await position_views([position], principal, store))[0]
+    return to_response(position)
 
 
 @positions.post("/{position_id}/close")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
@@ -29,7 +28,7 @@ from services.matching.app import MatchingSettings
 from services.matching.app import create_app as create_matching
 from services.notifications.app import NotificationsSettings
 from services.notifications.app import create_app as create_notifications
-from shared.auth import ALGORITHM, Role
+from shared.auth import Role
 from shared.events import (
     ApplicantsRanked,
     PositionPublished,
@@ -255,19 +254,6 @@ async def test_an_event_over_the_broker_limit_is_refused_and_never_reaches_the_o
     await mongo.close()
 
 
-def forged_student_token(infra: Infra, sub: str) -> str:
-    """What an attacker who can mint a student token for any subject would send."""
-    now = datetime.now(UTC)
-    claims = {
-        "sub": sub,
-        "role": "student",
-        "iss": "kitakyushu-internships",
-        "iat": now,
-        "exp": now + timedelta(hours=1),
-    }
-    return jwt.encode(claims, infra.jwt_secret, algorithm=ALGORITHM)
-
-
 async def test_a_student_token_with_a_company_id_cannot_touch_the_company_or_its_contact(
     stack: Stack,
 ) -> None:
@@ -279,7 +265,7 @@ async def test_a_student_token_with_a_company_id_cannot_touch_the_company_or_its
         return await notifications.find_one({"_id": f"company:{company}"})
 
     original = await eventually(company_contact, timeout=30)
-    forged = {"Authorization": f"Bearer {forged_student_token(stack.infra, company)}"}
+    forged = {"Authorization": f"Bearer {stack.infra.forged_token('student', company)}"}
     evil = profile(name="Attacker", email="attacker@evil.example")
     for method, path, body in [
         ("PUT", f"/students/{company}", evil),

@@ -13,11 +13,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -27,7 +25,7 @@ from services.matching.app import MatchingSettings
 from services.matching.app import create_app as create_matching
 from services.notifications.app import NotificationsSettings
 from services.notifications.app import create_app as create_notifications
-from shared.auth import ALGORITHM, Role
+from shared.auth import Role
 from tests.driver import ApplicationsDriver, day
 from tests.infra import Infra, eventually, running
 
@@ -94,18 +92,6 @@ class World:
     headers: dict[str, dict[str, str]]
     ids: dict[str, str]
     mongo: AsyncMongoClient[dict[str, Any]]
-
-
-def forged_token(infra: Infra, sub: str) -> str:
-    now = datetime.now(UTC)
-    claims = {
-        "sub": sub,
-        "role": "student",
-        "iss": "kitakyushu-internships",
-        "iat": now,
-        "exp": now + timedelta(hours=1),
-    }
-    return jwt.encode(claims, infra.jwt_secret, algorithm=ALGORITHM)
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +163,7 @@ async def world(infra: Infra) -> AsyncIterator[World]:
             STU_S: infra.token(Role.STUDENT, s),
             STU_T: infra.token(Role.STUDENT, t),
             UNI: infra.token(Role.UNIVERSITY, "uni-ntut"),
-            FORGED: forged_token(infra, company_a),
+            FORGED: infra.forged_token("student", company_a),
         }
         yield World(
             clients={"applications": apps, "matching": matching, "notifications": notifications},
