@@ -25,7 +25,7 @@ from shared.events import (
     RoundCompleted,
 )
 from shared.events.contacts import parse_contact_key
-from shared.mongo import Session
+from shared.mongo import Session, after_commit
 from shared.runtime import ServiceRuntime
 
 NOTIFIED = (
@@ -48,7 +48,7 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
         async def handle(event: CloudEvent[Any], session: Session) -> None:
             await store.record_facts(session, event)
             if await store.plan_messages(session, event, topic, plan(event)):
-                wake()
+                after_commit(session, wake)  # woken before the commit it would find nothing
 
         return handle
 
@@ -75,6 +75,6 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
         if record.key != key:
             raise RejectEvent(f"the contact of {record.key!r} was sent under the key {key!r}")
         await store.upsert_contact(session, record)
-        wake()  # messages waiting for this address can go now
+        after_commit(session, wake)  # messages waiting for this address can go now
 
     runtime.consumes_contacts(contact)
