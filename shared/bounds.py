@@ -11,9 +11,9 @@ The identity of a party is its role plus its id; ids of different roles never lo
 | ----------- | ------------------------------------- | ----------------------------------------- |
 | student     | `stu-` + 1-40 of [a-z0-9-]            | the student or university: stu-109590001 |
 | company     | `co-` + 12 hex digits                 | the applications service at registration  |
-| university  | `uni-` + 1-40 of [a-z0-9-]            | the operator: uni-ntut                    |
+| university  | `uni-`/`univ-` + 1-40 of [a-z0-9-]    | the operator: uni-ntut                    |
 | coordinator | 1-64 of [a-z0-9._-], from a letter,   | the operator: city-officer-1              |
-|             | not starting stu-, co- or uni-        |                                           |
+|             | not starting stu-, co-, uni-, univ-   |                                           |
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 STUDENT_ID_PATTERN = r"^stu-[a-z0-9][a-z0-9-]{0,39}$"
 COMPANY_ID_PATTERN = r"^co-[0-9a-f]{12}$"
-UNIVERSITY_ID_PATTERN = r"^uni-[a-z0-9][a-z0-9-]{0,39}$"
-COORDINATOR_ID_PATTERN = r"^(?!(?:stu|co|uni)-)[a-z][a-z0-9._-]{0,63}$"
+UNIVERSITY_ID_PATTERN = r"^univ?-[a-z0-9][a-z0-9-]{0,39}$"
+COORDINATOR_ID_PATTERN = r"^(?!(?:stu|co|univ?)-)[a-z][a-z0-9._-]{0,63}$"
 COHORT_ID_PATTERN = r"^[0-9]{4}-[a-z0-9]+(?:-[a-z0-9]+)*$"
 
 # Role name -> (pattern, an example for messages). Keys are the `Role` values of shared.auth.

@@ -69,7 +69,7 @@ def test_the_subject_must_be_an_id_of_the_role() -> None:
 
 
 def test_the_ids_the_portal_mints_are_ids_of_their_roles() -> None:
-    # services/portal: students stu-<12 hex>, operators coord-/uni-<12 hex>, and the portal's
+    # services/portal: students stu-<12 hex>, operators coord-/uni-<12 hex> (univ- accepted too), and the portal's
     # own coordinator token "portal" (for company-contact lookups before sign-in).
     for role, sub in [
         (Role.STUDENT, "stu-0123456789ab"),
@@ -77,6 +77,7 @@ def test_the_ids_the_portal_mints_are_ids_of_their_roles() -> None:
         (Role.COORDINATOR, "coord-0123456789ab"),
         (Role.COORDINATOR, "portal"),
         (Role.UNIVERSITY, "uni-0123456789ab"),
+        (Role.UNIVERSITY, "univ-0123456789ab"),
     ]:
         assert decode_token(settings(), mint_token(settings(), role, sub)) == Principal(role, sub)
     # ...and no id of one role is an id of another.
@@ -84,6 +85,7 @@ def test_the_ids_the_portal_mints_are_ids_of_their_roles() -> None:
         (Role.COORDINATOR, "stu-0123456789ab"),
         (Role.COORDINATOR, COMPANY),
         (Role.COORDINATOR, "uni-0123456789ab"),
+        (Role.COORDINATOR, "univ-0123456789ab"),
         (Role.UNIVERSITY, "coord-0123456789ab"),
         (Role.STUDENT, "uni-0123456789ab"),
     ]:
