@@ -69,8 +69,8 @@ def test_the_subject_must_be_an_id_of_the_role() -> None:
 
 
 def test_the_ids_the_portal_mints_are_ids_of_their_roles() -> None:
-    # services/portal: students stu-<12 hex>, operators coord-/uni-<12 hex> (univ- accepted too), and the portal's
-    # own coordinator token "portal" (for company-contact lookups before sign-in).
+    # services/portal: students stu-<12 hex>, operators coord-/uni-<12 hex> (univ- accepted
+    # too), and the portal's own coordinator token "portal" (company-contact lookups).
     for role, sub in [
         (Role.STUDENT, "stu-0123456789ab"),
         (Role.COMPANY, COMPANY),
