@@ -334,8 +334,11 @@ async def test_a_20000_item_ranking_is_refused_in_under_100ms_while_live_stays_f
     refused: list[float] = []
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         headers = d.auth(Role.COMPANY, company)
-        await client.put(f"/positions/{position}/ranking", headers=headers, json=ranking)  # warm
         watcher = asyncio.create_task(watch_live())
+        # Warm both connections (first request, watcher's client) before anything is timed.
+        for _ in range(2):
+            await client.put(f"/positions/{position}/ranking", headers=headers, json=ranking)
+        await asyncio.sleep(0.1)
         for _ in range(5):
             started = time.perf_counter()
             r = await client.put(f"/positions/{position}/ranking", headers=headers, json=ranking)
