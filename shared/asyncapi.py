@@ -20,8 +20,8 @@ from shared.kafka import CLOUDEVENTS_CONTENT_TYPE
 RESTRICTED_TAG = {
     "name": "restricted",
     "description": "Personal data (names, e-mail addresses, languages): readable by the "
-    "notifications service only; never for analysts. Compacted, keyed by party id; a null "
-    "value erases the party.",
+    "notifications service only; never for analysts. Compacted, keyed by `<role>:<party id>`; "
+    "a null value erases the party.",
 }
 
 

@@ -19,6 +19,7 @@ from services.matching.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, t
 from services.matching.store import MatchingStore
 from shared import charts
 from shared.auth import Principal, Role, require
+from shared.bounds import CohortId
 from shared.errors import not_found
 from shared.events.vocabulary import Language
 from shared.kpis import TREND_FIELDS, cohort_kpis, hours_to_placement, trend
@@ -61,7 +62,7 @@ router = APIRouter(tags=["reporting"])
     "and to placement, seats left empty, completion and employment in Kitakyushu: the same "
     "definitions `analytics/` computes from the public events (shared/kpis).",
 )
-async def cohort_statistics(cohort_id: str, _: ReportReader, store: Store) -> dict[str, Any]:
+async def cohort_statistics(cohort_id: CohortId, _: ReportReader, store: Store) -> dict[str, Any]:
     return await store.statistics(cohort_id)
 
 
@@ -79,7 +80,7 @@ async def kpi_trend(_: ReportReader, store: Store) -> dict[str, Any]:
     "the portal draws them with the shared/charts partial",
 )
 async def cohort_charts(
-    cohort_id: str, principal: ReportReader, store: Store, language: LanguageParam = None
+    cohort_id: CohortId, principal: ReportReader, store: Store, language: LanguageParam = None
 ) -> dict[str, Any]:
     records = await store.cohort_records(cohort_id)
     return charts.dashboard(
@@ -90,7 +91,7 @@ async def cohort_charts(
 
 
 async def report_sheets(
-    cohort_id: str,
+    cohort_id: CohortId,
     principal: Principal,
     request: Request,
     store: MatchingStore,
@@ -133,7 +134,7 @@ def _attachment(content: bytes, media_type: str, file_name: str) -> Response:
     responses={200: {"content": {XLSX_MEDIA_TYPE: {}}}},
 )
 async def report_xlsx(
-    cohort_id: str,
+    cohort_id: CohortId,
     principal: ReportReader,
     request: Request,
     store: Store,
@@ -153,7 +154,7 @@ async def report_xlsx(
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def report_csv(
-    cohort_id: str,
+    cohort_id: CohortId,
     table: TableName,
     principal: ReportReader,
     request: Request,

@@ -19,6 +19,7 @@ from email.utils import formataddr, formatdate
 from typing import Any
 
 import aiosmtplib
+from pymongo.errors import PyMongoError
 
 from services.notifications.domain import COORDINATOR
 from services.notifications.rendering import Renderer, Site, build_context
@@ -111,8 +112,11 @@ class Deliverer:
                 raise
             except Exception:
                 log.exception("delivery pass failed")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that coincides with a wake-up, and the service then never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.policy.poll_seconds)
+                async with asyncio.timeout(self.policy.poll_seconds):
+                    await self._wake.wait()
 
     async def deliver_due(self) -> int:
         handled = 0
@@ -142,7 +146,25 @@ class Deliverer:
         except Exception as exc:
             await self._failed_attempt(message, exc)
             return
-        await self.record_sent(message, email, meta)
+        await self._until_recorded(message, email, meta)
+
+    async def _until_recorded(
+        self, message: Doc, email: EmailMessage, meta: dict[str, Any]
+    ) -> None:
+        """Only this process knows the SMTP server took the e-mail: if the database is down
+        now, keep trying to record it rather than let the lease run out and send it twice."""
+        delay = 0.5
+        while True:
+            try:
+                await self.record_sent(message, email, meta)
+                return
+            except PyMongoError as exc:
+                log.warning(
+                    "sent, but not yet recorded; retrying",
+                    extra={"message_id": message["_id"], "retry_in_s": delay, "error": str(exc)},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def record_sent(self, message: Doc, email: EmailMessage, meta: dict[str, Any]) -> None:
         await self.store.update(
@@ -157,6 +179,8 @@ class Deliverer:
                 "message_header_id": email["Message-ID"],
                 "last_error": None,
             },
+            # A claim lost with a crashed database reads "pending": the mail still went out.
+            statuses=("sending", "pending"),
         )
         self.counts["sent"] += 1
         log.info(
@@ -184,7 +208,7 @@ class Deliverer:
                 "time_zone": self.policy.coordinator_time_zone,
             }
         else:
-            contact = await self.store.contacts.find_one({"_id": recipient_id})
+            contact = await self.store.contact(message["recipient_kind"], recipient_id)
             if contact is None:
                 raise TransientDeliveryError(f"no contact yet for {recipient_id}")
         data = message["data"]
@@ -195,7 +219,7 @@ class Deliverer:
                 raise TransientDeliveryError(f"no facts yet for position {data['position_id']}")
         student_name = None
         if "student_id" in data and recipient_id != data["student_id"]:
-            student = await self.store.contacts.find_one({"_id": data["student_id"]})
+            student = await self.store.contact("student", data["student_id"])
             student_name = student["name"] if student else None
         language = language_of(contact.get("preferred_language"))
         context = build_context(

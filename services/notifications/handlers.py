@@ -7,6 +7,7 @@ from typing import Any
 
 from services.notifications.domain import plan
 from services.notifications.store import NotificationsStore
+from shared.consumer import RejectEvent
 from shared.events import (
     ApplicationSubmitted,
     ApplicationWithdrawn,
@@ -24,7 +25,8 @@ from shared.events import (
     PositionPublished,
     RoundCompleted,
 )
-from shared.mongo import Session
+from shared.events.contacts import parse_contact_key
+from shared.mongo import Session, after_commit
 from shared.runtime import ServiceRuntime
 
 NOTIFIED = (
@@ -48,7 +50,7 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
         async def handle(event: CloudEvent[Any], session: Session) -> None:
             await store.record_facts(session, event)
             if await store.plan_messages(session, event, topic, plan(event)):
-                wake()
+                after_commit(session, wake)  # woken before the commit it would find nothing
 
         return handle
 
@@ -63,11 +65,18 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
 
     runtime.consumes(PositionPublished.event_name, position_published)
 
-    async def contact(party_id: str, record: ContactRecord | None, session: Session) -> None:
+    async def contact(key: str, record: ContactRecord | None, session: Session) -> None:
+        # Keyed by role and id: a record can only ever replace the same party's contact.
+        try:
+            party_type, party_id = parse_contact_key(key)
+        except ValueError as exc:
+            raise RejectEvent(str(exc)) from exc
         if record is None:
-            await store.erase(session, party_id)
-        else:
-            await store.upsert_contact(session, record)
-            wake()  # messages waiting for this address can go now
+            await store.erase(session, party_type, party_id)
+            return
+        if record.key != key:
+            raise RejectEvent(f"the contact of {record.key!r} was sent under the key {key!r}")
+        await store.upsert_contact(session, record)
+        after_commit(session, wake)  # messages waiting for this address can go now
 
     runtime.consumes_contacts(contact)
