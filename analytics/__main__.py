@@ -1,10 +1,11 @@
-"""python -m analytics [follow] [--cohort ID] [--json]
+"""python -m analytics [follow] [--cohort ID] [--json] [--parquet DIR]
 
 Without a command: land what the public topics hold now (catching up from where the last run
 stopped), then print the KPIs of every cohort (or of --cohort) and the trend across cohorts,
 computed from the landed events alone. `follow` keeps landing as events arrive (the long-running
 subscriber of a production deployment) and prints the KPIs every --report-every seconds when
-something new landed.
+something new landed. --parquet DIR (or ANALYTICS_PARQUET_DIR) also writes the landed events
+as Parquet files there, one folder per event type, after landing (in `follow`, with each table).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from analytics.consumer import PUBLIC_TOPICS, Progress, land
@@ -50,6 +52,7 @@ def _progress(progress: Progress, landed: Landed) -> None:
 
 async def main_async(args: argparse.Namespace, settings: AnalyticsSettings) -> int:
     landing = Landing(settings.duckdb_path)
+    parquet = args.parquet or settings.parquet_dir
     try:
         print(
             f"reading {len(PUBLIC_TOPICS)} public topics from {settings.kafka_bootstrap_servers}"
@@ -60,6 +63,7 @@ async def main_async(args: argparse.Namespace, settings: AnalyticsSettings) -> i
         if args.command != "follow":
             progress = await land(settings, landing, on_batch=_progress)
             _report_missing(progress)
+            _export(landing, parquet)
             print(report(landing, args.cohort, args.json), flush=True)
             return 0
         stop = asyncio.Event()
@@ -74,12 +78,24 @@ async def main_async(args: argparse.Namespace, settings: AnalyticsSettings) -> i
             due = time.monotonic() - state["printed"] >= args.report_every
             if state["new"] and due:
                 print(report(landing, args.cohort, args.json), flush=True)
+                _export(landing, parquet)
                 state.update(printed=time.monotonic(), new=0)
 
         await land(settings, landing, follow=True, on_batch=on_batch, stop=stop)
         return 0
     finally:
         landing.close()
+
+
+def _export(landing: Landing, directory: Path | None) -> None:
+    if directory is not None:
+        counts = landing.export_parquet(directory)
+        print(
+            f"wrote {sum(counts.values())} events as Parquet to {directory} "
+            f"({len(counts)} event types, one folder each)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _report_missing(progress: Progress) -> None:
@@ -95,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", choices=["report", "follow"], default="report")
     parser.add_argument("--cohort", help="only this cohort's KPIs (the trend shows all)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--parquet",
+        type=Path,
+        help="also write the landed events as Parquet files to this folder (one per type)",
+    )
     parser.add_argument(
         "--report-every", type=float, default=300, help="follow: seconds between KPI tables"
     )

@@ -4,7 +4,9 @@ reason, never dropped silently.
 
 Analysts query it with SQL as well (`duckdb.connect(".data/analytics.duckdb", read_only=True)`):
 `events` holds the CloudEvent envelopes (`envelope->>'$.data.cohort_id'`, ...), `rejected`
-what was refused.
+what was refused. `export_parquet` writes the events as Parquet files, one folder per event
+type (Hive partitioning, `type=match-proposed/`), for a warehouse or any Parquet reader;
+`parquet_events` reads them back, so the KPIs can be computed from those files alone.
 """
 
 from __future__ import annotations
@@ -127,6 +129,34 @@ class Landing:
     def latest(self) -> datetime | None:
         row = self.db.execute("SELECT max(time) FROM events").fetchone()
         return row[0] if row else None
+
+    def export_parquet(self, directory: Path) -> dict[str, int]:
+        """Write every landed event to `directory` as Parquet, one folder per type, replacing
+        what an earlier export wrote there; returns the number of events per type."""
+        directory.mkdir(parents=True, exist_ok=True)
+        # DuckDB's COPY writes the files itself (no pandas/pyarrow); the path is a parameter
+        # of a string literal, so it is quoted as one.
+        target = str(directory).replace("'", "''")
+        self.db.execute(
+            "COPY (SELECT CAST(id AS VARCHAR) AS id, type, subject, time, cohort_id, topic, "
+            '"partition", "offset", CAST(envelope AS VARCHAR) AS envelope FROM events '
+            f"ORDER BY time, id) TO '{target}' "
+            "(FORMAT parquet, PARTITION_BY (type), OVERWRITE_OR_IGNORE true, "
+            "FILENAME_PATTERN 'events_{i}')"
+        )
+        return self.counts()
+
+
+def parquet_events(directory: Path) -> list[CloudEvent[Any]]:
+    """Every event of a Parquet export (`Landing.export_parquet`), parsed, in the order they
+    happened: what an analyst with only the files has."""
+    pattern = str(directory / "**" / "*.parquet").replace("'", "''")
+    with duckdb.connect() as db:
+        raw = db.execute(
+            f"SELECT envelope FROM read_parquet('{pattern}', hive_partitioning = true) "
+            "ORDER BY time, id"
+        ).fetchall()
+    return [parse_event(r[0]) for r in raw]
 
 
 def _count(db: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -161,8 +161,14 @@ def test_make_run_readme_example_ctrl_c_and_restart(launcher: Launcher) -> None:
     with urllib.request.urlopen(request, timeout=30) as r:
         report = r.read().decode("utf-8-sig")
     assert report.count("林怡君") == 2  # the demo's student, once per run
+    parquet = launcher.data_dir / "analytics-parquet"
     result = subprocess.run(
-        ["make", "--no-print-directory", "analytics", "ARGS=--cohort 2026-summer"],
+        [
+            "make",
+            "--no-print-directory",
+            "analytics",
+            f"ARGS=--cohort 2026-summer --parquet {parquet}",
+        ],
         cwd=ROOT,
         env={
             **os.environ,
@@ -177,6 +183,7 @@ def test_make_run_readme_example_ctrl_c_and_restart(launcher: Launcher) -> None:
     assert "Cohort 2026-summer" in result.stdout
     assert re.search(r"^  Applicants\s+2$", result.stdout, re.MULTILINE), result.stdout
     assert (launcher.data_dir / "analytics.duckdb").exists()
+    assert list((parquet / "type=application-submitted").glob("*.parquet")), result.stderr
 
     # Ctrl-C stops everything: the launcher exits cleanly and every port closes.
     assert launcher.interrupt() == 0

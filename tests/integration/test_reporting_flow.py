@@ -35,7 +35,7 @@ from pymongo import AsyncMongoClient
 
 from analytics.consumer import land
 from analytics.kpis import kpis_by_cohort, trend_rows
-from analytics.landing import Landing
+from analytics.landing import Landing, parquet_events
 from analytics.settings import AnalyticsSettings
 from deploy.embedded.processes import free_port
 from services.applications.app import ApplicationsSettings
@@ -449,8 +449,11 @@ async def test_kpis_from_the_event_stream_equal_the_platforms(stack: Stack, coho
         assert progress.events == 0 and progress.batches >= 1
         assert landing.counts() == before
         stream_trend = {r["cohort_id"]: r for r in trend_rows(landing.events())}
+        # The Parquet export holds the same events: the same KPIs follow from the files alone.
+        landing.export_parquet(stack.tmp / "parquet")
     finally:
         landing.close()
+    assert kpis_by_cohort(parquet_events(stack.tmp / "parquet"))[COHORT] == served
 
     trend = await stack.call("GET", "/kpis/trend", stack.coordinator)
     served_trend = {r["cohort_id"]: r for r in trend["cohorts"]}
