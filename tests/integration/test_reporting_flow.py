@@ -15,12 +15,10 @@ applicants' names over HTTP, as in production.
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import csv
 import io
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,8 +26,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from openpyxl import load_workbook
 from pymongo import AsyncMongoClient
 
@@ -37,7 +33,6 @@ from analytics.consumer import land
 from analytics.kpis import kpis_by_cohort, trend_rows
 from analytics.landing import Landing, parquet_events
 from analytics.settings import AnalyticsSettings
-from deploy.embedded.processes import free_port
 from services.applications.app import ApplicationsSettings
 from services.applications.app import create_app as create_applications
 from services.matching.app import MatchingSettings
@@ -46,7 +41,7 @@ from services.matching.domain.report import kpi_rows
 from shared.auth import Role, mint_token
 from shared.settings import CommonSettings
 from tests.driver import ApplicationsDriver
-from tests.infra import Infra, eventually, running
+from tests.infra import Infra, eventually, running, serving
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +49,11 @@ TAG = "reporting"
 TAIPEI_TECH = "National Taipei University of Technology"
 NTU = "National Taiwan University"
 COHORT = "2026-summer"
+# Positions may not start in the past (applications' bounds), and a completion may not be
+# recorded before the internship started nor for a day still to come: the scenario's
+# internships start today (UTC; the program's zone, Tokyo, is never behind it) and are
+# recorded as completed on that day, the only day a test that cannot wait two months has.
+START = datetime.now(UTC).date()
 NAMES = [
     "林怡君",
     "陳冠宇",
@@ -115,27 +115,6 @@ PORTAL_CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
 )
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve `app` on a free port of 127.0.0.1 in this event loop (its lifespan included)."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + 60
-    while not server.started:
-        if task.done():
-            task.result()  # raises what stopped it
-        assert asyncio.get_running_loop().time() < deadline, "applications did not start"
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @dataclass
@@ -276,9 +255,8 @@ async def run_scenario(s: Stack) -> Cohort:
                 track=track,
                 paid=paid,
                 min_jlpt="N3",
-                # Summer 2026 is over: the internships can be recorded as completed.
-                start_date="2026-07-01",
-                end_date="2026-08-31" if paid else "2026-08-20",
+                start_date=START.isoformat(),
+                end_date=(START + timedelta(days=61 if paid else 50)).isoformat(),
             )
         )
 
@@ -292,8 +270,8 @@ async def run_scenario(s: Stack) -> Cohort:
             name=name,
             university=university,
             jlpt_level="N4" if i == 7 else ("N3" if i % 5 == 0 else "N2"),
-            available_from="2026-06-15",
-            available_to="2026-09-15",
+            available_from=(START - timedelta(days=15)).isoformat(),
+            available_to=(START + timedelta(days=76)).isoformat(),
         )
         students[student] = name
         universities[student] = university
@@ -375,7 +353,9 @@ async def run_scenario(s: Stack) -> Cohort:
         {"reason": "student_withdrew", "note_code": "KK-2026-031"},
     )
     for pid in done:
-        completed = await s.call("POST", f"/placements/{pid}/complete", s.coordinator)
+        completed = await s.call(
+            "POST", f"/placements/{pid}/complete", s.coordinator, {"completed_on": str(START)}
+        )
         assert completed["status"] == "completed" and completed["completed_on"]
         assert completed["allowed_actions"] == ["record_outcome"]
     outcomes = [
@@ -471,7 +451,8 @@ async def test_outcomes_follow_the_placement_lifecycle(stack: Stack, cohort: Coh
         f"/placements/{confirmed}/outcome", headers=c, json={"outcome": "hired_by_host"}
     )
     assert r.status_code == 409 and "completion first" in r.json()["detail"][0]["reason"]
-    for day, reason in (("2026-06-30", "started on"), ("2099-01-01", "still to come")):
+    before, after = START - timedelta(days=1), START + timedelta(days=400)
+    for day, reason in ((str(before), "started on"), (str(after), "still to come")):
         r = await stack.matching.post(
             f"/placements/{confirmed}/complete", headers=c, json={"completed_on": day}
         )
