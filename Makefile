@@ -15,7 +15,8 @@ LOCK_PYTHON := 3.11
 LOCK := $(UV) pip compile --quiet --universal --python-version $(LOCK_PYTHON) --generate-hashes \
 	--custom-compile-command "make lock" $(LOCK_FLAGS)
 
-.PHONY: run test lint unit integration bench schemas token lock deploy-check clean dlq
+.PHONY: run test lint unit integration bench schemas token lock deploy-check clean dlq analytics \
+	vendor-charts
 
 $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,24 @@ lint: $(STAMP)
 
 schemas: $(STAMP)
 	$(PY) -m shared.events.schemas
+
+# The reference downstream subscriber (analytics/) against the running platform (`make run`,
+# or KAFKA_BOOTSTRAP_SERVERS): lands the public events in .data/analytics.duckdb and prints
+# the KPI table. `make analytics ARGS="--cohort 2026-summer"`, `ARGS=follow`, `ARGS=--json`.
+analytics: $(STAMP)
+	$(PY) -m analytics $(ARGS)
+
+# Re-copy the chart packages from the npm registry (see shared/charts/static/README.md).
+CHARTS := shared/charts/static
+vendor-charts:
+	rm -rf /tmp/kki-charts && mkdir -p /tmp/kki-charts && cd /tmp/kki-charts && \
+	  npm pack --silent vega@6.4.0 vega-lite@6.5.0 vega-embed@7.3.0 && \
+	  for f in *.tgz; do mkdir -p $${f%.tgz} && tar xzf $$f -C $${f%.tgz}; done
+	cp /tmp/kki-charts/vega-6.4.0/package/build/vega.min.js $(CHARTS)/vega-6.4.0.min.js
+	cp /tmp/kki-charts/vega-lite-6.5.0/package/build/vega-lite.min.js $(CHARTS)/vega-lite-6.5.0.min.js
+	cp /tmp/kki-charts/vega-embed-7.3.0/package/build/vega-embed.min.js $(CHARTS)/vega-embed-7.3.0.min.js
+	for p in vega-6.4.0 vega-lite-6.5.0 vega-embed-7.3.0; do \
+	  cp /tmp/kki-charts/$$p/package/LICENSE $(CHARTS)/$$p.LICENSE; done
 
 # A token for local use: make token ROLE=student SUB=stu-001
 token: $(STAMP)

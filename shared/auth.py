@@ -35,6 +35,7 @@ class Role(StrEnum):
 class Principal:
     role: Role
     sub: str  # the student id, the company id, or the coordinator's id
+    university: str | None = None  # a university office's own university (a token claim)
 
     def __post_init__(self) -> None:
         # Every party is its role plus an id of that role's form (shared/bounds.py): a student
@@ -48,7 +49,14 @@ class Principal:
         return self.role is Role.COORDINATOR
 
 
-def mint_token(settings: CommonSettings, role: Role, sub: str, ttl: timedelta | None = None) -> str:
+def mint_token(
+    settings: CommonSettings,
+    role: Role,
+    sub: str,
+    ttl: timedelta | None = None,
+    *,
+    university: str | None = None,
+) -> str:
     """A signed token for `sub` acting as `role`. Refuses what `decode_token` would refuse: an
     id that is not of the role's form, or a lifetime over JWT_MAX_TTL_SECONDS."""
     Principal(role, sub)  # raises ValueError for an id that is not of the role's form
@@ -58,13 +66,15 @@ def mint_token(settings: CommonSettings, role: Role, sub: str, ttl: timedelta | 
             f"a token may live at most {settings.jwt_max_ttl_seconds} s (JWT_MAX_TTL_SECONDS)"
         )
     now = datetime.now(UTC)
-    claims = {
+    claims: dict[str, object] = {
         "sub": sub,
         "role": role.value,
         "iss": settings.jwt_issuer,
         "iat": now,
         "exp": now + lifetime,
     }
+    if university is not None:
+        claims["university"] = university
     return jwt.encode(claims, settings.require_jwt_secret(), algorithm=ALGORITHM)
 
 
@@ -78,13 +88,19 @@ def decode_token(settings: CommonSettings, token: str) -> Principal:
             options={"require": ["sub", "role", "exp", "iat", "iss"]},
         )
         check_lifetime(settings, claims)
-        return Principal(role=Role(claims["role"]), sub=str(claims["sub"]))
+        return Principal(Role(claims["role"]), str(claims["sub"]), university_of(claims))
     except (jwt.InvalidTokenError, ValueError) as exc:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail=f"invalid token: {exc}",
             headers={"WWW-Authenticate": "Bearer"},
         ) from exc
+
+
+def university_of(claims: dict[str, object]) -> str | None:
+    """The university a university office's token names (the portal puts it there)."""
+    value = claims.get("university")
+    return str(value) if claims.get("role") == Role.UNIVERSITY.value and value else None
 
 
 def check_lifetime(settings: CommonSettings, claims: dict[str, Any]) -> None:
@@ -141,9 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         "--sub", required=True, help="stu-..., co-..., uni-... or the coordinator's id"
     )
     mint.add_argument("--hours", type=float, default=8.0)
+    mint.add_argument("--university", help="a university office's university (role university)")
     args = parser.parse_args(argv)
     settings = CommonSettings(_env_file=_embedded_env_file())  # type: ignore[call-arg]
-    print(mint_token(settings, Role(args.role), args.sub, timedelta(hours=args.hours)))
+    hours = timedelta(hours=args.hours)
+    print(mint_token(settings, Role(args.role), args.sub, hours, university=args.university))
     return 0
 
 

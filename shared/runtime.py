@@ -22,6 +22,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from swagger_ui_bundle import swagger_ui_path
 
+from shared.asyncapi import annotate
 from shared.consumer import BatchHandler, ContactHandler, EventHandler, IdempotentConsumer
 from shared.errors import install_error_handlers
 from shared.events.catalog import CATALOG, EventData
@@ -32,6 +33,7 @@ from shared.kafka import (
     IdempotentProducer,
     TopicPolicy,
     TopicReport,
+    dlq_topic,
     ensure_topics,
     is_unavailable,
 )
@@ -168,6 +170,14 @@ class ServiceRuntime:
             title=f"{self.name}:{topic}",
             description=description,
         )(document)
+        # What this consumer cannot apply goes to the topic's dead-letter channel, unchanged.
+        self.broker.publisher(
+            self.settings.topic(dlq_topic(topic)),
+            title=f"{self.name}:{dlq_topic(topic)}",
+            description=f"Dead letters of the {self.name} service's consumer of {topic}: the "
+            "original message with the reason in headers (listed and redriven with `make dlq`).",
+            schema=payload,
+        )
 
     def on_start(self, setup: Callable[[], Awaitable[Any]]) -> None:
         """Register an async setup step (indexes, seed data) run before consuming starts."""
@@ -318,7 +328,8 @@ class ServiceRuntime:
             version=VERSION,
             description=f"Topics the {self.name} service publishes and consumes.",
         )
-        return spec.to_specification().to_jsonable()  # type: ignore[no-any-return]
+        doc = spec.to_specification().to_jsonable()
+        return annotate(doc, restricted={self.settings.topic(CONTACTS_TOPIC)})
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import jwt
+import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
@@ -65,9 +66,9 @@ class Infra:
         values.update(overrides)
         return cls(**values)
 
-    def token(self, role: Role, sub: str) -> str:
+    def token(self, role: Role, sub: str, university: str | None = None) -> str:
         settings = CommonSettings(jwt_secret=self.jwt_secret)  # type: ignore[arg-type]
-        return mint_token(settings, role, sub)
+        return mint_token(settings, role, sub, university=university)
 
     def forged_token(self, role: str, sub: str) -> str:
         """Correctly signed claims that `mint_token` would refuse to write (e.g. a student
@@ -136,6 +137,27 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` on a free port of 127.0.0.1 in this event loop (its lifespan included)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    deadline = asyncio.get_running_loop().time() + 60
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+        assert asyncio.get_running_loop().time() < deadline, "applications did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 class TopicReader:

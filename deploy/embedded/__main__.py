@@ -101,6 +101,8 @@ def main() -> int:
         "SMTP_PORT": os.environ.get("SMTP_PORT", str(conf.smtp_port)),
         "JWT_SECRET": jwt_secret(data_dir),
         "HTTP_HOST": os.environ.get("HTTP_HOST", conf.host),
+        # The matching service asks it for applicants' names in cohort reports.
+        "APPLICATIONS_URL": f"http://{conf.host}:{service_port('applications')}",
     }
     stopping = False
 

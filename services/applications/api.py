@@ -21,7 +21,7 @@ from services.applications.store import ApplicationsStore, Doc
 from shared.auth import Principal, Role, current_principal, require
 from shared.bounds import CohortId, CompanyId, Id, StudentId
 from shared.documents import to_response, utcnow
-from shared.errors import DomainError, not_found
+from shared.errors import DomainError, forbidden, not_found
 from shared.events.vocabulary import CohortState, CompanyStatus
 from shared.mongo import in_transaction
 
@@ -100,6 +100,60 @@ async def finish_cohort(
     cohort_id: CohortId, principal: Coordinator, store: Store
 ) -> dict[str, Any]:
     return await transition(store, cohort_id, CohortState.FINISHED, principal)
+
+
+# What a cohort report names about each applicant (the matching service assembles the report
+# and asks here, with the reader's own token, whom the reader may see and under which name).
+REPORTED_STUDENT_FIELDS = (
+    "name",
+    "university",
+    "department",
+    "degree_program",
+    "graduation_year",
+    "jlpt_level",
+    "english_level",
+)
+
+
+def students_visible_to(principal: Principal) -> dict[str, Any]:
+    """The coordinator sees every student; a university office only its own university's
+    (its token names the university)."""
+    if principal.role is not Role.UNIVERSITY:
+        return {}
+    if not principal.university:
+        raise forbidden("this university office token names no university")
+    return {"university": principal.university}
+
+
+@cohorts.get(
+    "/{cohort_id}/students",
+    summary="The students who applied in a cohort: name, university, studies and each "
+    "application's status (the coordinator: all; a university office: its own students)",
+)
+async def cohort_students(
+    cohort_id: CohortId,
+    principal: Annotated[Principal, Depends(require(Role.COORDINATOR, Role.UNIVERSITY))],
+    store: Store,
+) -> list[dict[str, Any]]:
+    await store.get_cohort(cohort_id)
+    mine = await store.list_applications({"cohort_id": cohort_id})
+    students_ = await store.students.find(
+        {"_id": {"$in": list({a["student_id"] for a in mine})}, **students_visible_to(principal)}
+    ).to_list()
+    applications_of: dict[str, list[dict[str, Any]]] = {}
+    for a in mine:
+        view = lifecycle.application_view(a)
+        applications_of.setdefault(a["student_id"], []).append(
+            {"id": a["_id"], "state": view["state"], "submitted_at": a["submitted_at"]}
+        )
+    return [
+        {
+            "id": s["_id"],
+            **{k: s.get(k) for k in REPORTED_STUDENT_FIELDS},
+            "applications": applications_of[s["_id"]],
+        }
+        for s in sorted(students_, key=lambda s: s["_id"])
+    ]
 
 
 companies = APIRouter(prefix="/companies", tags=["companies"])

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.matching.domain import lifecycle
-from services.matching.domain.lifecycle import PLACEMENT, PlacementStatus, ProposalStatus
+from services.matching.domain.lifecycle import PlacementStatus, ProposalStatus
 from services.matching.store import Doc, MatchingStore, pair_docs, replay
 from shared.auth import Principal, Role, require
 from shared.bounds import MAX_RESPOND_WITHIN_HOURS, CohortId, Id, Seed
 from shared.documents import to_response
 from shared.errors import DomainError, not_found
 from shared.events.catalog import NOTE_CODE
-from shared.events.vocabulary import MatchCancelReason, Party, PlacementCancelReason
+from shared.events.vocabulary import (
+    EmploymentOutcome,
+    MatchCancelReason,
+    Party,
+    PlacementCancelReason,
+)
 from shared.mongo import in_transaction
 
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
@@ -212,11 +217,10 @@ placements = APIRouter(prefix="/placements", tags=["placements"])
 
 def placement_response(doc: Doc, principal: Principal) -> dict[str, Any]:
     state = PlacementStatus(doc.get("status", PlacementStatus.CONFIRMED.value))
-    can_cancel = principal.is_coordinator and PLACEMENT.can(state, PlacementStatus.CANCELLED)
     return {
         **to_response(doc),
         "status": state.value,
-        "allowed_actions": ["cancel"] if can_cancel else [],
+        "allowed_actions": lifecycle.placement_actions(state) if principal.is_coordinator else [],
     }
 
 
@@ -283,22 +287,63 @@ async def cancel_placement(
     return placement_response(doc, principal)
 
 
-cohorts = APIRouter(prefix="/cohorts", tags=["statistics"])
+class CompletionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    completed_on: date | None = Field(
+        default=None,
+        description="The internship's last day (default: the position's end date); between "
+        "its start and today.",
+    )
 
 
-@cohorts.get(
-    "/{cohort_id}/statistics",
-    summary="Applications by sector and track, proposals, placements, acceptance and match "
-    "rates, median time to placement (404 for an unknown cohort)",
-    description=(
-        "acceptance_rate = proposals both sides accepted / proposals answered or expired "
-        "(confirmed + declined + expired; cancelled ones are left out). match_rate = students "
-        "placed / applicants (distinct students who applied, including later withdrawals). "
-        "median_hours_to_placement: submission to confirmation, over standing placements."
-    ),
+@placements.post(
+    "/{placement_id}/complete",
+    summary="Record that a confirmed placement's internship was completed (coordinator)",
 )
-async def cohort_statistics(cohort_id: CohortId, _: Coordinator, store: Store) -> dict[str, Any]:
-    return await store.statistics(cohort_id)
+async def complete_placement(
+    placement_id: Id, principal: Coordinator, store: Store, body: CompletionIn | None = None
+) -> dict[str, Any]:
+    at = datetime.now(UTC)
+    last_day = body.completed_on if body is not None else None
+    doc = await in_transaction(
+        store.db.client,
+        lambda s: store.complete_placement(s, placement_id, last_day, at),
+    )
+    return placement_response(doc, principal)
 
 
-ROUTERS = [rounds, proposals, placements, cohorts]
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: EmploymentOutcome = Field(
+        description="hired_by_host, hired_in_kitakyushu (another employer in the city), "
+        "hired_elsewhere_in_japan, returned_to_studies or unknown."
+    )
+    note_code: str | None = Field(
+        default=None,
+        max_length=40,
+        pattern=NOTE_CODE,
+        description="A reference into the city's own case file (a code, not free text: the "
+        "event is public).",
+        examples=["KK-2027-003"],
+    )
+
+
+@placements.post(
+    "/{placement_id}/outcome",
+    summary="Record (or update) the intern's outcome after a completed internship "
+    "(coordinator); the latest one stands",
+)
+async def record_outcome(
+    placement_id: Id, body: OutcomeIn, principal: Coordinator, store: Store
+) -> dict[str, Any]:
+    at = datetime.now(UTC)
+    doc = await in_transaction(
+        store.db.client,
+        lambda s: store.record_outcome(s, placement_id, body.outcome, body.note_code, at),
+    )
+    return placement_response(doc, principal)
+
+
+ROUTERS = [rounds, proposals, placements]

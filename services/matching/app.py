@@ -7,16 +7,19 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from pydantic import Field
 
-from services.matching import handlers
+from services.matching import handlers, reporting
 from services.matching.api import ROUTERS
+from services.matching.directory import ApplicantDirectory
 from services.matching.store import MatchingStore
 from shared.bounds import MAX_RESPOND_WITHIN_HOURS
 from shared.events import (
+    InternshipCompleted,
     MatchAccepted,
     MatchCancelled,
     MatchDeclined,
     MatchExpired,
     MatchProposed,
+    OutcomeRecorded,
     PlacementCancelled,
     PlacementConfirmed,
     RoundCompleted,
@@ -36,6 +39,8 @@ class MatchingSettings(CommonSettings):
         default=14 * 24, gt=0, le=MAX_RESPOND_WITHIN_HOURS, alias="MATCHING_RESPOND_WITHIN_HOURS"
     )
     expiry_sweep_seconds: float = Field(default=30, gt=0, alias="MATCHING_EXPIRY_SWEEP_SECONDS")
+    # The applications service: the cohort reports ask it for the applicants' names.
+    applications_url: str = Field(default="http://127.0.0.1:8001", alias="APPLICATIONS_URL")
 
 
 def create_app(settings: MatchingSettings | None = None) -> FastAPI:
@@ -53,6 +58,8 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             RoundCompleted,
             MatchCancelled,
             PlacementCancelled,
+            InternshipCompleted,
+            OutcomeRecorded,
         ],
     )
     store = MatchingStore(runtime.db, runtime.outbox)
@@ -76,7 +83,8 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             "Match rounds (student-proposing deferred acceptance with capacities), proposals, "
             "answers and placements."
         ),
-        routers=ROUTERS,
+        routers=[*ROUTERS, reporting.router],
     )
     app.state.store = store
+    app.state.directory = ApplicantDirectory(settings.applications_url)
     return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -28,16 +29,18 @@ from services.matching.domain.rules import (
     StudentInput,
     consent_withdrawn_exclusions,
 )
-from services.matching.domain.statistics import cohort_statistics
+from services.matching.domain.statistics import cohort_records
 from shared.documents import find_or_404, utcnow
 from shared.errors import DomainError
 from shared.events import (
     ApplicationRef,
+    InternshipCompleted,
     MatchAccepted,
     MatchCancelled,
     MatchDeclined,
     MatchExpired,
     MatchProposed,
+    OutcomeRecorded,
     PlacementCancelled,
     PlacementConfirmed,
     RoundCompleted,
@@ -45,18 +48,23 @@ from shared.events import (
 from shared.events.catalog import SectorCount
 from shared.events.vocabulary import (
     CohortState,
+    EmploymentOutcome,
     MatchCancelReason,
     Party,
     PlacementCancelReason,
     PositionClosedReason,
 )
 from shared.ids import new_id
+from shared.kpis import CohortRecords, cohort_kpis
+from shared.kpis.records import to_millis
 from shared.mongo import Session
 from shared.outbox import Outbox
 
 Doc = dict[str, Any]
 
 PENDING_VALUES = [s.value for s in PENDING]
+# The program's calendar (an internship's days are Kitakyushu days).
+PROGRAM_ZONE = ZoneInfo("Asia/Tokyo")
 
 # The profile facts matching decides on (application-submitted carries the copy at submission,
 # student-profile-updated every later change).
@@ -618,6 +626,81 @@ class MatchingStore:
         )
         return {**placement, **changes}
 
+    async def complete_placement(
+        self, session: Session, placement_id: str, completed_on: date | None, at: datetime
+    ) -> Doc:
+        """confirmed -> completed: the internship took place (its last day defaults to the
+        position's end date)."""
+        placement = await self.get_placement(placement_id, session)
+        last_day = completed_on or date.fromisoformat(placement["end_date"])
+        lifecycle.check_completion(placement, last_day, at.astimezone(PROGRAM_ZONE).date())
+        changes = {
+            "status": PlacementStatus.COMPLETED.value,
+            "completed_on": last_day.isoformat(),
+            "completed_at": at,
+        }
+        updated = await self.placements.find_one_and_update(
+            {"_id": placement_id, "status": PlacementStatus.CONFIRMED.value},
+            {"$set": changes},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if updated is None:
+            raise DomainError(
+                f"placement {placement_id!r} changed meanwhile; reload it", status_code=409
+            )
+        await self.proposals.update_one(
+            {"_id": placement["proposal_id"]},
+            {"$set": {"placement_status": PlacementStatus.COMPLETED.value}},
+            session=session,
+        )
+        await self.outbox.add(
+            session,
+            InternshipCompleted(
+                **placement_facts(placement),
+                completed_on=last_day,
+                recorded_at=at,
+            ),
+        )
+        return updated
+
+    async def record_outcome(
+        self,
+        session: Session,
+        placement_id: str,
+        outcome: EmploymentOutcome,
+        note_code: str | None,
+        at: datetime,
+    ) -> Doc:
+        """The intern's outcome after a completed internship; recorded again when it changes
+        (each recording is kept, the latest stands)."""
+        placement = await self.get_placement(placement_id, session)
+        lifecycle.check_outcome_allowed(placement)
+        entry = {"outcome": outcome.value, "note_code": note_code, "recorded_at": at}
+        updated = await self.placements.find_one_and_update(
+            {"_id": placement_id, "status": PlacementStatus.COMPLETED.value},
+            {
+                "$set": {"outcome": outcome.value, "outcome_recorded_at": at},
+                "$push": {"outcome_history": entry},
+            },
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if updated is None:
+            raise DomainError(
+                f"placement {placement_id!r} changed meanwhile; reload it", status_code=409
+            )
+        await self.outbox.add(
+            session,
+            OutcomeRecorded(
+                **placement_facts(placement),
+                outcome=outcome,
+                note_code=note_code,
+                recorded_at=at,
+            ),
+        )
+        return updated
+
     # expiry --------------------------------------------------------------------------------
 
     async def due_for_expiry(self, at: datetime, limit: int = 200) -> list[str]:
@@ -650,19 +733,33 @@ class MatchingStore:
 
     # statistics ----------------------------------------------------------------------------
 
-    async def statistics(self, cohort_id: str) -> Doc:
-        await self.get_cohort(cohort_id)  # an unknown cohort is a 404, not a page of zeros
+    async def cohort_documents(self, cohort_id: str) -> dict[str, Any]:
+        """A cohort's documents: what its KPIs and its report are made of (404 for a cohort
+        matching does not know: an unknown cohort is not a page of zeros)."""
+        cohort = await self.get_cohort(cohort_id)
         query = {"cohort_id": cohort_id}
-        proposals = await self.proposals.find(query).to_list()
-        applications = await self.applications.find(query).to_list()
-        positions = {p["_id"]: p for p in await self.positions.find(query).to_list()}
-        placements = await self.placements.find(query).to_list()
-        rounds = await self.rounds.count_documents(query)
-        return cohort_statistics(cohort_id, rounds, proposals, applications, positions, placements)
+        return {
+            "cohort": cohort,
+            "positions": await self.positions.find(query).to_list(),
+            "applications": await self.applications.find(query).to_list(),
+            "proposals": await self.proposals.find(query).to_list(),
+            "placements": await self.placements.find(query).to_list(),
+            "rounds": await self.rounds.find(
+                query, {"input": 0, "exclusions": 0, "pairs": 0}
+            ).to_list(),
+        }
 
+    async def cohort_records(self, cohort_id: str) -> CohortRecords:
+        return cohort_records(**await self.cohort_documents(cohort_id))
 
-def to_millis(moment: datetime) -> datetime:
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    async def statistics(self, cohort_id: str) -> Doc:
+        return cohort_kpis(await self.cohort_records(cohort_id))
+
+    async def all_cohort_records(self) -> list[CohortRecords]:
+        return [
+            await self.cohort_records(c["_id"])
+            for c in await self.cohorts.find({}, {"_id": 1}).sort("_id").to_list()
+        ]
 
 
 def _time(value: datetime | str) -> datetime:
@@ -702,6 +799,24 @@ def proposal_facts(proposal: Doc) -> Doc:
                 "application_id",
             )
         },
+    }
+
+
+def placement_facts(placement: Doc) -> Doc:
+    """The ids and sector every event about a placement carries."""
+    return {
+        k: placement[k]
+        for k in (
+            "placement_id",
+            "proposal_id",
+            "round_id",
+            "cohort_id",
+            "student_id",
+            "position_id",
+            "company_id",
+            "application_id",
+            "sector",
+        )
     }
 
 

@@ -18,6 +18,7 @@ from shared.events import (
     ApplicationWithdrawn,
     CloudEvent,
     CompanyStatusChanged,
+    InternshipCompleted,
     MatchAccepted,
     MatchCancelled,
     MatchDeclined,
@@ -138,6 +139,12 @@ def plan(event: CloudEvent[Any]) -> list[Planned]:
         if data.reason != PlacementCancelReason.STUDENT_ERASED:
             planned.insert(0, Planned(data.student_id, "student", "placement_cancelled.student"))
         return planned
+    if isinstance(data, InternshipCompleted):
+        # Thanks to both, and the request to hear of the intern's next step (the outcome).
+        return [
+            Planned(data.student_id, "student", "internship_completed.student"),
+            Planned(data.company_id, "company", "internship_completed.company", (data.student_id,)),
+        ]
     if isinstance(data, RoundCompleted):
         return [
             Planned(COORDINATOR, COORDINATOR, "round_completed.coordinator"),

@@ -14,6 +14,7 @@ from shared.events import (
     CloudEvent,
     CompanyStatusChanged,
     ContactRecord,
+    InternshipCompleted,
     MatchAccepted,
     MatchCancelled,
     MatchDeclined,
@@ -40,6 +41,7 @@ NOTIFIED = (
     MatchCancelled,
     PlacementCancelled,
     CompanyStatusChanged,
+    InternshipCompleted,
 )
 
 

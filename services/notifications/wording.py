@@ -83,6 +83,8 @@ ACTION_PATHS = {
     "placement_cancelled.student": "/student",
     "placement_cancelled.company": "/company/placements",
     "placement_cancelled.coordinator": "/coordinator/cohorts/{cohort_id}",
+    "internship_completed.student": "/student",
+    "internship_completed.company": "/company/placements",
     "round_completed.coordinator": "/coordinator/rounds/{round_id}",
     "company_approved.company": "/company/positions",
     "company_rejected.company": "/company",

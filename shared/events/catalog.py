@@ -39,6 +39,7 @@ from shared.bounds import (
 from shared.events.vocabulary import (
     CohortState,
     CompanyStatus,
+    EmploymentOutcome,
     EnglishLevel,
     JLPTLevel,
     MatchCancelReason,
@@ -323,6 +324,48 @@ class StudentProfileUpdated(EventData):
     updated_at: Moment
 
 
+class InternshipCompleted(EventData):
+    """The coordinator recorded that the internship of a confirmed placement was completed
+    (an internship that ended early is a cancelled placement instead)."""
+
+    event_name = "internship-completed"
+    key_field = "placement_id"
+
+    placement_id: Id
+    proposal_id: Id
+    round_id: Id
+    cohort_id: Id
+    student_id: Id
+    position_id: Id
+    company_id: Id
+    application_id: Id
+    sector: Sector
+    completed_on: Day = Field(description="The internship's last day.")
+    recorded_at: Moment
+
+
+class OutcomeRecorded(EventData):
+    """What the intern did after a completed internship, as the coordinator learned it. It
+    may be recorded again as it changes (returned to studies, later hired by the host): the
+    one with the latest `recorded_at` stands."""
+
+    event_name = "outcome-recorded"
+    key_field = "placement_id"
+
+    placement_id: Id
+    proposal_id: Id
+    round_id: Id
+    cohort_id: Id
+    student_id: Id
+    position_id: Id
+    company_id: Id
+    application_id: Id
+    sector: Sector
+    outcome: EmploymentOutcome
+    note_code: str | None = Field(default=None, max_length=40, pattern=NOTE_CODE)
+    recorded_at: Moment
+
+
 class SectorCount(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -382,6 +425,8 @@ CATALOG: dict[str, type[EventData]] = {
         CohortStateChanged,
         CompanyStatusChanged,
         StudentProfileUpdated,
+        InternshipCompleted,
+        OutcomeRecorded,
     )
 }
 

@@ -132,3 +132,20 @@ class PlacementCancelReason(StrEnum):
     POSITION_CLOSED = "position_closed"
     COMPANY_REJECTED = "company_rejected"
     COMPANY_SUSPENDED = "company_suspended"
+
+
+class EmploymentOutcome(StrEnum):
+    """What an intern did after a completed internship (`outcome-recorded`). The program's
+    goal is the first two: work in Kitakyushu."""
+
+    HIRED_BY_HOST = "hired_by_host"
+    HIRED_IN_KITAKYUSHU = "hired_in_kitakyushu"  # by another employer in Kitakyushu
+    HIRED_ELSEWHERE_IN_JAPAN = "hired_elsewhere_in_japan"
+    RETURNED_TO_STUDIES = "returned_to_studies"
+    UNKNOWN = "unknown"
+
+
+# Outcomes that count as local employment (the program's stated goal).
+LOCAL_EMPLOYMENT = (EmploymentOutcome.HIRED_BY_HOST, EmploymentOutcome.HIRED_IN_KITAKYUSHU)
+# ... and employment anywhere in Japan.
+EMPLOYMENT_IN_JAPAN = (*LOCAL_EMPLOYMENT, EmploymentOutcome.HIRED_ELSEWHERE_IN_JAPAN)

@@ -151,6 +151,40 @@ def test_make_run_readme_example_ctrl_c_and_restart(launcher: Launcher) -> None:
         spec = json.loads(r.read())
     assert any("application-submitted" in c for c in json.dumps(spec["channels"]).split('"'))
 
+    # The cohort report: matching asks the applications service for the names (the launcher
+    # tells it where), and `make analytics` computes the KPIs from the public stream.
+    matching = f"http://127.0.0.1:{launcher.ports['matching']}"
+    request = urllib.request.Request(
+        f"{matching}/cohorts/2026-summer/report/applicants.csv?lang=en",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        report = r.read().decode("utf-8-sig")
+    assert report.count("林怡君") == 2  # the demo's student, once per run
+    parquet = launcher.data_dir / "analytics-parquet"
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "analytics",
+            f"ARGS=--cohort 2026-summer --parquet {parquet}",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{launcher.ports['kafka']}",
+            "EMBEDDED_DATA_DIR": str(launcher.data_dir),
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Cohort 2026-summer" in result.stdout
+    assert re.search(r"^  Applicants\s+2$", result.stdout, re.MULTILINE), result.stdout
+    assert (launcher.data_dir / "analytics.duckdb").exists()
+    assert list((parquet / "type=application-submitted").glob("*.parquet")), result.stderr
+
     # Ctrl-C stops everything: the launcher exits cleanly and every port closes.
     assert launcher.interrupt() == 0
     for name, port in launcher.ports.items():

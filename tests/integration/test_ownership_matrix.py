@@ -27,7 +27,7 @@ from services.notifications.app import NotificationsSettings
 from services.notifications.app import create_app as create_notifications
 from shared.auth import Role
 from tests.driver import ApplicationsDriver, day
-from tests.infra import Infra, eventually, running
+from tests.infra import Infra, eventually, running, serving
 
 pytestmark = pytest.mark.integration
 
@@ -96,12 +96,20 @@ class World:
 
 @pytest.fixture(scope="module")
 async def world(infra: Infra) -> AsyncIterator[World]:
+    # The applications service on a real port: the matching service asks it for the
+    # applicants of a cohort report.
+    apps_app = create_applications(
+        infra.settings(ApplicationsSettings, tag=TAG, database="mx_apps")
+    )
     async with (
+        serving(apps_app) as apps_url,
+        httpx.AsyncClient(base_url=apps_url, timeout=30) as apps,
         running(
-            create_applications(infra.settings(ApplicationsSettings, tag=TAG, database="mx_apps"))
-        ) as apps,
-        running(
-            create_matching(infra.settings(MatchingSettings, tag=TAG, database="mx_matching"))
+            create_matching(
+                infra.settings(
+                    MatchingSettings, tag=TAG, database="mx_matching", applications_url=apps_url
+                )
+            )
         ) as matching,
         running(
             create_notifications(
@@ -162,7 +170,9 @@ async def world(infra: Infra) -> AsyncIterator[World]:
             CO_B: infra.token(Role.COMPANY, company_b),
             STU_S: infra.token(Role.STUDENT, s),
             STU_T: infra.token(Role.STUDENT, t),
-            UNI: infra.token(Role.UNIVERSITY, "uni-ntut"),
+            UNI: infra.token(
+                Role.UNIVERSITY, "uni-ntut", university="National Taipei University of Technology"
+            ),
             FORGED: infra.forged_token("student", company_a),
         }
         yield World(
@@ -200,6 +210,8 @@ def operations(ids: dict[str, str]) -> list[Op]:
     students = frozenset({Role.STUDENT, Role.COORDINATOR})
     participants = frozenset({Role.COORDINATOR, Role.COMPANY, Role.STUDENT})
     answerers = frozenset({Role.STUDENT, Role.COMPANY})
+    # Reports and KPIs: the coordinator and a university office (its own students only).
+    readers = frozenset({Role.COORDINATOR, Role.UNIVERSITY})
     a, s = frozenset({CO_A}), frozenset({STU_S})
     student_body = {
         "name": "學生 S",
@@ -261,7 +273,12 @@ def operations(ids: dict[str, str]) -> list[Op]:
         Op("matching", "GET", "/placements", participants),
         # V's placement with company A: S is a student of the cohort, but it is not theirs.
         Op("matching", "GET", "/placements/{placement_id}", participants, a),
-        Op("matching", "GET", "/cohorts/{cohort_id}/statistics", coord),
+        Op("applications", "GET", "/cohorts/{cohort_id}/students", readers),
+        Op("matching", "GET", "/cohorts/{cohort_id}/statistics", readers),
+        Op("matching", "GET", "/kpis/trend", readers),
+        Op("matching", "GET", "/cohorts/{cohort_id}/charts", readers),
+        Op("matching", "GET", "/cohorts/{cohort_id}/report.xlsx", readers),
+        Op("matching", "GET", "/cohorts/{cohort_id}/report/{table}.csv", readers),
         Op("notifications", "GET", "/deliveries", coord),
         Op("notifications", "GET", "/deliveries/failures", coord),
         Op("notifications", "GET", "/deliveries/{message_id}", coord),
@@ -343,6 +360,16 @@ def operations(ids: dict[str, str]) -> list[Op]:
         Op("matching", "POST", "/proposals/{proposal_id}/accept", answerers, a | s),
         Op("matching", "POST", "/proposals/{proposal_id}/decline", answerers, a | s),
         Op("matching", "POST", "/proposals/{proposal_id}/cancel", coord),
+        # Before its end the internship cannot be recorded as completed (422), nor an outcome
+        # before the completion (409): let through, answered by the rules.
+        Op("matching", "POST", "/placements/{placement_id}/complete", coord, body={}),
+        Op(
+            "matching",
+            "POST",
+            "/placements/{placement_id}/outcome",
+            coord,
+            body={"outcome": "hired_by_host"},
+        ),
         Op(
             "matching",
             "POST",
@@ -384,6 +411,7 @@ def url(op: Op, ids: dict[str, str]) -> str:
         "proposal_id": ids["proposal_id"],
         "placement_id": ids["placement_id"],
         "message_id": ids["message_id"],
+        "table": "applicants",
         **op.ids,
     }
     return op.template.format(**values)
@@ -466,7 +494,7 @@ async def test_what_each_caller_sees_is_theirs_only(world: World) -> None:
             "decline",
         ], caller
     placement = f"/placements/{ids['placement_id']}"
-    assert (await get(matching, placement, COORD))["allowed_actions"] == ["cancel"]
+    assert (await get(matching, placement, COORD))["allowed_actions"] == ["cancel", "complete"]
     assert (await get(matching, placement, CO_A))["allowed_actions"] == []
 
 

@@ -29,6 +29,9 @@ V1_CATALOG = {
     "cohort-state-changed",
     "company-status-changed",
     "student-profile-updated",
+    # Outcomes (issue 10): new types.
+    "internship-completed",
+    "outcome-recorded",
 }
 PERSONAL_FIELDS = {"name", "email", "phone", "address", "motivation", "statement", "birthday"}
 

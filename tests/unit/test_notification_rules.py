@@ -17,9 +17,11 @@ from shared.events import (
     ApplicationRef,
     ApplicationWithdrawn,
     CompanyStatusChanged,
+    InternshipCompleted,
     MatchAccepted,
     MatchCancelled,
     MatchProposed,
+    OutcomeRecorded,
     PlacementCancelled,
     RoundCompleted,
     make_event,
@@ -147,6 +149,17 @@ def test_company_decisions_are_told() -> None:
             company_id="co", status=status, sector="automotive", changed_at=T0
         )
         assert who(decided) == [("co", f"company_{status}.company", "")]
+
+
+def test_a_completed_internship_thanks_both_sides_and_an_outcome_tells_nobody() -> None:
+    facts = {**IDS, "placement_id": "pl", "application_id": "a", "sector": "automotive"}
+    completed = InternshipCompleted(**facts, completed_on=T0.date(), recorded_at=T0)
+    assert who(completed) == [
+        ("s", "internship_completed.student", ""),
+        ("co", "internship_completed.company", ""),
+    ]
+    outcome = OutcomeRecorded(**facts, outcome="hired_by_host", recorded_at=T0)
+    assert who(outcome) == []  # the coordinator's own record; nobody needs a mail about it
 
 
 def test_a_reminder_is_wanted_only_while_its_reader_has_not_answered() -> None:

@@ -4,16 +4,19 @@ cohort states in which a round may run.
 Proposal: proposed -> accepted (by one side) -> confirmed, or declined / expired / cancelled
 from either pending state. Placement: confirmed -> cancelled, by the coordinator with a
 reason (the platform does it only when a withdrawal or erasure the applications service had
-already accepted crossed the confirmation in flight).
+already accepted crossed the confirmation in flight); or confirmed -> completed, when the
+coordinator records that the internship was completed. A completed placement then takes its
+outcome (hired by the host, ...), recorded again whenever it changes; it can no longer be
+cancelled, and a cancelled placement can never complete.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.errors import conflict
+from shared.errors import DomainError, conflict
 from shared.events.vocabulary import (
     COHORT_TRANSITIONS,
     CohortState,
@@ -56,12 +59,71 @@ PENDING = (_P.PROPOSED, _P.ACCEPTED)
 class PlacementStatus(StrEnum):
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
+    COMPLETED = "completed"  # the internship took place; its outcome may be recorded
 
 
 PLACEMENT = StateMachine(
     "placement",
-    {PlacementStatus.CONFIRMED: (PlacementStatus.CANCELLED,), PlacementStatus.CANCELLED: ()},
+    {
+        PlacementStatus.CONFIRMED: (PlacementStatus.CANCELLED, PlacementStatus.COMPLETED),
+        PlacementStatus.CANCELLED: (),
+        PlacementStatus.COMPLETED: (),
+    },
 )
+# Placements that stand: the seat is taken and the intern counts as placed.
+STANDING = (PlacementStatus.CONFIRMED, PlacementStatus.COMPLETED)
+
+
+def placement_actions(status: PlacementStatus) -> list[str]:
+    """What the coordinator may do with a placement now."""
+    actions = []
+    if PLACEMENT.can(status, PlacementStatus.CANCELLED):
+        actions.append("cancel")
+    if PLACEMENT.can(status, PlacementStatus.COMPLETED):
+        actions.append("complete")
+    if status is PlacementStatus.COMPLETED:
+        actions.append("record_outcome")
+    return actions
+
+
+def check_completion(placement: Doc, completed_on: date, today: date) -> None:
+    """confirmed -> completed (409 from any other state), on a last day that lies within the
+    internship's start and today (422 otherwise; an internship is completed once it ended)."""
+    current = PlacementStatus(placement.get("status", PlacementStatus.CONFIRMED.value))
+    PLACEMENT.check(current, PlacementStatus.COMPLETED, ident=placement["_id"])
+    start = date.fromisoformat(str(placement["start_date"]))
+    if completed_on < start:
+        raise DomainError(
+            f"the internship started on {start.isoformat()}; it cannot have ended before",
+            field="completed_on",
+        )
+    if completed_on > today:
+        raise DomainError(
+            f"{completed_on.isoformat()} is still to come: record the completion once the "
+            "internship has ended",
+            field="completed_on",
+        )
+
+
+def check_outcome_allowed(placement: Doc) -> None:
+    """An outcome follows a completed internship (409 before completion or after a
+    cancellation, with the placement's state and where it can go)."""
+    current = PlacementStatus(placement.get("status", PlacementStatus.CONFIRMED.value))
+    if current is PlacementStatus.COMPLETED:
+        return
+    how = (
+        "record the internship's completion first"
+        if current is PlacementStatus.CONFIRMED
+        else "a cancelled placement has no outcome"
+    )
+    raise conflict(
+        f"placement {placement['_id']!r} is {current.value}: {how}",
+        extra={
+            "current_state": current.value,
+            "allowed": [s.value for s in PLACEMENT.allowed(current)],
+        },
+    )
+
 
 COHORT = StateMachine("cohort", COHORT_TRANSITIONS)
 # A round needs a closed application window; a finished cohort takes no more rounds.

@@ -1,97 +1,133 @@
-"""A cohort's figures for the coordinator (pure: documents in, numbers out).
-
-- acceptance_rate = proposals both sides accepted / proposals that were answered or expired
-  (confirmed + declined + expired). Cancelled proposals are left out: their ground went away
-  before anyone could answer, so they say nothing about acceptance. A placement cancelled
-  later still counts as accepted.
-- match_rate = students with a (not cancelled) placement / applicants, where applicants are
-  the distinct students who applied in the cohort, including those who withdrew later.
-- applications by sector and by track: an application counts once for every sector (track)
-  among the positions it ranks, and once more under `first_choice` for its first choice's.
-  Edits (an application replaced by its edited version) are not counted twice.
-- median_hours_to_placement: from the application's submission to the placement's
-  confirmation, over placements that stand.
-"""
+"""A cohort's KPI records from the matching service's documents (pure: documents in,
+records out). The KPIs themselves are defined once, in `shared.kpis`, and computed from these
+records exactly as `analytics/` computes them from the event stream."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
-from statistics import median
 from typing import Any
 
-from services.matching.domain.lifecycle import PlacementStatus, ProposalStatus
+from shared.kpis import (
+    ApplicationRecord,
+    CohortRecord,
+    CohortRecords,
+    PlacementRecord,
+    PlacementState,
+    PositionRecord,
+    ProposalRecord,
+    ProposalState,
+    RoundRecord,
+)
+from shared.kpis.records import to_millis
 
 Doc = dict[str, Any]
 
 
 def _time(value: datetime | str) -> datetime:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
+    return to_millis(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
-def _rate(numerator: int, denominator: int) -> float | None:
-    return round(numerator / denominator, 4) if denominator else None
+def _declined_by(proposal: Doc) -> str | None:
+    for party in ("student", "company"):
+        if proposal.get(f"{party}_answer") == "declined":
+            return party
+    return None
 
 
-def cohort_statistics(
-    cohort_id: str,
-    rounds: int,
-    proposals: list[Doc],
-    applications: list[Doc],
-    positions: dict[str, Doc],
-    placements: list[Doc],
-) -> Doc:
-    by_status: Counter[str] = Counter(p["status"] for p in proposals)
-    by_sector: dict[str, Counter[str]] = {}
-    for p in proposals:
-        by_sector.setdefault(p["sector"], Counter())[p["status"]] += 1
-
-    accepted = by_status[ProposalStatus.CONFIRMED]
-    decided = accepted + by_status[ProposalStatus.DECLINED] + by_status[ProposalStatus.EXPIRED]
-
-    counted = [
-        a
-        for a in applications
-        if a.get("ranked_position_ids") and a.get("withdrawn_reason") != "replaced"
-    ]
-    applicants = {a["student_id"] for a in counted}
-    sectors: dict[str, Counter[str]] = {}
-    tracks: dict[str, Counter[str]] = {}
-    for a in counted:
-        ranked = [positions[pid] for pid in a["ranked_position_ids"] if pid in positions]
-        for key, table in (("sector", sectors), ("track", tracks)):
-            for value in {p[key] for p in ranked}:
-                table.setdefault(value, Counter())["applications"] += 1
-            if ranked:
-                table.setdefault(ranked[0][key], Counter())["first_choice"] += 1
-
-    standing = [p for p in placements if p.get("status", "confirmed") == PlacementStatus.CONFIRMED]
-    submitted = {a["_id"]: a.get("submitted_at") for a in applications}
-    application_of = {p["_id"]: p.get("application_id") for p in proposals}
-    hours = []
-    for placement in standing:
-        application_id = placement.get("application_id") or application_of.get(
-            placement["proposal_id"]
-        )
-        at = submitted.get(application_id)
-        if at is not None:
-            delta = _time(placement["confirmed_at"]) - _time(at)
-            hours.append(delta.total_seconds() / 3600)
-    placed_students = {p["student_id"] for p in standing}
-
-    return {
-        "cohort_id": cohort_id,
-        "rounds": rounds,
-        "applicants": len(applicants),
-        "active_applications": sum(1 for a in applications if a.get("state") == "active"),
-        "applications_by_sector": {k: dict(v) for k, v in sorted(sectors.items())},
-        "applications_by_track": {k: dict(v) for k, v in sorted(tracks.items())},
-        "proposals": dict(by_status),
-        "placements": len(standing),
-        "placements_cancelled": len(placements) - len(standing),
-        "acceptance_rate": _rate(accepted, decided),
-        "acceptance_rate_basis": {"accepted": accepted, "answered_or_expired": decided},
-        "match_rate": _rate(len(placed_students), len(applicants)),
-        "median_hours_to_placement": round(median(hours), 1) if hours else None,
-        "by_sector": {k: dict(v) for k, v in by_sector.items()},
-    }
+def cohort_records(
+    cohort: Doc,
+    positions: Iterable[Doc],
+    applications: Iterable[Doc],
+    proposals: Iterable[Doc],
+    placements: Iterable[Doc],
+    rounds: Iterable[Doc],
+) -> CohortRecords:
+    """The records of one cohort. Read-model stubs (a closing or a withdrawal whose
+    publication has not arrived yet) are left out until their facts arrive, as the event
+    fold leaves them out."""
+    cohort_id = cohort["_id"]
+    opens = cohort.get("application_opens")
+    return CohortRecords(
+        cohort=CohortRecord(cohort_id, _time(opens) if opens else None, cohort.get("state")),
+        positions=sorted(
+            (
+                PositionRecord(
+                    position_id=p["_id"],
+                    cohort_id=cohort_id,
+                    company_id=p["company_id"],
+                    sector=p["sector"],
+                    track=p["track"],
+                    capacity=p["capacity"],
+                )
+                for p in positions
+                if "capacity" in p
+            ),
+            key=lambda r: r.position_id,
+        ),
+        applications=sorted(
+            (
+                ApplicationRecord(
+                    application_id=a["_id"],
+                    cohort_id=cohort_id,
+                    student_id=a["student_id"],
+                    ranked_position_ids=tuple(a["ranked_position_ids"]),
+                    submitted_at=_time(a["submitted_at"]),
+                    withdrawn_reason=a.get("withdrawn_reason")
+                    if a.get("state") == "withdrawn"
+                    else None,
+                )
+                for a in applications
+                if a.get("ranked_position_ids") and a.get("submitted_at")
+            ),
+            key=lambda r: r.application_id,
+        ),
+        proposals=sorted(
+            (
+                ProposalRecord(
+                    proposal_id=p["_id"],
+                    cohort_id=cohort_id,
+                    round_id=p["round_id"],
+                    student_id=p["student_id"],
+                    position_id=p["position_id"],
+                    sector=p["sector"],
+                    application_id=p.get("application_id"),
+                    proposed_at=_time(p["proposed_at"]),
+                    state=ProposalState(p["status"]),
+                    declined_by=_declined_by(p) if p["status"] == "declined" else None,
+                )
+                for p in proposals
+            ),
+            key=lambda r: r.proposal_id,
+        ),
+        placements=sorted(
+            (
+                PlacementRecord(
+                    placement_id=p["_id"],
+                    cohort_id=cohort_id,
+                    proposal_id=p["proposal_id"],
+                    student_id=p["student_id"],
+                    position_id=p["position_id"],
+                    sector=p["sector"],
+                    application_id=p.get("application_id"),
+                    confirmed_at=_time(p["confirmed_at"]),
+                    state=PlacementState(p.get("status", PlacementState.CONFIRMED.value)),
+                    outcome=p.get("outcome"),
+                )
+                for p in placements
+            ),
+            key=lambda r: r.placement_id,
+        ),
+        rounds=sorted(
+            (
+                RoundRecord(
+                    round_id=r["_id"],
+                    cohort_id=cohort_id,
+                    number=r["number"],
+                    completed_at=_time(r["completed_at"]),
+                )
+                for r in rounds
+            ),
+            key=lambda r: r.number,
+        ),
+    )
