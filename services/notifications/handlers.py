@@ -49,7 +49,9 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
     def planner(topic: str) -> Any:
         async def handle(event: CloudEvent[Any], session: Session) -> None:
             await store.record_facts(session, event)
-            if await store.plan_messages(session, event, topic, plan(event)):
+            planned = await store.plan_messages(session, event, topic, plan(event))
+            await store.suppress_reminders_already_answered(session, event)
+            if planned:
                 after_commit(session, wake)  # woken before the commit it would find nothing
 
         return handle

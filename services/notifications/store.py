@@ -18,9 +18,12 @@ from services.notifications.domain import (
     unwanted_reason,
 )
 from shared.documents import utcnow
-from shared.events import ApplicationWithdrawn, CloudEvent, ContactRecord
+from shared.events import ApplicationWithdrawn, CloudEvent, ContactRecord, MatchProposed
 from shared.events.contacts import contact_key
 from shared.mongo import Session
+
+# What a proposal's answers and ending leave in `proposals` (see domain.proposal_progress).
+ANSWER_FACTS = ("student_answered", "company_answered", "closed")
 
 Doc = dict[str, Any]
 
@@ -126,6 +129,28 @@ class NotificationsStore:
             {"$set": {"status": "suppressed", "last_error": why}},
             session=session,
         )
+
+    async def suppress_reminders_already_answered(
+        self, session: Session, event: CloudEvent[Any]
+    ) -> None:
+        """A proposal's answers travel on other topics than the proposal itself, so they may
+        be known before its reminders are planned (or be applied at the same moment, in
+        another partition's transaction): those reminders leave the queue at once too.
+        Writing the proposal's document, which every answer writes as well, makes two such
+        transactions conflict, so one is retried and sees the other (reading alone would
+        let each miss the other's write)."""
+        if not isinstance(event.data, MatchProposed):
+            return
+        known = await self.proposals.find_one_and_update(
+            {"_id": event.data.proposal_id},
+            {"$set": {"reminders_planned": True}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        facts = {k: True for k in ANSWER_FACTS if known and known.get(k)}
+        if facts:
+            await self._suppress_reminders(session, event.data.proposal_id, facts)
 
     async def unwanted_reason(self, message: Doc) -> str | None:
         """Why this due message must not be sent any more (None: send it). The one place

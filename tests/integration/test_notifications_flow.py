@@ -263,7 +263,7 @@ async def test_whole_flow_tells_everyone_once_in_their_language(platform: Platfo
     assert sum(n for (_, status), n in by_status.items() if status == "sent") == 8
     # The answer reminders were planned with the proposal and left the queue when the
     # placement was confirmed: nobody is reminded of a question they answered.
-    assert by_status[("answer_reminder.student", "suppressed")] == 1
+    assert by_status[("answer_reminder.student", "suppressed")] == 1, by_status
     assert by_status[("answer_reminder.company", "suppressed")] == 1
     assert len(listed.json()) == 10
     forbidden = await platform.notifications.get(
