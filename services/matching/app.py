@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from prometheus_client import Histogram
 from pydantic import Field
 
 from services.matching import handlers
@@ -20,6 +21,7 @@ from shared.events import (
     PlacementConfirmed,
     RoundCompleted,
 )
+from shared.metrics import LATENCY_BUCKETS
 from shared.mongo import Session, in_transaction
 from shared.runtime import ServiceRuntime, create_http_app
 from shared.settings import CommonSettings
@@ -78,4 +80,12 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
         routers=ROUTERS,
     )
     app.state.store = store
+    app.state.round_duration = Histogram(
+        "kitakyushu_matching_round_duration_seconds",
+        "Time to run a match round (its input, the matching, the stability certificate and "
+        "the proposals, in one transaction), by outcome: completed, refused, failed",
+        ["outcome"],
+        buckets=LATENCY_BUCKETS,
+        registry=runtime.metrics.registry,
+    )
     return app
