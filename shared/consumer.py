@@ -529,7 +529,7 @@ class IdempotentConsumer:
                     raise
                 away = _dependency_of(exc)
                 away.down(exc)
-                self.metrics.outages.labels(away.name).inc()
+                self.metrics.outages.labels(away.name.lower()).inc()
                 await asyncio.sleep(backoff.next())
                 continue
             if away is not None:

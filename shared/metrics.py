@@ -10,7 +10,8 @@ What is not here: FastStream's Prometheus middleware measures messages that Fast
 subscribers and publishers handle; ours are our own aiokafka loop and relay (see
 shared/consumer.py), so the same measurements are made where our code handles them. The
 names of every metric are declared in this package and the services (`kitakyushu_...`);
-`make deploy-check` fails on an alert rule or dashboard that names another.
+tests/integration/test_observability.py fails on an alert rule or dashboard
+(deploy/monitoring/) that names a metric no service exposes.
 """
 
 from __future__ import annotations
@@ -136,6 +137,10 @@ class ServiceMetrics:
             "Outbox entries published again because the broker had lost them",
             registry=r,
         )
+        # Series exist from the start (at 0), so that rules and rates see them before the
+        # first event.
+        for dependency in ("mongodb", "kafka"):
+            self.outages.labels(dependency)
         self.dependency_up = Gauge(
             "kitakyushu_dependency_up",
             "Whether the dependency answered the last check (1) or not (0)",

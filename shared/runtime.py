@@ -127,6 +127,7 @@ class ServiceRuntime:
         self._reported: dict[str, set[str]] = {"lag": set(), "dlq": set()}
         self.metrics.refresh_with("outbox", self._refresh_outbox_metrics)
         self.metrics.refresh_with("kafka", self._refresh_kafka_metrics)
+        self.metrics.refresh_with("dependencies", self._refresh_dependency_metrics)
         for model in publishes:
             self.broker.publisher(
                 settings.topic(model.event_name),
@@ -384,6 +385,17 @@ class ServiceRuntime:
         self.metrics.outbox_unsent.set(backlog.unsent)
         self.metrics.outbox_oldest_age.set(backlog.oldest_age_seconds)
         self.metrics.outbox_unverified.set(backlog.unverified)
+
+    async def _refresh_dependency_metrics(self) -> None:
+        """kitakyushu_dependency_up at every scrape, not only when a probe asked."""
+        await asyncio.gather(
+            self.mongodb_reachable(),
+            self._kafka_up(),
+        )
+
+    async def _kafka_up(self) -> None:
+        ok = await self.kafka_reachable() if self.kafka_started else False
+        self.metrics.dependency_up.labels("kafka").set(ok)
 
     async def _refresh_kafka_metrics(self) -> None:
         """Consumer lag per topic (end offsets minus the group's committed offsets, over all

@@ -88,4 +88,6 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
         buckets=LATENCY_BUCKETS,
         registry=runtime.metrics.registry,
     )
+    for outcome in ("completed", "refused", "failed"):
+        app.state.round_duration.labels(outcome)  # each series exists (at 0) from the start
     return app
