@@ -127,6 +127,12 @@ class ServiceMetrics:
             "Published outbox entries whose read-back from the broker is still due",
             registry=r,
         )
+        self.outbox_stuck = Gauge(
+            "kitakyushu_outbox_relay_stuck",
+            "1 while unsent entries have made no progress for OUTBOX_STUCK_SECONDS (liveness "
+            "then fails and the pod restarts), else 0",
+            registry=r,
+        )
         self.outbox_published = Counter(
             "kitakyushu_outbox_published_entries",
             "Outbox entries the broker acknowledged",

@@ -385,6 +385,7 @@ class ServiceRuntime:
         self.metrics.outbox_unsent.set(backlog.unsent)
         self.metrics.outbox_oldest_age.set(backlog.oldest_age_seconds)
         self.metrics.outbox_unverified.set(backlog.unverified)
+        self.metrics.outbox_stuck.set(self.relay.stuck)
 
     async def _refresh_dependency_metrics(self) -> None:
         """kitakyushu_dependency_up at every scrape, not only when a probe asked."""

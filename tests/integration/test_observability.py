@@ -317,6 +317,8 @@ async def test_metrics_move_when_an_application_flows_through(platform: Platform
     )
     assert value(apps, "kitakyushu_outbox_unsent_entries") == 0
     assert value(apps, "kitakyushu_outbox_oldest_unsent_age_seconds") == 0
+    assert ("kitakyushu_outbox_relay_stuck", ()) in apps
+    assert value(apps, "kitakyushu_outbox_relay_stuck") == 0
     # Both consumers applied the event; the DLQ is empty.
     applied = {"topic": "application-submitted", "outcome": "applied"}
     for service, samples in (("matching", match), ("notifications", notify)):
