@@ -38,6 +38,7 @@ from shared.errors import install_error_handlers
 from shared.events.catalog import CATALOG, EventData
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
 from shared.events.envelope import CloudEvent
+from shared.http import harden
 from shared.kafka import (
     IdempotentProducer,
     OffsetsReader,
@@ -106,7 +107,12 @@ class ServiceRuntime:
             ensure_topics=self.ensure_topics,
             metrics=self.metrics,
         )
-        self.outbox = Outbox(self.db, source=f"/services/{name}", on_added=self.relay.wake)
+        self.outbox = Outbox(
+            self.db,
+            source=f"/services/{name}",
+            on_added=self.relay.wake,
+            max_message_bytes=settings.kafka_max_message_bytes,
+        )
         self.consumer = IdempotentConsumer(
             name=name,
             client=self.client,
@@ -140,7 +146,7 @@ class ServiceRuntime:
             self.broker.publisher(
                 settings.topic(CONTACTS_TOPIC),
                 title=CONTACTS_TOPIC,
-                description="Restricted, compacted: contact data keyed by party id; null = erase.",
+                description="Restricted, compacted: contacts keyed by role:party id; null = erase.",
                 schema=ContactRecord,
             )
 
@@ -465,6 +471,7 @@ def create_http_app(
     app.state.runtime = runtime
     app.state.metrics = runtime.metrics
     install_error_handlers(app)
+    harden(app, runtime.settings)  # body limit, security headers, error docs; needs JWT_SECRET
 
     @app.get("/health/live", tags=["health"])
     async def live(response: Response) -> dict[str, Any]:
