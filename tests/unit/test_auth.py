@@ -124,8 +124,8 @@ def test_a_previous_secret_is_accepted_during_a_rotation_but_never_signs() -> No
     rotating = CommonSettings(jwt_secret=new, jwt_previous_secret=old)  # type: ignore[arg-type]
     before = mint_token(settings(old), Role.STUDENT, "stu-1")
     assert decode_token(rotating, before) == Principal(Role.STUDENT, "stu-1")
-    after = mint_token(rotating, Role.COMPANY, "co-1")
-    assert decode_token(settings(new), after) == Principal(Role.COMPANY, "co-1")
+    after = mint_token(rotating, Role.COMPANY, COMPANY)
+    assert decode_token(settings(new), after) == Principal(Role.COMPANY, COMPANY)
     with pytest.raises(HTTPException) as err:  # signed with the new key, not the old one
         decode_token(settings(old), after)
     assert err.value.status_code == 401
