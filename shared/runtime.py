@@ -24,7 +24,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response, status
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -493,7 +493,18 @@ def create_http_app(
     async def asyncapi() -> dict[str, Any]:
         return runtime.asyncapi()
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this service")
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics of this service",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "The Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         body, content_type = await runtime.metrics.exposition()
         return Response(body, media_type=content_type)
