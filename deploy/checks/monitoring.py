@@ -1,9 +1,10 @@
 """deploy/monitoring: the Prometheus alert rules and the Grafana dashboard.
 
 Offline and without promtool: the rule file has the shape Prometheus loads (groups of rules,
-each alert with an expression, a severity and a summary, no name twice), the dashboard is a
-Grafana dashboard with a query on every panel, and every `kitakyushu_*` series either names
-is one the services declare (their source), with the suffixes prometheus-client adds.
+each alert with an expression, a severity and a summary, no name twice), every expression and
+panel query parses as PromQL (promql-parser, Prometheus' grammar), the dashboard is a Grafana
+dashboard with a query on every panel, and every `kitakyushu_*` series either names is one the
+services declare (their source), with the suffixes prometheus-client adds.
 tests/integration/test_observability.py checks the same against the running services.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import yaml
 
 _SERIES = re.compile(r"\bkitakyushu_[a-z_]+\b")
@@ -34,13 +36,16 @@ def declared_series(root: Path) -> set[str]:
     return {name + suffix for name in names for suffix in _SUFFIXES}
 
 
-def _balanced(expr: str) -> bool:
-    depth = 0
-    for char in expr:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth < 0:
-            return False
-    return depth == 0
+def _promql_problem(expr: str) -> str | None:
+    """Why `expr` is not PromQL, or None. Grafana's variables ($service) sit inside label
+    matchers' strings, where the parser takes them as text."""
+    if not expr.strip():
+        return "empty query"
+    try:
+        promql_parser.parse(expr)
+    except ValueError as exc:
+        return f"not PromQL ({exc})"
+    return None
 
 
 def check_alerts(path: Path, known: set[str]) -> Iterator[str]:
@@ -57,8 +62,9 @@ def check_alerts(path: Path, known: set[str]) -> Iterator[str]:
             if name in seen:
                 yield f"{path.name}: {name} twice"
             seen.add(name)
-            if not expr.strip() or not _balanced(expr):
-                yield f"{path.name}: {name}: empty or unbalanced expr"
+            problem = _promql_problem(expr)
+            if problem:
+                yield f"{path.name}: {name}: {problem}"
             if "alert" in rule:
                 if (rule.get("labels") or {}).get("severity") not in _SEVERITIES:
                     yield f"{path.name}: {name}: severity not one of {sorted(_SEVERITIES)}"
@@ -77,8 +83,10 @@ def check_dashboard(path: Path, known: set[str]) -> Iterator[str]:
         yield f"{path.name}: no panels"
     for panel in panels:
         exprs = [t.get("expr", "") for t in panel.get("targets") or []]
-        if not exprs or not all(e.strip() and _balanced(e) for e in exprs):
-            yield f"{path.name}: panel {panel.get('title')!r}: a missing or unbalanced query"
+        if not exprs:
+            yield f"{path.name}: panel {panel.get('title')!r}: no query"
+        for problem in filter(None, map(_promql_problem, exprs)):
+            yield f"{path.name}: panel {panel.get('title')!r}: {problem}"
         for series in {s for e in exprs for s in _SERIES.findall(e)} - known:
             yield f"{path.name}: panel {panel.get('title')!r}: {series} is not a metric"
 

@@ -284,7 +284,7 @@ def test_monitoring_as_committed_passes() -> None:
                 "labels": {"severity": "warning"},
                 "annotations": {"summary": "s"},
             },
-            "unbalanced",
+            "not PromQL",
         ),
         (
             {"alert": "A", "expr": "kitakyushu_dlq_messages > 0", "annotations": {"summary": "s"}},
