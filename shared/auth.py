@@ -6,6 +6,7 @@ python -m shared.auth mint --role student --sub stu-001
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -78,15 +79,31 @@ def mint_token(
     return jwt.encode(claims, settings.require_jwt_secret(), algorithm=ALGORITHM)
 
 
-def decode_token(settings: CommonSettings, token: str) -> Principal:
-    try:
-        claims = jwt.decode(
+def verified_claims(settings: CommonSettings, token: str) -> dict[str, Any]:
+    """The token's claims if it is signed with JWT_SECRET, or with JWT_PREVIOUS_SECRET while
+    a rotation is under way (README, "Rotating the JWT secret")."""
+
+    def decode(key: str) -> dict[str, Any]:
+        return jwt.decode(
             token,
-            settings.require_jwt_secret(),
+            key,
             algorithms=[ALGORITHM],
             issuer=settings.jwt_issuer,
             options={"require": ["sub", "role", "exp", "iat", "iss"]},
         )
+
+    current = settings.require_jwt_secret()
+    previous = settings.jwt_previous_secret
+    if previous is not None and previous.get_secret_value():
+        with contextlib.suppress(jwt.InvalidSignatureError):
+            return decode(current)
+        return decode(previous.get_secret_value())
+    return decode(current)
+
+
+def decode_token(settings: CommonSettings, token: str) -> Principal:
+    try:
+        claims = verified_claims(settings, token)
         check_lifetime(settings, claims)
         return Principal(Role(claims["role"]), str(claims["sub"]), university_of(claims))
     except (jwt.InvalidTokenError, ValueError) as exc:

@@ -27,6 +27,11 @@ FastStream's subscriber flattens a poll into one list, commits the whole consume
 every Kafka error at ERROR while retrying. FastStream still documents every consumed topic
 with its payload schema: `ServiceRuntime` declares them on its AsyncAPI broker.
 
+Observability: each message handled is a `process <topic>` span, a child of the context it
+was produced in (its `traceparent` header), inside a `transaction <topic>` span per batch
+linked to every message's producer (shared/tracing.py); each gets one log line with its
+trace id and request id, and counts in `kitakyushu_consumer_events_total{topic,outcome}`.
+
 Partitions come back quickly after a crash: the consumer joins with static membership
 (`group.instance.id`, KIP-345). A member restarted with the same instance id takes its
 partitions back at once, on the embedded broker (which never evicts a dead dynamic member)
@@ -54,10 +59,12 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from shared import kafka, mongo
+from shared import kafka, mongo, tracing
+from shared.connections import kafka_client_options
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
 from shared.events.envelope import CloudEvent, parse_event
 from shared.kafka import IdempotentProducer, dlq_topic, hold_empty_fetches
+from shared.metrics import ServiceMetrics
 from shared.mongo import Session, in_transaction
 from shared.settings import CommonSettings
 from shared.weather import KAFKA, MONGODB, Dependency
@@ -103,6 +110,8 @@ class _Item:
     party_id: str = ""
     contact: ContactRecord | None = None
     invalid: str | None = None
+    trace_id: str | None = None  # of the last span that handled it, else of its producer
+    request_id: str | None = None  # of the HTTP request that caused it, if known
 
     @property
     def about(self) -> dict[str, Any]:
@@ -142,8 +151,11 @@ class IdempotentConsumer:
         producer: IdempotentProducer,
         settings: CommonSettings,
         broker: KafkaBroker | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.name = name
+        # Unexported unless the service's own are given (tests build consumers alone).
+        self.metrics = metrics or ServiceMetrics(name)
         self.client = client
         self.processed = db[PROCESSED]
         self.producer = producer
@@ -202,6 +214,10 @@ class IdempotentConsumer:
                 await asyncio.wait_for(consumer.stop(), timeout=10)
         self.assigned.clear()
 
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The consumer's loop (for liveness: a loop that died with an error)."""
+        return [self._task] if self._task is not None else []
+
     @property
     def healthy(self) -> bool:
         """Consuming, or nothing to consume (joining the group may still be under way)."""
@@ -221,6 +237,7 @@ class IdempotentConsumer:
             enable_auto_commit=False,  # commit after the transaction, never before
             auto_offset_reset="earliest",
             max_poll_records=s.consumer_batch_size,
+            **kafka_client_options(s),
         )
 
     async def _run(self) -> None:
@@ -325,6 +342,8 @@ class IdempotentConsumer:
 
     def _decode(self, route: _Route, record: ConsumerRecord[Any, Any]) -> _Item:
         item = _Item(record)
+        item.trace_id = tracing.trace_id_of_context(tracing.context_from(record.headers))
+        item.request_id = tracing.request_id_from(record.headers)
         try:
             if route.contacts:
                 item.party_id = record.key.decode() if record.key else ""
@@ -371,13 +390,16 @@ class IdempotentConsumer:
                 return
             if attempt >= self.settings.consumer_max_attempts:
                 reason = f"failed after {attempt} attempts: {error!r}"
-                log.error("handler failed; dead-lettered", extra={**item.about, "error": reason})
+                log.error(
+                    "handler failed; dead-lettered", extra={**self._ids(item), "error": reason}
+                )
                 await self._dead_letter(route, item, reason, attempt)
                 return
             log.warning(
                 "handler failed; retrying",
-                extra={**item.about, "attempt": attempt, "error": repr(error)},
+                extra={**self._ids(item), "attempt": attempt, "error": repr(error)},
             )
+            self.metrics.events.labels(route.topic, "retried").inc()
             await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1))
             attempt += 1
             started = time.perf_counter()
@@ -391,6 +413,14 @@ class IdempotentConsumer:
 
     async def _apply_batch(self, route: _Route, items: list[_Item]) -> list[str]:
         """One transaction for `items`; returns each item's outcome."""
+        started = time.perf_counter()
+        try:
+            with tracing.transaction(self.group_id, route.topic, [i.record for i in items]):
+                return await self._transaction(route, items)
+        finally:
+            self.metrics.transactions.labels(route.topic).observe(time.perf_counter() - started)
+
+    async def _transaction(self, route: _Route, items: list[_Item]) -> list[str]:
         if route.contacts:
             return await in_transaction(
                 self.client, lambda s: self._apply_contacts(route, items, s)
@@ -427,7 +457,8 @@ class IdempotentConsumer:
                 continue
             done.add(key)  # the same event twice in one batch: the second is a duplicate
             if not route.batch:
-                await self._call(index, route.handler(event, session))
+                with self._processing(route, item):
+                    await self._call(index, route.handler(event, session))
             fresh.append(
                 {
                     "_id": key,
@@ -451,8 +482,28 @@ class IdempotentConsumer:
     ) -> list[str]:
         # Upserts and erasures are idempotent by nature (last write wins), so no event id.
         for index, item in enumerate(items):
-            await self._call(index, route.handler(item.party_id, item.contact, session))
+            with self._processing(route, item):
+                await self._call(index, route.handler(item.party_id, item.contact, session))
         return ["applied"] * len(items)
+
+    @contextlib.contextmanager
+    def _processing(self, route: _Route, item: _Item) -> Any:
+        """The message's own span (see shared/tracing.py), current while its handler runs."""
+        event_id = str(item.event.id) if item.event is not None else None
+        with tracing.processing(self.group_id, route.topic, item.record, event_id) as span:
+            item.trace_id = tracing.trace_id_of(span)
+            try:
+                yield span
+            except _ItemFailed as failed:
+                tracing.failed(span, failed.error)
+                raise
+            except Exception as exc:
+                tracing.failed(span, exc)
+                raise
+
+    def _ids(self, item: _Item) -> dict[str, Any]:
+        """What a log line about `item` says it is about, and its trace and request ids."""
+        return {**item.about, "trace_id": item.trace_id, "request_id": item.request_id}
 
     @staticmethod
     async def _call(index: int, call: Awaitable[None]) -> None:
@@ -478,6 +529,7 @@ class IdempotentConsumer:
                     raise
                 away = _dependency_of(exc)
                 away.down(exc)
+                self.metrics.outages.labels(away.name.lower()).inc()
                 await asyncio.sleep(backoff.next())
                 continue
             if away is not None:
@@ -497,15 +549,26 @@ class IdempotentConsumer:
             ("dlq-at", datetime.now(UTC).isoformat().encode()),
         ]
         started = time.perf_counter()
-        # Until this succeeds the offset is not committed: the message is never dropped.
-        await self._in_fair_weather(
-            lambda: self.producer.send_and_wait(
-                self.settings.topic(dlq_topic(route.topic)),
-                value=record.value,
-                key=record.key,
-                headers=headers,
+        with (
+            tracing.within(record.headers),
+            tracing.tracer().start_as_current_span(
+                f"dead-letter {route.topic}",
+                attributes={
+                    "messaging.destination.name": dlq_topic(route.topic),
+                    "reason": reason[:500],
+                },
+            ) as span,
+        ):
+            item.trace_id = tracing.trace_id_of(span) or item.trace_id
+            # Until this succeeds the offset is not committed: the message is never dropped.
+            await self._in_fair_weather(
+                lambda: self.producer.send_and_wait(
+                    self.settings.topic(dlq_topic(route.topic)),
+                    value=record.value,
+                    key=record.key,
+                    headers=headers,
+                )
             )
-        )
         self._log(route, item, "dead-lettered", attempts, started, reason=reason[:500])
 
     def _log(
@@ -519,6 +582,7 @@ class IdempotentConsumer:
     ) -> None:
         """One structured line per message handled: what it was about and how it ended."""
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        self.metrics.events.labels(route.topic, outcome).inc()
         level = logging.WARNING if outcome == "dead-lettered" else logging.INFO
         log.log(
             level,
@@ -526,7 +590,7 @@ class IdempotentConsumer:
             extra={
                 "consumer": self.name,
                 "topic": route.topic,
-                **item.about,
+                **self._ids(item),
                 "partition": item.record.partition,
                 "offset": item.record.offset,
                 "outcome": outcome,

@@ -12,7 +12,8 @@ that dead-lettered it applies it now, or dead-letters it again with a new reason
 record is not redriven when a newer record of the same party is on the topic: last write
 wins there, and the older one would overwrite it.
 
-It reads KAFKA_BOOTSTRAP_SERVERS and KAFKA_TOPIC_PREFIX like the services.
+It reads KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_PREFIX and the Kafka connection security
+(KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*) like the services.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from shared.connections import kafka_client_options
 from shared.events.contacts import CONTACTS_TOPIC
 from shared.kafka import dlq_topic
 from shared.settings import CommonSettings
@@ -62,9 +64,14 @@ class DeadLetter:
         return [(k, v) for k, v in self.headers if not k.startswith("dlq-")]
 
 
-async def read_all(bootstrap: str, topics: Sequence[str]) -> list[DeadLetter]:
-    """Every record of `topics`, read without a consumer group (nothing is committed)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def read_all(
+    bootstrap: str, topics: Sequence[str], options: dict[str, Any] | None = None
+) -> list[DeadLetter]:
+    """Every record of `topics`, read without a consumer group (nothing is committed).
+    `options`: connection security (shared.connections.kafka_client_options)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **(options or {})
+    )
     await consumer.start()
     try:
         # Fresh metadata of every topic (the consumer's public topics() returns names only).
@@ -110,7 +117,7 @@ async def read_all(bootstrap: str, topics: Sequence[str]) -> list[DeadLetter]:
 async def dlq_topics(bootstrap: str, settings: CommonSettings, only: str | None) -> list[str]:
     if only:
         return [settings.topic(dlq_topic(only))]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_client_options(settings))
     await consumer.start()
     try:
         names = await consumer.topics()
@@ -121,12 +128,18 @@ async def dlq_topics(bootstrap: str, settings: CommonSettings, only: str | None)
 
 
 async def redrive(
-    bootstrap: str, entries: Sequence[DeadLetter], *, contacts_topic: str
+    bootstrap: str,
+    entries: Sequence[DeadLetter],
+    *,
+    contacts_topic: str,
+    options: dict[str, Any] | None = None,
 ) -> list[tuple[DeadLetter, str]]:
     """Publish each entry back to its original topic; returns (entry, outcome) pairs."""
     outcomes: list[tuple[DeadLetter, str]] = []
-    latest = await _latest_offsets_by_key(bootstrap, contacts_topic, entries)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    latest = await _latest_offsets_by_key(bootstrap, contacts_topic, entries, options)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, **(options or {})
+    )
     await producer.start()
     try:
         for entry in entries:
@@ -151,12 +164,15 @@ def _origin(entry: DeadLetter) -> bytes:
 
 
 async def _latest_offsets_by_key(
-    bootstrap: str, contacts_topic: str, entries: Sequence[DeadLetter]
+    bootstrap: str,
+    contacts_topic: str,
+    entries: Sequence[DeadLetter],
+    options: dict[str, Any] | None = None,
 ) -> dict[bytes | None, int]:
     if not any(e.original_topic == contacts_topic for e in entries):
         return {}
     latest: dict[bytes | None, int] = {}
-    for record in await read_all(bootstrap, [contacts_topic]):
+    for record in await read_all(bootstrap, [contacts_topic], options):
         latest[record.key] = max(latest.get(record.key, -1), record.offset)
     return latest
 
@@ -195,7 +211,8 @@ async def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
 
     settings = CommonSettings()
     bootstrap = settings.kafka_bootstrap_servers
-    entries = await read_all(bootstrap, await dlq_topics(bootstrap, settings, args.topic))
+    options = kafka_client_options(settings)
+    entries = await read_all(bootstrap, await dlq_topics(bootstrap, settings, args.topic), options)
     if args.consumer:
         entries = [e for e in entries if e.header("dlq-consumer") == args.consumer]
     if args.command in (None, "list"):
@@ -210,7 +227,9 @@ async def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
         if missing:
             print(f"no such DLQ entries: {', '.join(sorted(missing))}", file=out)
             return 1
-    outcomes = await redrive(bootstrap, entries, contacts_topic=settings.topic(CONTACTS_TOPIC))
+    outcomes = await redrive(
+        bootstrap, entries, contacts_topic=settings.topic(CONTACTS_TOPIC), options=options
+    )
     for entry, outcome in outcomes:
         print(f"{entry.topic} {entry.position}: {outcome}", file=out)
     print(f"{sum(o.startswith('redriven') for _, o in outcomes)} record(s) redriven", file=out)

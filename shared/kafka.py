@@ -4,13 +4,14 @@ idle-fetch pause, and the DLQ naming."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
@@ -90,6 +91,7 @@ async def ensure_topics(
     replication: int,
     compacted: frozenset[str] = frozenset(),
     policy: TopicPolicy | None = None,
+    client_options: dict[str, Any] | None = None,
 ) -> TopicReport:
     """Create missing topics (and their DLQs) with the configuration the code owns; report
     existing topics whose configuration differs (they are not altered: that is an operator's
@@ -103,7 +105,7 @@ async def ensure_topics(
         # A DLQ keeps everything, also for a compacted topic: each entry is evidence.
         wanted.setdefault(dlq_topic(topic), (partitions, policy.configs(False)))
     report = TopicReport()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -159,9 +161,14 @@ class IdempotentProducer:
     """An aiokafka producer with idempotence on, created when started (aiokafka needs the
     running event loop at construction), and recreated when its producer state is lost."""
 
-    def __init__(self, bootstrap: str, client_id: str) -> None:
+    def __init__(
+        self, bootstrap: str, client_id: str, options: dict[str, Any] | None = None
+    ) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
+        # Connection security (shared.connections.kafka_client_options), also used by the
+        # clients that read back what this producer wrote (the outbox verifier).
+        self.options = dict(options or {})
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self.recreated = 0
@@ -173,6 +180,7 @@ class IdempotentProducer:
             enable_idempotence=True,  # implies acks=all; no duplicates from producer retries
             linger_ms=5,
             request_timeout_ms=15_000,
+            **self.options,
         )
         await self._producer.start()
 
@@ -237,3 +245,88 @@ def hold_empty_fetches(consumer: AIOKafkaConsumer, seconds: float) -> None:
         return has_data
 
     fetcher._proc_fetch_request = fetch_then_pause
+
+
+class OffsetsReader:
+    """End offsets of topics and a consumer group's committed offsets, for the metrics
+    (consumer lag, DLQ sizes). Its clients join no group and commit nothing; they are made
+    on first use and kept."""
+
+    def __init__(self, bootstrap: str, client_id: str, options: dict[str, Any] | None = None):
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self.options = dict(options or {})
+        self._reader: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
+        async with self._lock:
+            if self._reader is None:
+                reader = AIOKafkaConsumer(
+                    bootstrap_servers=self.bootstrap,
+                    client_id=self.client_id,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    request_timeout_ms=10_000,
+                    **self.options,
+                )
+                await reader.start()
+                self._reader = reader
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(
+                    bootstrap_servers=self.bootstrap, client_id=self.client_id, **self.options
+                )
+                await admin.start()
+                self._admin = admin
+            return self._reader, self._admin
+
+    async def _partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        reader, _ = await self._clients()
+        # Fresh metadata (the consumer's own covers only what it was told about).
+        cluster = await reader._client.fetch_all_metadata()
+        return [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(cluster.partitions_for_topic(topic) or ())
+        ]
+
+    async def sizes(self, topics: dict[str, str]) -> dict[str, int]:
+        """Records in each topic (full name -> label): end minus beginning offsets."""
+        reader, _ = await self._clients()
+        tps = await self._partitions(topics)
+        sizes = dict.fromkeys(topics.values(), 0)
+        if not tps:
+            return sizes
+        ends = await reader.end_offsets(tps)
+        starts = await reader.beginning_offsets(tps)
+        for tp in tps:
+            sizes[topics[tp.topic]] += max(0, ends[tp] - starts[tp])
+        return sizes
+
+    async def group_lag(self, group: str, topics: dict[str, str]) -> dict[str, int]:
+        """Records of each topic (full name -> label) past the group's committed offsets;
+        a partition the group never committed counts from its beginning."""
+        reader, admin = await self._clients()
+        tps = await self._partitions(topics)
+        lag = dict.fromkeys(topics.values(), 0)
+        if not tps:
+            return lag
+        ends = await reader.end_offsets(tps)
+        starts = await reader.beginning_offsets(tps)
+        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+        for tp in tps:
+            done = committed.get(tp)
+            position = done.offset if done is not None and done.offset >= 0 else starts[tp]
+            lag[topics[tp.topic]] += max(0, ends[tp] - position)
+        return lag
+
+    async def close(self) -> None:
+        reader, admin = self._reader, self._admin
+        self._reader = self._admin = None
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reader.stop(), timeout=5)
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(admin.close(), timeout=5)

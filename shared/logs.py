@@ -1,4 +1,8 @@
-"""Structured logging: one JSON object per line (or plain text when LOG_JSON=false)."""
+"""Structured logging: one JSON object per line (or plain text when LOG_JSON=false).
+
+Every line written while a request or an event is handled carries its `trace_id` (and
+`span_id`) and `request_id`, so that the access log line of a request, the lines of the
+events it caused in every service and its trace in a tracing backend are found together."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.tracing import correlation_ids
 from shared.weather import OutageNoise
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -38,11 +43,23 @@ class TextFormatter(logging.Formatter):
         return base
 
 
+class CorrelationIds(logging.Filter):
+    """Adds the trace id, span id and request id of the current work to a record (unless
+    the line names them itself, as the consumer's per-event lines do)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in correlation_ids().items():
+            if getattr(record, key, None) is None:
+                setattr(record, key, value)
+        return True
+
+
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     # Kafka-client errors during a known outage: rate-limited, at WARNING (shared/weather.py).
     handler.addFilter(OutageNoise())
+    handler.addFilter(CorrelationIds())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -29,9 +29,11 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
-def connect(uri: str) -> AsyncMongoClient[dict[str, Any]]:
+def connect(uri: str, **options: Any) -> AsyncMongoClient[dict[str, Any]]:
+    """A client for `uri`; `options` are credentials and TLS
+    (`shared.connections.mongo_client_options(settings)`)."""
     # tz_aware so that datetimes read back compare with the timezone-aware ones we write.
-    return AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    return AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000, **options)
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared import mongo
+from shared import mongo, tracing
 from shared.errors import DomainError
 from shared.events.catalog import EventData
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
@@ -42,6 +43,7 @@ from shared.kafka import (
     PRODUCER_STATE_ERRORS,
     IdempotentProducer,
 )
+from shared.metrics import ServiceMetrics
 from shared.mongo import Session, after_commit, in_transaction
 from shared.weather import KAFKA, MONGODB
 
@@ -81,12 +83,15 @@ class Outbox:
         event = make_event(data, source=self.source, subject=data.key)
         # CloudEvents Kafka protocol binding, structured content mode: the whole event is the
         # value and the content-type header says so (no ce_* headers: those mean binary mode).
-        value = event.to_bytes()
-        headers = {"content-type": CLOUDEVENTS_CONTENT_TYPE}
-        self._check_size(data.event_name, data.key, value, headers, data)
-        await self._insert(
-            session, topic=data.event_name, key=data.key, value=value, headers=headers
-        )
+        # `traceparent` (W3C trace context, as OpenTelemetry's Kafka instrumentations send
+        # it) and `request-id` ride along as plain headers: the trace goes on in consumers.
+        with tracing.creating(data.event_name, str(event.id), data.key) as trace_headers:
+            value = event.to_bytes()
+            headers = {"content-type": CLOUDEVENTS_CONTENT_TYPE, **trace_headers}
+            self._check_size(data.event_name, data.key, value, headers, data)
+            await self._insert(
+                session, topic=data.event_name, key=data.key, value=value, headers=headers
+            )
         return event
 
     async def add_contact(self, session: Session, key: str, record: ContactRecord | None) -> None:
@@ -94,9 +99,11 @@ class Outbox:
         `key` is `contact_key(role, party id)`."""
         value = record.model_dump_json().encode() if record is not None else None
         headers = {"content-type": JSON_CONTENT_TYPE} if value is not None else {}
-        if value is not None:
-            self._check_size(CONTACTS_TOPIC, key, value, headers, record)
-        await self._insert(session, topic=CONTACTS_TOPIC, key=key, value=value, headers=headers)
+        with tracing.creating(CONTACTS_TOPIC, None, key) as trace_headers:
+            headers = {**headers, **trace_headers}
+            if value is not None:
+                self._check_size(CONTACTS_TOPIC, key, value, headers, record)
+            await self._insert(session, topic=CONTACTS_TOPIC, key=key, value=value, headers=headers)
 
     def _check_size(
         self, topic: str, key: str, value: bytes, headers: dict[str, str], data: Any
@@ -163,8 +170,11 @@ class OutboxRelay:
         verify_after_seconds: float = 0.0,
         stuck_seconds: float = 120.0,
         ensure_topics: Callable[[], Awaitable[Any]] | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.db = db
+        # Unexported unless the service's own are given (tests build relays alone).
+        self.metrics = metrics or ServiceMetrics("outbox")
         self.collection = db[OUTBOX]
         self.producer = producer
         self.topic_name = topic_name
@@ -239,6 +249,11 @@ class OutboxRelay:
             return 0
         if self._stuck_since is None:
             self._stuck_since = time.monotonic()
+        with tracing.sending(entries):  # a failure raised by _settle marks the span failed
+            return await self._settle(entries, await self._send(entries))
+
+    async def _send(self, entries: list[dict[str, Any]]) -> list[Any]:
+        """Queue every entry, then wait for the broker's answers (metadata or an error)."""
         futures = []
         for entry in entries:
             headers = [(k, v.encode()) for k, v in entry.get("headers", {}).items()]
@@ -254,7 +269,9 @@ class OutboxRelay:
             except Exception as exc:  # queueing failed: what was queued still counts
                 futures.append(_failed(exc))
                 break
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    async def _settle(self, entries: list[dict[str, Any]], results: list[Any]) -> int:
         # Only the entries before the first failure count as sent: the rest is published
         # again in order, so that no key's later event overtakes an earlier one for good.
         sent: list[tuple[dict[str, Any], Any]] = []
@@ -267,6 +284,7 @@ class OutboxRelay:
         if sent:
             await self._mark_sent(sent)
             self.published += len(sent)
+            self.metrics.outbox_published.inc(len(sent))
             self._stuck_since = None if len(sent) == len(entries) else time.monotonic()
             KAFKA.up()
         if failure is not None:
@@ -404,6 +422,7 @@ class OutboxRelay:
                 enable_auto_commit=False,
                 group_id=None,
                 request_timeout_ms=10_000,
+                **self.producer.options,  # the producer's connection security
             )
             await reader.start()
             self._reader = reader
@@ -431,8 +450,27 @@ class OutboxRelay:
             extra={"lost": len(lost), "republished": result.modified_count},
         )
         self.republished += result.modified_count
+        self.metrics.outbox_republished.inc(result.modified_count)
         self._wake.set()
         return int(result.modified_count)
+
+    async def backlog(self) -> Backlog:
+        """What waits: unsent entries, the oldest one's age, sent ones awaiting read-back."""
+        unsent = await self.collection.count_documents({"sent_at": None})
+        oldest = None
+        if unsent:
+            oldest = await self.collection.find_one(
+                {"sent_at": None}, sort=[("_id", ASCENDING)], projection=["created_at"]
+            )
+        unverified = (
+            await self.collection.count_documents({"verify_at": {"$exists": True}})
+            if self.verify_after
+            else 0
+        )
+        age = 0.0
+        if oldest is not None:
+            age = max(0.0, (datetime.now(UTC) - oldest["created_at"]).total_seconds())
+        return Backlog(unsent=unsent, oldest_age_seconds=age, unverified=unverified)
 
     # -- loop -----------------------------------------------------------------------------
 
@@ -490,6 +528,13 @@ class OutboxRelay:
             reader, self._reader = self._reader, None
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(reader.stop(), timeout=5)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    unsent: int
+    oldest_age_seconds: float
+    unverified: int
 
 
 def _failed(exc: BaseException) -> asyncio.Future[Any]:

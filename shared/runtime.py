@@ -4,6 +4,14 @@ consumer, periodic jobs, and the HTTP app with health, readiness and AsyncAPI.
 `self.broker` is a FastStream broker that is never started: it only describes the service's
 channels (what it publishes and what it consumes, each with its payload model) for the
 AsyncAPI document. Consuming is done by `shared.consumer.IdempotentConsumer` (see there why).
+
+Health: /health/live says the process works (it fails when the outbox relay is stuck or a
+loop of the service died; a restart is the cure); /health/ready says it can take its traffic,
+which needs MongoDB; Kafka away only degrades it (reported in the payload), since the outbox
+keeps what is to be published and the consumers catch up. Uvicorn answers neither before
+the service has started (indexes, topics): Kubernetes' startup probe waits for /health/live.
+Every client is built with the connection security of shared/connections.py, and
+/metrics (shared/metrics.py) and traces (shared/tracing.py) are wired here too.
 """
 
 from __future__ import annotations
@@ -16,13 +24,16 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response, status
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from swagger_ui_bundle import swagger_ui_path
 
 from shared.asyncapi import annotate
+from shared.access_log import AccessLog
+from shared.connections import kafka_client_options, kafka_security, mongo_client_options
 from shared.consumer import BatchHandler, ContactHandler, EventHandler, IdempotentConsumer
 from shared.errors import install_error_handlers
 from shared.events.catalog import CATALOG, EventData
@@ -31,15 +42,18 @@ from shared.events.envelope import CloudEvent
 from shared.http import harden
 from shared.kafka import (
     IdempotentProducer,
+    OffsetsReader,
     TopicPolicy,
     TopicReport,
     dlq_topic,
     ensure_topics,
     is_unavailable,
 )
+from shared.metrics import ServiceMetrics, set_per_label
 from shared.mongo import connect, ping
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import CommonSettings
+from shared.tracing import configure_tracing
 from shared.weather import KAFKA
 
 log = logging.getLogger(__name__)
@@ -59,16 +73,29 @@ class ServiceRuntime:
     ) -> None:
         self.name = name
         self.settings = settings
-        self.client = connect(settings.mongodb_uri)
+        # Before the MongoDB client: PyMongo's tracing listener applies to later clients.
+        configure_tracing(name, VERSION)
+        self.metrics = ServiceMetrics(name, VERSION)
+        self.client = connect(settings.mongodb_uri, **mongo_client_options(settings))
         self.db = self.client[database]
+        # TLS/SASL for every Kafka client (empty for the embedded broker's PLAINTEXT).
+        self.kafka_options = kafka_client_options(settings)
         # Never started: it documents the channels (see the module docstring).
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=name,
+            security=kafka_security(settings),
             logger=logging.getLogger(f"faststream.{name}"),
             log_level=logging.DEBUG,
         )
-        self.producer = IdempotentProducer(settings.kafka_bootstrap_servers, client_id=name)
+        self.producer = IdempotentProducer(
+            settings.kafka_bootstrap_servers, client_id=name, options=self.kafka_options
+        )
+        self.offsets = OffsetsReader(
+            settings.kafka_bootstrap_servers,
+            client_id=f"{name}-metrics",
+            options=self.kafka_options,
+        )
         self.relay = OutboxRelay(
             self.db,
             self.producer,
@@ -79,6 +106,7 @@ class ServiceRuntime:
             verify_after_seconds=settings.outbox_verify_after_seconds,
             stuck_seconds=settings.outbox_stuck_seconds,
             ensure_topics=self.ensure_topics,
+            metrics=self.metrics,
         )
         self.outbox = Outbox(
             self.db,
@@ -92,6 +120,7 @@ class ServiceRuntime:
             db=self.db,
             producer=self.producer,
             settings=settings,
+            metrics=self.metrics,
         )
         self.topic_mismatches: list[str] = []
         self.kafka_started = False
@@ -102,6 +131,10 @@ class ServiceRuntime:
         self._background: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
+        self._reported: dict[str, set[str]] = {"lag": set(), "dlq": set()}
+        self.metrics.refresh_with("outbox", self._refresh_outbox_metrics)
+        self.metrics.refresh_with("kafka", self._refresh_kafka_metrics)
+        self.metrics.refresh_with("dependencies", self._refresh_dependency_metrics)
         for model in publishes:
             self.broker.publisher(
                 settings.topic(model.event_name),
@@ -232,6 +265,7 @@ class ServiceRuntime:
         except Exception:
             log.warning("final outbox pass failed; entries stay for the next start")
         await self.relay.close()
+        await self.offsets.close()
         await self.producer.stop()
         await self.client.close()
         log.info("service stopped", extra={"service": self.name})
@@ -267,6 +301,7 @@ class ServiceRuntime:
             partitions=s.kafka_topic_partitions,
             replication=s.kafka_replication_factor,
             compacted=frozenset(s.topic(t) for t in self.compacted),
+            client_options=self.kafka_options,
             policy=TopicPolicy(
                 partitions=s.kafka_topic_partitions,
                 replication=s.kafka_replication_factor,
@@ -295,15 +330,38 @@ class ServiceRuntime:
         KAFKA.up()
         return True
 
+    async def mongodb_reachable(self) -> bool:
+        try:
+            ok = await asyncio.wait_for(ping(self.db), 2.0)
+        except TimeoutError:
+            ok = False
+        self.metrics.dependency_up.labels("mongodb").set(ok)
+        return ok
+
     async def readiness(self) -> dict[str, Any]:
-        mongo_ok = await ping(self.db)
-        kafka_ok = self.kafka_started and await self.kafka_reachable()
+        """Ready = started and MongoDB answers: every request needs MongoDB. Kafka away only
+        degrades the service: writes go on into the outbox, events wait in Kafka."""
+        mongo_ok, kafka_ok = await asyncio.gather(
+            self.mongodb_reachable(),
+            self.kafka_reachable() if self.kafka_started else _false(),
+        )
+        self.metrics.dependency_up.labels("kafka").set(kafka_ok)
         consumer_ok = self.consumer.healthy
+        ready = bool(self.started and mongo_ok)
+        degraded = [
+            what
+            for what, ok in (
+                ("kafka", kafka_ok),
+                ("outbox_relay", self.relay.healthy),
+                ("consumer", consumer_ok),
+            )
+            if not ok
+        ]
         return {
             "service": self.name,
-            "ready": bool(
-                self.started and mongo_ok and kafka_ok and self.relay.healthy and consumer_ok
-            ),
+            "ready": ready,
+            "status": ("degraded" if degraded else "ready") if ready else "not ready",
+            "degraded": degraded,
             "mongodb": mongo_ok,
             "kafka": kafka_ok,
             "outbox_relay": self.relay.healthy,
@@ -317,9 +375,64 @@ class ServiceRuntime:
         }
 
     def liveness(self) -> dict[str, Any]:
-        """Alive unless the outbox relay is stuck: unsent events without progress for longer
-        than OUTBOX_STUCK_SECONDS (a restart gets a fresh producer and connections)."""
-        return {"service": self.name, "alive": not self.relay.stuck}
+        """Alive unless the outbox relay is stuck (unsent events without progress for longer
+        than OUTBOX_STUCK_SECONDS) or a loop of the service died (the consumer, the relay, a
+        background loop): a restart gets fresh loops, producer and connections. An outage
+        of MongoDB or Kafka is not a reason: the loops wait for it, and a restart would not
+        bring it back."""
+        died = [
+            task.get_name()
+            for task in [*self._tasks, *self.consumer.tasks()]
+            if task.done() and not task.cancelled() and task.exception() is not None
+        ]
+        alive = not self.relay.stuck and not died
+        return {
+            "service": self.name,
+            "alive": alive,
+            "outbox_stuck": self.relay.stuck,
+            "loops_died": died,
+        }
+
+    # -- metrics read at scrape time ------------------------------------------------------
+
+    async def _refresh_outbox_metrics(self) -> None:
+        backlog = await self.relay.backlog()
+        self.metrics.outbox_unsent.set(backlog.unsent)
+        self.metrics.outbox_oldest_age.set(backlog.oldest_age_seconds)
+        self.metrics.outbox_unverified.set(backlog.unverified)
+        self.metrics.outbox_stuck.set(self.relay.stuck)
+
+    async def _refresh_dependency_metrics(self) -> None:
+        """kitakyushu_dependency_up at every scrape, not only when a probe asked."""
+        await asyncio.gather(
+            self.mongodb_reachable(),
+            self._kafka_up(),
+        )
+
+    async def _kafka_up(self) -> None:
+        ok = await self.kafka_reachable() if self.kafka_started else False
+        self.metrics.dependency_up.labels("kafka").set(ok)
+
+    async def _refresh_kafka_metrics(self) -> None:
+        """Consumer lag per topic (end offsets minus the group's committed offsets, over all
+        partitions: every replica reports the group's lag) and the size of the DLQs of the
+        topics this service consumes."""
+        consumed = [r.topic for r in self.consumer.routes.values()]
+        if not consumed or not self.kafka_started:
+            return
+        s = self.settings
+        try:
+            lag = await self.offsets.group_lag(
+                self.consumer.group_id, {s.topic(t): t for t in consumed}
+            )
+            sizes = await self.offsets.sizes(
+                {s.topic(dlq_topic(t)): dlq_topic(t) for t in consumed}
+            )
+        except BaseException:
+            await self.offsets.close()  # clients that lost their broker start afresh
+            raise
+        set_per_label(self.metrics.consumer_lag, lag, self._reported["lag"])
+        set_per_label(self.metrics.dlq_messages, sizes, self._reported["dlq"])
 
     def asyncapi(self) -> dict[str, Any]:
         spec = AsyncAPI(
@@ -366,6 +479,7 @@ def create_http_app(
 
     app.state.settings = runtime.settings
     app.state.runtime = runtime
+    app.state.metrics = runtime.metrics
     install_error_handlers(app)
     harden(app, runtime.settings)  # body limit, security headers, error docs; needs JWT_SECRET
 
@@ -389,6 +503,34 @@ def create_http_app(
     async def asyncapi() -> dict[str, Any]:
         return runtime.asyncapi()
 
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics of this service",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "The Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def metrics() -> Response:
+        body, content_type = await runtime.metrics.exposition()
+        return Response(body, media_type=content_type)
+
     for router in routers:
         app.include_router(router)
+    # Last: the outermost of the app's middlewares (see shared/access_log.py), and inside
+    # OpenTelemetry's, which instrument_app puts around the whole stack.
+    app.add_middleware(AccessLog, metrics=runtime.metrics)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="/health/live,/health/ready,/metrics",
+        exclude_spans=["receive", "send"],
+    )
     return app
+
+
+async def _false() -> bool:
+    return False

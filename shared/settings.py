@@ -50,6 +50,9 @@ class CommonSettings(BaseSettings):
     kafka_empty_fetch_pause_ms: float = Field(default=100, ge=0)
 
     jwt_secret: SecretStr | None = None
+    # A second key accepted when checking tokens (never used to sign): lets the key change
+    # without a 401 while pods roll (README, "Rotating the JWT secret").
+    jwt_previous_secret: SecretStr | None = None
     jwt_issuer: str = "kitakyushu-internships"
     jwt_ttl_seconds: int = Field(default=8 * 3600, ge=60)
     # Tokens that claim to live longer (exp - iat) are refused: a leaked token expires soon.

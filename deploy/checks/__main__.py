@@ -11,6 +11,8 @@
 3. deploy/Dockerfile and .dockerignore: pinned base, hash-checked install, OCI labels,
    HEALTHCHECK, non-root; the build context as Docker computes it.
 4. docker-compose.yml: the Compose Specification's schema, and the platform's rules.
+5. deploy/monitoring: the alert rules and the dashboard are well formed and name only metrics
+   the services declare (deploy/checks/monitoring.py).
 Exit status 1 if anything fails; each problem is printed on one line.
 """
 
@@ -23,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deploy.checks import compose, dockerfile, k8s
+from deploy.checks import compose, dockerfile, k8s, monitoring
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         problems,
         f"valid against the Compose Specification; {len(document.get('services', {}))} "
         "services, one image built once, health-gated start, ports on 127.0.0.1",
+    )
+    problems, rules = monitoring.check(ROOT)
+    ok &= section(
+        "deploy/monitoring",
+        problems,
+        f"{rules} alert rules and the Grafana dashboard name only metrics the services declare",
     )
     print(f"deploy-check {'passed' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
     return 0 if ok else 1

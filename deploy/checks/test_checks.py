@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.checks import compose, dockerfile, k8s
+from deploy.checks import compose, dockerfile, k8s, monitoring
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -254,3 +254,50 @@ def test_dockerignore_keeps_local_data_out(project: Path) -> None:
     problems = dockerfile_problems(project)
     assert any(".data/embedded.env" in p for p in problems)
     assert any(".venv/pyvenv.cfg" in p for p in problems)
+
+
+# --- deploy/monitoring -------------------------------------------------------------------------
+
+
+def test_monitoring_as_committed_passes() -> None:
+    problems, rules = monitoring.check(ROOT)
+    assert problems == []
+    assert rules >= 4
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (
+            {
+                "alert": "A",
+                "expr": "kitakyushu_nonsense > 0",
+                "labels": {"severity": "warning"},
+                "annotations": {"summary": "s"},
+            },
+            "kitakyushu_nonsense is not a metric",
+        ),
+        (
+            {
+                "alert": "A",
+                "expr": "max(kitakyushu_dlq_messages",
+                "labels": {"severity": "warning"},
+                "annotations": {"summary": "s"},
+            },
+            "not PromQL",
+        ),
+        (
+            {"alert": "A", "expr": "kitakyushu_dlq_messages > 0", "annotations": {"summary": "s"}},
+            "severity",
+        ),
+        (
+            {"alert": "A", "expr": "kitakyushu_dlq_messages > 0", "labels": {"severity": "info"}},
+            "no summary",
+        ),
+    ],
+)
+def test_monitoring_rules_catch(tmp_path: Path, rule: dict[str, Any], expected: str) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [rule]}]}))
+    problems = list(monitoring.check_alerts(path, monitoring.declared_series(ROOT)))
+    assert any(expected in p for p in problems), problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -71,10 +72,19 @@ async def start_round(
 ) -> dict[str, Any]:
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     hours = body.respond_within_hours or request.app.state.settings.respond_within_hours
-    doc = await in_transaction(
-        store.db.client,
-        lambda s: store.start_round(s, body.cohort_id, seed, timedelta(hours=hours)),
-    )
+    started, outcome = time.perf_counter(), "failed"
+    try:
+        doc = await in_transaction(
+            store.db.client,
+            lambda s: store.start_round(s, body.cohort_id, seed, timedelta(hours=hours)),
+        )
+        outcome = "completed"
+    except DomainError:
+        outcome = "refused"  # the cohort cannot have a round now (the 409/422 says why)
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        request.app.state.round_duration.labels(outcome).observe(elapsed)
     return to_response(doc, hide=("input",))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from prometheus_client import Histogram
 from pydantic import Field
 
 from services.matching import handlers, reporting
@@ -24,6 +25,7 @@ from shared.events import (
     PlacementConfirmed,
     RoundCompleted,
 )
+from shared.metrics import LATENCY_BUCKETS
 from shared.mongo import Session, in_transaction
 from shared.runtime import ServiceRuntime, create_http_app
 from shared.settings import CommonSettings
@@ -87,4 +89,14 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     )
     app.state.store = store
     app.state.directory = ApplicantDirectory(settings.applications_url)
+    app.state.round_duration = Histogram(
+        "kitakyushu_matching_round_duration_seconds",
+        "Time to run a match round (its input, the matching, the stability certificate and "
+        "the proposals, in one transaction), by outcome: completed, refused, failed",
+        ["outcome"],
+        buckets=LATENCY_BUCKETS,
+        registry=runtime.metrics.registry,
+    )
+    for outcome in ("completed", "refused", "failed"):
+        app.state.round_duration.labels(outcome)  # each series exists (at 0) from the start
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import Field, SecretStr
 
-from services.notifications import handlers
+from services.notifications import handlers, telemetry
 from services.notifications.api import ROUTERS
 from services.notifications.delivery import Deliverer, DeliveryPolicy, Mailer, SmtpConfig
 from services.notifications.rendering import Renderer, Site
@@ -82,6 +82,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     runtime.on_start(store.ensure_indexes)
     handlers.register(runtime, store, deliverer.wake)
     runtime.background("delivery", deliverer.run)
+    telemetry.register(runtime.metrics, deliverer, store)
     app = create_http_app(
         runtime,
         title="Notifications service",

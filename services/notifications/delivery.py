@@ -21,10 +21,12 @@ from typing import Any
 import aiosmtplib
 from pymongo.errors import PyMongoError
 
+from services.notifications import telemetry
 from services.notifications.domain import COORDINATOR
 from services.notifications.rendering import Renderer, Site, build_context
 from services.notifications.store import Doc, NotificationsStore
 from services.notifications.wording import language_of
+from shared import tracing
 from shared.kafka import IdempotentProducer, dlq_topic
 from shared.settings import CommonSettings
 
@@ -129,6 +131,11 @@ class Deliverer:
             handled += 1
 
     async def deliver(self, message: Doc) -> None:
+        # The event's trace and request ids on every line about this message.
+        with tracing.within(message.get("trace")):
+            await self._deliver(message)
+
+    async def _deliver(self, message: Doc) -> None:
         try:
             email, meta = await self.compose(message)
         except TransientDeliveryError as exc:
@@ -142,7 +149,8 @@ class Deliverer:
             log.info("message suppressed", extra={"message_id": message["_id"], "why": meta["why"]})
             return
         try:
-            await self.mailer.send(email)
+            with telemetry.sending(message, self.mailer):
+                await self.mailer.send(email)
         except Exception as exc:
             await self._failed_attempt(message, exc)
             return

@@ -17,6 +17,7 @@ from services.notifications.domain import (
     proposal_progress,
     unwanted_reason,
 )
+from shared import tracing
 from shared.documents import utcnow
 from shared.events import ApplicationWithdrawn, CloudEvent, ContactRecord, MatchProposed
 from shared.events.contacts import contact_key
@@ -84,6 +85,9 @@ class NotificationsStore:
                         "due_at": p.not_before or utcnow(),
                         "created_at": utcnow(),
                         "last_error": "recipient erased" if erased else None,
+                        # The event's trace context and request id: its e-mail's send
+                        # joins the trace of the request that caused it.
+                        "trace": tracing.outgoing_headers(),
                     }
                 },
                 upsert=True,

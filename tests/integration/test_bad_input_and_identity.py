@@ -201,7 +201,9 @@ def broker_limit_between_profile_and_application(skills: list[str]) -> int:
         source="/services/applications",
         subject="stu-0000",
     )
-    return len(profile_event.to_bytes()) + RECORD_OVERHEAD + 100
+    # + the key and content-type header (100), and the trace headers every record carries:
+    # traceparent (11 + 55) and request-id (10 + a generated 32).
+    return len(profile_event.to_bytes()) + RECORD_OVERHEAD + 100 + 108
 
 
 async def test_an_event_over_the_broker_limit_is_refused_and_never_reaches_the_outbox(

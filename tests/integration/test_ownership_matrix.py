@@ -243,16 +243,20 @@ def operations(ids: dict[str, str]) -> list[Op]:
         "contact": {"name": "担当", "email": "hr@call.example"},
     }
     return [
-        # Public
+        # Public (/metrics: counts by route template, topic and outcome, no personal data;
+        # in Kubernetes only the monitoring namespace reaches it, the Ingress serves the portal)
         Op("applications", "GET", "/health/live", None),
         Op("applications", "GET", "/health/ready", None),
         Op("applications", "GET", "/asyncapi.json", None),
+        Op("applications", "GET", "/metrics", None),
         Op("matching", "GET", "/health/live", None),
         Op("matching", "GET", "/health/ready", None),
         Op("matching", "GET", "/asyncapi.json", None),
+        Op("matching", "GET", "/metrics", None),
         Op("notifications", "GET", "/health/live", None),
         Op("notifications", "GET", "/health/ready", None),
         Op("notifications", "GET", "/asyncapi.json", None),
+        Op("notifications", "GET", "/metrics", None),
         Op("applications", "POST", "/companies", None, body=company_body),
         # Reads
         Op("applications", "GET", "/cohorts", anyone),

@@ -117,3 +117,26 @@ def test_missing_or_short_secret_is_explained() -> None:
         mint_token(CommonSettings(), Role.STUDENT, "stu-1")
     with pytest.raises(MissingSecretError, match="too short"):
         mint_token(settings("short"), Role.STUDENT, "stu-1")
+
+
+def test_a_previous_secret_is_accepted_during_a_rotation_but_never_signs() -> None:
+    old, new = "o" * 32, "n" * 32
+    rotating = CommonSettings(jwt_secret=new, jwt_previous_secret=old)  # type: ignore[arg-type]
+    before = mint_token(settings(old), Role.STUDENT, "stu-1")
+    assert decode_token(rotating, before) == Principal(Role.STUDENT, "stu-1")
+    after = mint_token(rotating, Role.COMPANY, COMPANY)
+    assert decode_token(settings(new), after) == Principal(Role.COMPANY, COMPANY)
+    with pytest.raises(HTTPException) as err:  # signed with the new key, not the old one
+        decode_token(settings(old), after)
+    assert err.value.status_code == 401
+    # Once the rotation is over (the previous secret removed), old tokens are refused.
+    with pytest.raises(HTTPException) as err:
+        decode_token(settings(new), before)
+    assert err.value.status_code == 401
+    # A key neither current nor previous is refused, and so is an expired token by the old key.
+    with pytest.raises(HTTPException):
+        decode_token(rotating, mint_token(settings("x" * 32), Role.STUDENT, "stu-1"))
+    expired = mint_token(settings(old), Role.STUDENT, "stu-1", ttl=timedelta(seconds=-1))
+    with pytest.raises(HTTPException) as err:
+        decode_token(rotating, expired)
+    assert "expired" in str(err.value.detail)
