@@ -27,6 +27,7 @@ class Role(StrEnum):
     COORDINATOR = "coordinator"
     COMPANY = "company"
     STUDENT = "student"
+    UNIVERSITY = "university"  # the university office: read-only on its own students
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,16 @@ async def list_companies(principal: CompanyOrCoordinator, store: Store) -> list[
     return [to_response(c) for c in await store.companies.find(query).sort("_id").to_list()]
 
 
+DIRECTORY_FIELDS = ("name_ja", "name_en", "sector", "ward")
+
+
+@companies.get("/directory", summary="Approved host companies: names and sector, no contact")
+async def company_directory(_: AnyPrincipal, store: Store) -> list[dict[str, Any]]:
+    approved = store.companies.find({"status": CompanyStatus.APPROVED.value})
+    docs = await approved.sort("_id").to_list()
+    return [{"id": c["_id"], **{k: c.get(k) for k in DIRECTORY_FIELDS}} for c in docs]
+
+
 @companies.get("/{company_id}")
 async def get_company(
     company_id: str, principal: CompanyOrCoordinator, store: Store
@@ -174,6 +184,19 @@ async def close_position(
     return to_response(await transact(store, lambda s: store.close_position(s, position)))
 
 
+APPLICANT_FIELDS = (
+    "name",
+    "department",
+    "degree_program",
+    "graduation_year",
+    "jlpt_level",
+    "english_level",
+    "skills",
+    "available_from",
+    "available_to",
+)
+
+
 @positions.get("/{position_id}/applicants", summary="Active applicants to one of your positions")
 async def list_applicants(
     position_id: str, principal: CompanyOrCoordinator, store: Store
@@ -195,23 +218,46 @@ async def list_applicants(
                 "student_id": application["student_id"],
                 "student_rank": application["ranked_position_ids"].index(position["_id"]) + 1,
                 "motivation": application["motivation"],
-                **{
-                    k: student.get(k)
-                    for k in (
-                        "name",
-                        "department",
-                        "degree_program",
-                        "graduation_year",
-                        "jlpt_level",
-                        "english_level",
-                        "skills",
-                        "available_from",
-                        "available_to",
-                    )
-                },
+                **{k: student.get(k) for k in APPLICANT_FIELDS},
             }
         )
     return result
+
+
+@positions.get(
+    "/{position_id}/applicants/{student_id}",
+    summary="One student who applied to one of your positions (any application state)",
+)
+async def get_applicant(
+    position_id: str, student_id: str, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    position = await owned_position(position_id, principal, store)
+    application = await store.applications.find_one(
+        {"student_id": student_id, "ranked_position_ids": position["_id"]},
+        sort=[("submitted_at", -1)],
+    )
+    student = await store.students.find_one({"_id": student_id})
+    if application is None or student is None:
+        raise not_found("applicant", student_id)
+    return {
+        "application_id": application["_id"],
+        "student_id": student_id,
+        "state": application["state"],
+        "student_rank": application["ranked_position_ids"].index(position["_id"]) + 1,
+        "motivation": application["motivation"],
+        **{k: student.get(k) for k in APPLICANT_FIELDS},
+    }
+
+
+@positions.get("/{position_id}/ranking", summary="The current ranking of one of your positions")
+async def get_ranking(
+    position_id: str, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    position = await owned_position(position_id, principal, store)
+    ranking = await store.rankings.find_one({"_id": position["_id"]})
+    if ranking is None:
+        return {"id": position["_id"], "ranked_student_ids": [], "ranked_at": None}
+    return to_response(ranking)
 
 
 @positions.put("/{position_id}/ranking", summary="Rank the applicants to one of your positions")
@@ -228,6 +274,38 @@ students = APIRouter(prefix="/students", tags=["students"])
 def check_self(principal: Principal, student_id: str) -> None:
     if not principal.is_coordinator and principal.sub != student_id:
         raise forbidden("a student may only see and change their own profile")
+
+
+UNIVERSITY_FIELDS = (
+    "name",
+    "email",
+    "university",
+    "department",
+    "degree_program",
+    "graduation_year",
+    "jlpt_level",
+    "preferred_language",
+    "consent_to_data_use",
+)
+
+
+@students.get("", summary="Students and their applications (coordinator, university office)")
+async def list_students(
+    _: Annotated[Principal, Depends(require(Role.COORDINATOR, Role.UNIVERSITY))], store: Store
+) -> list[dict[str, Any]]:
+    applications: dict[str, list[dict[str, Any]]] = {}
+    for a in await store.list_applications({}):
+        applications.setdefault(a["student_id"], []).append(
+            {k: a.get(k) for k in ("cohort_id", "state", "submitted_at")} | {"id": a["_id"]}
+        )
+    return [
+        {
+            "id": s["_id"],
+            **{k: s.get(k) for k in UNIVERSITY_FIELDS},
+            "applications": applications.get(s["_id"], []),
+        }
+        for s in await store.students.find().sort("_id").to_list()
+    ]
 
 
 @students.put("/{student_id}", summary="Create or update a student profile")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.matching.domain.rounds import run_round
 from services.matching.store import MatchingStore, pair_docs, replay
 from shared.auth import Principal, Role, current_principal, require
 from shared.documents import to_response
@@ -58,6 +59,33 @@ async def start_round(
         lambda s: store.start_round(s, body.cohort_id, seed, timedelta(hours=hours)),
     )
     return to_response(doc, hide=("input",))
+
+
+@rounds.post("/preview", summary="What a round would propose now; nothing is stored or sent")
+async def preview_round(body: RoundIn, _: Coordinator, store: Store) -> dict[str, Any]:
+    seed = body.seed if body.seed is not None else 0
+    async with store.db.client.start_session() as session:
+        round_input = await store.round_input(session, body.cohort_id, seed)
+    result = run_round(round_input)
+    return {
+        "cohort_id": body.cohort_id,
+        "seed": seed,
+        "students": len(round_input.students),
+        "positions": len(round_input.positions),
+        "seats": result.seats,
+        "pairs": pair_docs(result),
+        "unmatched_student_ids": list(result.unmatched_student_ids),
+        "exclusions": [
+            {
+                "student_id": e.student_id,
+                "position_id": e.position_id,
+                "reason": e.reason.value,
+                "detail": e.detail,
+            }
+            for e in result.exclusions
+        ],
+        "stable": result.certificate.stable,
+    }
 
 
 @rounds.get("")
