@@ -1,0 +1,103 @@
+"""What every action confirms: what happened, and what comes next (translated when shown)."""
+
+from __future__ import annotations
+
+from services.portal.i18n import N_
+
+# key -> (what happened, what comes next)
+CONFIRMATIONS: dict[str, tuple[str, str]] = {
+    "signed_in": (
+        N_("You are signed in."),
+        N_("Your session ends after an hour without activity, or when you sign out."),
+    ),
+    "cohort_created": (
+        N_("Cohort %(cohort)s was created as a draft."),
+        N_("Open its application window when the host companies have published positions."),
+    ),
+    "cohort_open": (
+        N_("The application window of %(cohort)s is open."),
+        N_("Approved companies can publish positions and students can apply until you close it."),
+    ),
+    "cohort_close": (
+        N_("The application window of %(cohort)s is closed."),
+        N_("Check the round preview, then run a match round."),
+    ),
+    "cohort_finish": (
+        N_("Cohort %(cohort)s is finished."),
+        N_("No further rounds can run; the placements stay as they are."),
+    ),
+    "company_approved": (
+        N_("%(company)s is approved as a host company."),
+        N_("Its contact can now sign in with their e-mail address and publish positions."),
+    ),
+    "company_rejected": (
+        N_("%(company)s was not approved."),
+        N_("It cannot publish positions. You can still approve it later."),
+    ),
+    "round_run": (
+        N_("Round %(round)s proposed %(count)s matches."),
+        N_("Students and companies have been told; each side answers before the deadline."),
+    ),
+    "delivery_retried": (
+        N_("The message will be sent again."),
+        N_("Its status changes to sent when the mail server accepts it."),
+    ),
+    "position_published": (
+        N_("Your position “%(title)s” is published."),
+        N_("Students can find it and apply while the application window is open."),
+    ),
+    "position_closed": (
+        N_("The position “%(title)s” is closed."),
+        N_("It takes no new applications and will not be matched."),
+    ),
+    "ranking_saved": (
+        N_("Your ranking of %(count)s applicants is saved."),
+        N_("The city office uses it in the next match round. You can change it until then."),
+    ),
+    "proposal_accepted": (
+        N_("You accepted the proposal."),
+        N_("When the other side accepts too, the placement is confirmed and you are told."),
+    ),
+    "proposal_declined": (
+        N_("You declined the proposal."),
+        N_("The seat is free again; the next match round can fill it."),
+    ),
+    "profile_saved": (
+        N_("Your profile is saved."),
+        N_("Browse the positions and build your ranked application."),
+    ),
+    "consent_withdrawn": (
+        N_("Your consent is withdrawn."),
+        N_(
+            "You will not be matched. Your profile stays until you erase it; give consent "
+            "again to take part."
+        ),
+    ),
+    "application_added": (
+        N_("“%(title)s” is on your application list."),
+        N_("Order the list by preference and send it from your application page."),
+    ),
+    "application_sent": (
+        N_("Your application with %(count)s positions is sent."),
+        N_(
+            "You can change it while the window is open. After it closes the city office "
+            "runs the match and you will be told the result by e-mail."
+        ),
+    ),
+    "application_withdrawn": (
+        N_("Your application is withdrawn."),
+        N_("You can apply again while the window is open."),
+    ),
+    "roster_uploaded": (
+        N_("%(count)s students were invited."),
+        N_("Each receives an e-mail and can sign in with their address."),
+    ),
+    "erased": (
+        N_("Your data has been erased."),
+        N_("Your profile, applications and contact details are deleted; you are signed out."),
+    ),
+    "signed_out": (
+        N_("You are signed out."),
+        N_("Sign in again with a new link from your e-mail."),
+    ),
+}
