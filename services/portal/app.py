@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from services.portal import i18n
-from services.portal.clients import ApiError, ServiceUnavailable, Services
+from services.portal.clients import ApiError, Services, ServiceUnavailable
 from services.portal.mailer import PortalMailer
 from services.portal.pages import ROUTERS
 from services.portal.settings import PortalSettings

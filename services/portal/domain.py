@@ -152,7 +152,8 @@ def list_view(
         if value:
             kept[name] = value
             selected = [row for row in selected if keep(row, value)]
-    sort = params.get("sort") if params.get("sort") in sorts else default_sort
+    asked = params.get("sort") or ""
+    sort = asked if asked in sorts else default_sort
     order = params.get("order")
     descending = order == "desc" if order in ("asc", "desc") else newest_first
     selected.sort(key=lambda row: _sort_key(sorts[sort](row)), reverse=descending)

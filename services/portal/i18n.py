@@ -64,7 +64,7 @@ def translate_in(language: str, message: str, **values: Any) -> str:
     return text % values if values else text
 
 
-def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
+def N_(message: str) -> str:
     """Marks a message for extraction; it is translated where it is shown."""
     return message
 

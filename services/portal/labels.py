@@ -82,9 +82,7 @@ LABELS: dict[str, dict[str, str]] = {
         "position_unavailable": N_("The position is closed or has no free seat."),
         "no_consent": N_("The student has not consented to the use of their data."),
         "jlpt_below_minimum": N_("The student's JLPT level is below the position's minimum."),
-        "english_below_minimum": N_(
-            "The student's English level is below the position's minimum."
-        ),
+        "english_below_minimum": N_("The student's English level is below the position's minimum."),
         "availability_does_not_cover_dates": N_(
             "The student is not available for the whole internship period."
         ),
@@ -103,6 +101,13 @@ LABELS: dict[str, dict[str, str]] = {
         "company": N_("Host company"),
         "student": N_("Student"),
         "university": N_("University office"),
+    },
+    "stage": {
+        "invited": N_("Invited"),
+        "profile": N_("Profile completed"),
+        "applied": N_("Applied"),
+        "proposed": N_("Proposal received"),
+        "placed": N_("Placed"),
     },
     "roster_error": {
         "bad_email": N_("not a valid e-mail address"),
@@ -125,3 +130,12 @@ def label(kind: str, value: object) -> str:
 
 def options(kind: str) -> list[tuple[str, str]]:
     return [(code, gettext(text)) for code, text in LABELS[kind].items() if code]
+
+
+def company_name(company: dict[str, object] | None, language: str) -> str:
+    """Japanese readers see the Japanese name, everyone else the English one."""
+    if not company:
+        return ""
+    if language == "ja":
+        return str(company.get("name_ja") or company.get("name_en") or "")
+    return str(company.get("name_en") or company.get("name_ja") or "")

@@ -44,5 +44,7 @@ class PortalSettings(CommonSettings):
     @property
     def student_domains(self) -> tuple[str, ...]:
         return tuple(
-            d.strip().lower().lstrip("@") for d in self.student_email_domains.split(",") if d.strip()
+            d.strip().lower().lstrip("@")
+            for d in self.student_email_domains.split(",")
+            if d.strip()
         )

@@ -4,8 +4,8 @@ redirects."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -26,6 +26,7 @@ from services.portal.domain import (
     csrf_valid,
     new_secret,
 )
+from services.portal.labels import company_name
 from services.portal.messages import CONFIRMATIONS
 from services.portal.settings import PortalSettings
 from services.portal.store import Doc, PortalStore
@@ -54,6 +55,7 @@ def make_templates() -> Jinja2Templates:
         JLPT=labels.JLPT,
         ENGLISH=labels.ENGLISH,
         with_query=with_query,
+        company_name=lambda company: company_name(company, i18n.current_language()),
     )
     env.policies["ext.i18n.trimmed"] = True
     return templates
@@ -110,9 +112,8 @@ class Ctx:
         mode = self.settings.cookie_secure
         if mode != "auto":
             return mode == "true"
-        return (
-            self.request.url.scheme == "https"
-            or self.settings.public_base_url.startswith("https://")
+        return self.request.url.scheme == "https" or self.settings.public_base_url.startswith(
+            "https://"
         )
 
     async def check_csrf(self, form: FormData) -> None:

@@ -22,14 +22,5 @@ def local_input_to_utc(value: str) -> str | None:
     return naive.replace(tzinfo=i18n.zone()).isoformat()
 
 
-def company_name(company: dict[str, Any] | None, language: str) -> str:
-    """Students and English readers see the English name, Japanese readers the Japanese."""
-    if not company:
-        return ""
-    if language == "ja":
-        return str(company.get("name_ja") or company.get("name_en") or "")
-    return str(company.get("name_en") or company.get("name_ja") or "")
-
-
 def params(ctx: Ctx) -> dict[str, str]:
     return dict(ctx.request.query_params)

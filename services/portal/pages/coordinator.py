@@ -10,7 +10,8 @@ from fastapi.responses import Response
 
 from services.portal.clients import ApiError
 from services.portal.domain import PortalRole, cohort_actions, contains, list_view
-from services.portal.pages.common import by_id, company_name, local_input_to_utc, params
+from services.portal.labels import company_name
+from services.portal.pages.common import by_id, local_input_to_utc, params
 from services.portal.web import Ctx, role_ctx
 
 router = APIRouter(prefix="/coordinator")
@@ -122,8 +123,10 @@ async def render_cohort(
             default_sort="title",
             filters={
                 "state": lambda p, v: p["state"] == v,
-                "q": lambda p, v: contains(p["title"], v)
-                or contains(company_name(companies.get(p["company_id"]), ctx.language), v),
+                "q": lambda p, v: (
+                    contains(p["title"], v)
+                    or contains(company_name(companies.get(p["company_id"]), ctx.language), v)
+                ),
             },
             page_size=ctx.settings.page_size,
         )
