@@ -39,10 +39,11 @@ class LauncherSettings(BaseSettings):
 
 
 SERVICES = {"applications": 8001, "matching": 8002, "notifications": 8003}
+PORTAL = {"portal": 8000}  # the web front end: started after the services it calls
 
 
 def service_port(name: str) -> int:
-    return int(os.environ.get(f"{name.upper()}_HTTP_PORT", SERVICES[name]))
+    return int(os.environ.get(f"{name.upper()}_HTTP_PORT", {**SERVICES, **PORTAL}[name]))
 
 
 def jwt_secret(data_dir: Path) -> str:
@@ -124,6 +125,17 @@ def main() -> int:
             )
             children.append(child)
             print(f"  {name}: starting on port {port} ...", flush=True)
+        urls = {f"{n.upper()}_URL": f"http://{conf.host}:{service_port(n)}" for n in SERVICES}
+        portal_url = f"http://{conf.host}:{service_port('portal')}"
+        urls["PUBLIC_BASE_URL"] = os.environ.get("PUBLIC_BASE_URL", portal_url)
+        children.append(
+            spawn(
+                "portal",
+                [sys.executable, "-m", "services.portal"],
+                servers.logs / "portal.log",
+                env={**env, **urls, "PORTAL_HTTP_PORT": str(service_port("portal"))},
+            )
+        )
         for child in children:
             wait_ready(
                 child,
@@ -156,6 +168,10 @@ def print_banner(conf: LauncherSettings, env: dict[str, str], servers: EmbeddedS
     lines = [
         "",
         "Kitakyushu x Taipei Tech internship platform is running.",
+        "",
+        f"  Open the portal: {base}:{service_port('portal')}/",
+        "  (sign in as the coordinator after: make user ROLE=coordinator EMAIL=you@example.org;",
+        "   the sign-in link arrives in the mailbox folder below)",
         "",
     ]
     for name in SERVICES:

@@ -145,6 +145,9 @@ class Ctx:
         return self.finish(response)
 
     def redirect(self, path: str) -> Response:
+        if self.request.headers.get("hx-request") == "true":
+            # After an htmx form post: a full navigation, so the address bar shows the page.
+            return self.finish(Response(status_code=200, headers={"HX-Redirect": path}))
         return self.finish(RedirectResponse(path, status_code=303))
 
     def finish(self, response: Response) -> Response:

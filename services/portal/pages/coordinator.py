@@ -166,7 +166,7 @@ async def render_cohort(
         tab=tab,
         view=view,
         students=students,
-        positions=positions,
+        positions_by_id=positions,
         preview=preview,
         **facts,
     )

@@ -1,0 +1,133 @@
+"""A person at a browser: signs in through the mailbox, visits pages, and on every page keeps a
+screenshot and runs the axe-core accessibility check."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.stack import Stack
+
+AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
+ACCEPT_LANGUAGE = {"en": "en-GB,en;q=0.9", "ja": "ja-JP,ja;q=0.9", "zh-TW": "zh-TW,zh;q=0.9"}
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+LINK = re.compile(r"https?://\S+/sign-in/verify\?token=[\w-]+")
+
+
+@dataclass
+class Album:
+    """Screenshots of one pass, numbered in the order the pages were seen."""
+
+    folder: Path
+    count: int = 0
+    pages: list[str] = field(default_factory=list)
+
+    def path(self, who: str, name: str) -> Path:
+        self.count += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.pages.append(f"{who}:{name}")
+        return self.folder / f"{self.count:02d}-{who}-{name}.png"
+
+
+def sign_in_link(mailbox: Path, address: str, after: float, timeout: float = 30) -> str:
+    """The newest sign-in link sent to `address` since `after` (from the SMTP sink)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(mailbox.glob("*.eml"), reverse=True):
+            if path.stat().st_mtime < after:
+                break
+            with path.open("rb") as f:
+                message = email.message_from_binary_file(f, policy=email.policy.default)
+            if str(message["To"]).lower() == address.lower():
+                body = message.get_body(preferencelist=("plain",))
+                found = LINK.search(body.get_content() if body else "")  # type: ignore[union-attr]
+                if found:
+                    return found.group(0)
+        time.sleep(0.2)
+    raise AssertionError(f"no sign-in link for {address} in {mailbox} after {timeout}s")
+
+
+class Person:
+    def __init__(
+        self,
+        browser: Browser,
+        stack: Stack,
+        album: Album,
+        who: str,
+        language: str,
+        *,
+        phone: bool = False,
+    ) -> None:
+        self.stack = stack
+        self.album = album
+        self.who = who
+        self.language = language
+        # bypass_csp: only so that the test can inject axe-core; the portal's CSP forbids
+        # inline scripts, as it should.
+        self.context = browser.new_context(
+            base_url=stack.portal_url,
+            viewport=PHONE if phone else DESKTOP,
+            is_mobile=phone,
+            has_touch=phone,
+            locale=language,
+            extra_http_headers={"Accept-Language": ACCEPT_LANGUAGE[language]},
+            bypass_csp=True,
+        )
+        self.context.set_default_timeout(20_000)
+        self.page: Page = self.context.new_page()
+
+    def close(self) -> None:
+        self.context.close()
+
+    def visit(self, path: str, name: str) -> Page:
+        self.page.goto(path)
+        self.check(name)
+        return self.page
+
+    def check(self, name: str) -> None:
+        """Screenshot, the page's language, and no serious or critical axe violation."""
+        page = self.page
+        page.wait_for_load_state("load")
+        expect(page.locator("html")).to_have_attribute("lang", self.language)
+        page.screenshot(path=str(self.album.path(self.who, name)), full_page=True)
+        page.add_script_tag(path=str(AXE))
+        result: dict[str, Any] = page.evaluate(
+            "async () => await axe.run(document, {resultTypes: ['violations']})"
+        )
+        serious = [
+            f"{v['id']} ({v['impact']}): {v['help']} at "
+            f"{[n['target'] for n in v['nodes']][:3]}"
+            for v in result["violations"]
+            if v.get("impact") in ("serious", "critical")
+        ]
+        assert not serious, f"{self.who} on {page.url} ({name}): {serious}"
+
+    def sign_in(self, address: str, next_path: str, landing: str) -> None:
+        """Open a page that needs a session, sign in through the e-mailed link, land there."""
+        page = self.page
+        self.page.goto(next_path)
+        expect(page).to_have_url(re.compile(r"/sign-in\?next="))
+        self.check("sign-in")
+        page.fill("#email", address)
+        sent_after = time.time() - 1
+        page.click("form[action='/sign-in'] button[type=submit]")
+        expect(page.locator(".notice")).to_be_visible()
+        self.check("sign-in-sent")
+        link = sign_in_link(self.stack.mailbox, address, sent_after)
+        page.goto(link)
+        self.check("sign-in-verify")
+        page.click("form[action='/sign-in/verify'] button[type=submit]")
+        expect(page).to_have_url(re.compile(re.escape(landing) + r"$"))
+        expect(page.locator(".notice[role=status]")).to_be_visible()
+
+    def submit(self, selector: str) -> None:
+        self.page.click(selector)
+        self.page.wait_for_load_state("load")

@@ -1,0 +1,293 @@
+"""The whole program in a real browser against the real services, once in each language:
+a company answers the public call; the coordinator signs in through the mailbox link, approves
+it and opens the cohort; the company signs in and publishes a position; two students register
+and apply; the company ranks them; the coordinator closes the window and runs a round; the
+first student declines, which frees the seat for a second round; the second student and the
+company accept from their pages and both see the placement. Every page is screenshotted and
+checked with axe-core."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import ARTIFACTS
+from tests.browser.people import Album, Person
+from tests.browser.stack import Stack
+
+pytestmark = pytest.mark.browser
+
+NAMES = {
+    # Student 2's name sorts first, so the company has to move student 1 up.
+    "en": ("Lin Yi-Chun", "Chen Wei-Ting"),
+    "zh-TW": ("林怡君", "陳威廷"),
+    "ja": ("Lin Yi-Chun", "Chen Wei-Ting"),
+}
+
+
+def local(moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%dT%H:%M")
+
+
+def preview_until(page: Page, cohort_id: str, expected_name: str, tries: int = 40) -> None:
+    """Preview the round until matching has received every application and ranking (they
+    travel over Kafka), so the round decides on the same facts the people see."""
+    for _ in range(tries):
+        page.click(f"form[action='/coordinator/cohorts/{cohort_id}/preview'] button")
+        page.wait_for_load_state("load")
+        pairs = page.locator("#preview-pairs")
+        if pairs.count() and expected_name in pairs.inner_text():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the round preview never proposed {expected_name}")
+
+
+@pytest.mark.parametrize("language", ["en", "zh-TW", "ja"])
+def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
+    started = time.monotonic()
+    tag = uuid.uuid4().hex[:6]
+    album = Album(ARTIFACTS / language)
+    cohort_id = f"2026-summer-{tag}"
+    company_email = f"hr-{tag}@hibikinada.example"
+    student_emails = (f"s1-{tag}@ntut.edu.tw", f"s2-{tag}@mail.ntut.edu.tw")
+    first, second = NAMES[language]
+    company_name = f"響灘セミコンダクター{tag}株式会社"
+    coordinator_email = f"coordinator-{tag}@city.kitakyushu.example"
+    university_email = f"office-{tag}@ntut.edu.tw"
+    stack.add_user("coordinator", coordinator_email)
+    stack.add_user("university", university_email)
+
+    people: list[Person] = []
+
+    def person(who: str, *, phone: bool = False) -> Person:
+        p = Person(browser, stack, album, who, language, phone=phone)
+        people.append(p)
+        return p
+
+    try:
+        # -- the public pages; a company answers the call -----------------------------------
+        company = person("company")
+        company.visit("/", "program")
+        page = company.visit("/call", "call")
+        page.fill("#name_ja", company_name)
+        page.fill("#name_en", f"Hibikinada Semiconductor {tag} Co., Ltd.")
+        page.select_option("#sector", "semiconductor")
+        page.fill("#ward", "Wakamatsu-ku")
+        page.fill("#address", "2-1 Hibikino, Wakamatsu-ku, Kitakyushu")
+        page.fill("#contact_name", "山田 花子")
+        page.fill("#contact_email", company_email)
+        page.select_option("#preferred_language", language)
+        company.submit("form[action='/call'] button[type=submit]")
+        expect(page.locator(".notice[role=status]")).to_contain_text(company_name)
+        company.check("call-done")
+
+        # -- the coordinator signs in, creates and opens the cohort, approves the company ----
+        coordinator = person("coordinator")
+        coordinator.sign_in(coordinator_email, "/coordinator", "/coordinator")
+        coordinator.check("dashboard")
+        page = coordinator.page
+        now = datetime.now(ZoneInfo("UTC"))
+        page.fill("#cohort_id", cohort_id)
+        page.fill("#cohort_name", "第1期生")
+        page.fill("#opens", local(now - timedelta(days=1)))
+        page.fill("#closes", local(now + timedelta(days=30)))
+        coordinator.submit("form[action='/coordinator/cohorts'] button[type=submit]")
+        expect(page).to_have_url(re.compile(f"/coordinator/cohorts/{cohort_id}$"))
+        coordinator.check("cohort-draft")
+
+        coordinator.visit("/coordinator/companies?status=pending", "companies")
+        row = page.locator("tr", has_text=company_name)
+        row.locator("form[action$='/approve'] button").click()
+        expect(page.locator(".notice[role=status]")).to_contain_text(company_name)
+        expect(page.locator("tr", has_text=company_name)).to_have_count(0)  # filter: pending
+        coordinator.check("company-approved")
+
+        coordinator.visit(f"/coordinator/cohorts/{cohort_id}", "cohort")
+        coordinator.submit(f"form[action='/coordinator/cohorts/{cohort_id}/open'] button")
+        expect(page.locator(f"form[action='/coordinator/cohorts/{cohort_id}/close']")).to_be_visible()
+        coordinator.check("cohort-open")
+
+        # -- the company signs in and publishes a position -----------------------------------
+        company.sign_in(company_email, "/company", "/company")
+        company.check("overview")
+        company.visit("/company/profile", "profile")
+        page = company.visit("/company/positions", "positions")
+        page.select_option("#cohort_id", cohort_id)
+        page.fill("#title", "Wafer inspection software")
+        page.fill("#description", "Image processing for the wafer inspection line.")
+        page.select_option("#track", "development_design_programming")
+        page.fill("#capacity", "1")
+        page.fill("#required_skills", "python, opencv")
+        page.select_option("#min_jlpt", "N3")
+        page.fill("#start_date", "2027-07-01")
+        page.fill("#end_date", "2027-08-31")
+        page.fill("#location", "Kitakyushu Science and Research Park")
+        company.submit("form[action='/company/positions'] button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/company/positions/pos-[0-9a-f]+$"))
+        position_id = page.url.rsplit("/", 1)[1]
+        company.check("position")
+
+        # -- two students register (on phones) and apply ------------------------------------
+        students = []
+        for index, (address, name) in enumerate(zip(student_emails, (first, second), strict=True)):
+            student = person(f"student{index + 1}", phone=True)
+            students.append(student)
+            student.sign_in(address, "/student/profile", "/student/profile")
+            page = student.page
+            student.check("profile-new")
+            page.fill("#name", name)
+            page.fill("#department", "Electrical Engineering")
+            page.select_option("#degree_program", "master")
+            page.fill("#graduation_year", "2028")
+            page.select_option("#jlpt_level", "N2")
+            page.select_option("#english_level", "B2")
+            page.fill("#skills", "python, opencv")
+            page.fill("#available_from", "2027-06-15")
+            page.fill("#available_to", "2027-09-15")
+            page.select_option("#preferred_language", language)
+            page.check("#consent")
+            student.submit("form[action='/student/profile'] button[type=submit]")
+            expect(page.locator(".notice[role=status]")).to_be_visible()
+            student.check("profile-saved")
+            page = student.visit("/student/positions?sector=semiconductor&jlpt=N2", "positions")
+            card = page.locator("li.card", has=page.locator(f"input[value='{position_id}']"))
+            card.locator("button[type=submit]").click()
+            expect(page.locator(".notice[role=status]")).to_be_visible()
+            page = student.visit("/student/application", "application")
+            page.fill("#motivation", "I want to build my career in Kitakyushu.")
+            student.submit("#send-application")
+            expect(page).to_have_url(re.compile(r"/student$"))
+            expect(page.locator(".notice[role=status]")).to_be_visible()
+            student.check("status-applied")
+        student1, student2 = students
+
+        # -- the company ranks: student 1 first ---------------------------------------------
+        page = company.visit(f"/company/positions/{position_id}/applicants", "applicants")
+        items = page.locator("#ranking > li")
+        expect(items).to_have_count(2)
+        expect(items.nth(0)).to_contain_text(second)
+        if language == "en":
+            # Drag and drop by the handle.
+            handle = items.nth(1).locator(".drag-handle")
+            target = items.nth(0)
+            box = handle.bounding_box()
+            goal = target.bounding_box()
+            assert box and goal
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            for step in range(1, 11):
+                page.mouse.move(
+                    box["x"] + box["width"] / 2,
+                    box["y"] - (box["y"] - goal["y"] + 5) * step / 10,
+                )
+            page.mouse.up()
+            expect(page.locator("#unsaved")).not_to_be_empty()
+        else:
+            # The keyboard way: Tab to the student's Up button and press Enter.
+            up = items.nth(1).locator("button[value^='up:']")
+            up.focus()
+            page.keyboard.press("Enter")
+            expect(page.locator("#unsaved")).not_to_be_empty()
+        expect(page.locator("#ranking > li").nth(0)).to_contain_text(first)
+        company.check("applicants-reordered")
+        page.click("#save-ranking")
+        expect(page.locator(".notice[role=status]")).to_be_visible()
+        page.reload()
+        expect(page.locator("#ranking > li").nth(0)).to_contain_text(first)
+        company.check("applicants-ranked")
+
+        # -- the coordinator closes the window and runs a round ------------------------------
+        page = coordinator.visit(f"/coordinator/cohorts/{cohort_id}", "cohort-before-close")
+        coordinator.submit(f"form[action='/coordinator/cohorts/{cohort_id}/close'] button")
+        expect(page.locator(".notice[role=status]")).to_be_visible()
+        preview_until(page, cohort_id, first)
+        coordinator.check("round-preview")
+        coordinator.submit(f"form[action='/coordinator/cohorts/{cohort_id}/round'] button")
+        expect(page).to_have_url(re.compile(r"/coordinator/rounds/round-"))
+        coordinator.check("round")
+        coordinator.submit("form[action$='/replay'] button")
+        expect(page.locator("#replay-result")).to_be_visible()
+        coordinator.check("round-replayed")
+
+        # -- student 1 declines on the phone: the seat is free again -------------------------
+        page = student1.visit("/student", "status-proposed")
+        page.locator(".card.highlight a.button").click()
+        expect(page).to_have_url(re.compile(r"/student/proposals/prop-"))
+        student1.check("proposal")
+        student1.submit("form[action$='/decline'] button")
+        expect(page.locator(".notice[role=status]")).to_be_visible()
+        student1.check("proposal-declined")
+
+        # -- a second round proposes student 2 -----------------------------------------------
+        page = coordinator.visit(f"/coordinator/cohorts/{cohort_id}", "cohort-after-decline")
+        preview_until(page, cohort_id, second)
+        coordinator.submit(f"form[action='/coordinator/cohorts/{cohort_id}/round'] button")
+        expect(page).to_have_url(re.compile(r"/coordinator/rounds/round-.*-2$"))
+        coordinator.check("round-2")
+
+        # -- student 2 and the company accept; both see the placement ------------------------
+        page = student2.visit("/student", "status-proposed")
+        page.locator(".card.highlight a.button").click()
+        student2.check("proposal")
+        student2.submit("form[action$='/accept'] button")
+        expect(page.locator(".notice[role=status]")).to_be_visible()
+        student2.check("proposal-accepted")
+
+        page = company.visit("/company", "overview-proposal")
+        page.locator("section[aria-labelledby=todo] a").first.click()
+        expect(page.locator("#proposed-student")).to_have_text(second)
+        company.check("proposal")
+        company.submit("form[action$='/accept'] button")
+        expect(page.locator(".notice[role=status]")).to_be_visible()
+        company.check("proposal-accepted")
+        page = company.visit("/company/placements", "placements")
+        expect(page.locator("table")).to_contain_text(second)
+
+        page = student2.visit("/student", "status-placed")
+        expect(page.locator(".card.success")).to_contain_text("Wafer inspection software")
+
+        # -- the coordinator's lists; the university office's view and roster -----------------
+        for tab in ("proposals", "placements", "positions"):
+            coordinator.visit(f"/coordinator/cohorts/{cohort_id}?tab={tab}", f"cohort-{tab}")
+        page = coordinator.page
+        expect(page.locator("table")).to_contain_text("Wafer inspection software")
+        coordinator.visit(f"/coordinator/deliveries?cohort={cohort_id}", "deliveries")
+
+        office = person("university")
+        office.sign_in(university_email, "/university", "/university")
+        page = office.page
+        expect(page.locator("table")).to_contain_text(second)
+        office.check("students")
+        page.set_input_files(
+            "#roster",
+            files=[
+                {
+                    "name": "roster.csv",
+                    "mimeType": "text/csv",
+                    "buffer": f"email,name,department\ninvited-{tag}@ntut.edu.tw,王小明,"
+                    "Mechanical Engineering\n".encode(),
+                }
+            ],
+        )
+        office.submit("form[action='/university/roster'] button[type=submit]")
+        expect(page.locator(".notice[role=status]")).to_be_visible()
+        expect(page.locator("table")).to_contain_text("王小明")
+        office.check("roster-invited")
+
+        # -- student 1 erases their data ----------------------------------------------------
+        page = student1.visit("/student/erase", "erase")
+        student1.submit("form[action='/student/erase'] button")
+        expect(page.locator(".notice[role=status]")).to_be_visible()
+        student1.check("erased")
+        student1.page.goto("/student")
+        expect(student1.page).to_have_url(re.compile(r"/sign-in\?next="))
+    finally:
+        for p in people:
+            p.close()
+    print(f"\n{language}: {album.count} pages checked in {time.monotonic() - started:.1f}s")
