@@ -53,7 +53,7 @@ translations: $(STAMP)
 	  --project=portal --copyright-holder="City of Kitakyushu" -o $(LOCALES)/messages.pot services/portal
 	for l in zh_TW ja; do \
 	  if [ -f $(LOCALES)/$$l/LC_MESSAGES/messages.po ]; then \
-	    $(VENV)/bin/pybabel update --no-fuzzy-matching --omit-header -i $(LOCALES)/messages.pot -d $(LOCALES) -l $$l; \
+	    $(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-pot-creation-date -i $(LOCALES)/messages.pot -d $(LOCALES) -l $$l; \
 	  else $(VENV)/bin/pybabel init -i $(LOCALES)/messages.pot -d $(LOCALES) -l $$l; fi; done
 	$(VENV)/bin/pybabel compile --statistics -d $(LOCALES)
 
