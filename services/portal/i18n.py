@@ -133,8 +133,15 @@ def format_moment(value: datetime | str | None) -> str:
     return f"{day} {time} ({zone_name()})"
 
 
+# Taiwan usage over CLDR's "台北時間" (the program's mails say 臺灣時間 too).
+ZONE_NAMES = {("zh-TW", "Asia/Taipei"): "臺灣時間"}
+
+
 def zone_name() -> str:
-    return get_timezone_name(zone(), width="long", locale=locale())
+    tz = zone()
+    return ZONE_NAMES.get((_language.get(), tz.key)) or get_timezone_name(
+        tz, width="long", locale=locale()
+    )
 
 
 def format_day(value: date | datetime | str | None) -> str:

@@ -103,8 +103,7 @@ class Person:
             "async () => await axe.run(document, {resultTypes: ['violations']})"
         )
         serious = [
-            f"{v['id']} ({v['impact']}): {v['help']} at "
-            f"{[n['target'] for n in v['nodes']][:3]}"
+            f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
             for v in result["violations"]
             if v.get("impact") in ("serious", "critical")
         ]

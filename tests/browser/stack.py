@@ -35,9 +35,22 @@ class Stack:
     def add_user(self, role: str, email: str) -> str:
         """What the operator does: `python -m services.portal user add` (make user)."""
         done = subprocess.run(
-            [sys.executable, "-m", "services.portal", "user", "add", "--role", role,
-             "--email", email],
-            cwd=ROOT, env={**os.environ, **self.env}, capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "services.portal",
+                "user",
+                "add",
+                "--role",
+                role,
+                "--email",
+                email,
+            ],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout

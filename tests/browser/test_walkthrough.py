@@ -110,7 +110,9 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
 
         coordinator.visit(f"/coordinator/cohorts/{cohort_id}", "cohort")
         coordinator.submit(f"form[action='/coordinator/cohorts/{cohort_id}/open'] button")
-        expect(page.locator(f"form[action='/coordinator/cohorts/{cohort_id}/close']")).to_be_visible()
+        expect(
+            page.locator(f"form[action='/coordinator/cohorts/{cohort_id}/close']")
+        ).to_be_visible()
         coordinator.check("cohort-open")
 
         # -- the company signs in and publishes a position -----------------------------------

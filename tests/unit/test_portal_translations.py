@@ -44,9 +44,7 @@ def test_the_template_lists_every_message(messages: set[str | tuple[str, ...]]) 
 
 
 @pytest.mark.parametrize("language", ["zh_TW", "ja"])
-def test_every_message_is_translated(
-    language: str, messages: set[str | tuple[str, ...]]
-) -> None:
+def test_every_message_is_translated(language: str, messages: set[str | tuple[str, ...]]) -> None:
     translated = {}
     for m in catalog(language):
         if not m.id or m.fuzzy:

@@ -1,0 +1,178 @@
+"""Sign-in and sessions of the portal against real MongoDB and the SMTP sink: one-time links
+stored hashed, single use, expiring; the same answer for unknown addresses; rate limits; CSRF;
+cookie flags; idle expiry; sign-out; roles kept apart."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from deploy.embedded.processes import free_port
+from services.portal.app import create_app
+from services.portal.domain import PortalRole, digest
+from services.portal.settings import PortalSettings
+from services.portal.store import PortalStore
+from tests.infra import Infra, eventually, read_mailbox
+
+pytestmark = pytest.mark.integration
+LINK = re.compile(r"/sign-in/verify\?token=([\w-]+)")
+CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+
+
+class Portal:
+    def __init__(self, client: httpx.AsyncClient, store: PortalStore, infra: Infra) -> None:
+        self.client = client
+        self.store = store
+        self.infra = infra
+
+    async def csrf(self, path: str = "/sign-in") -> str:
+        page = await self.client.get(path)
+        found = CSRF.search(page.text)
+        assert found, page.text[:500]
+        return found.group(1)
+
+    async def request_link(self, email: str) -> httpx.Response:
+        token = await self.csrf()
+        return await self.client.post("/sign-in", data={"csrf_token": token, "email": email})
+
+    async def link_for(self, email: str) -> str:
+        assert self.infra.mailbox is not None
+
+        def find() -> str | None:
+            for message in reversed(read_mailbox(self.infra.mailbox)):  # type: ignore[arg-type]
+                if str(message["To"]) == email:
+                    found = LINK.search(message.get_content())
+                    if found:
+                        return found.group(1)
+            return None
+
+        return str(await eventually(find, timeout=20))
+
+    async def verify(self, secret: str) -> httpx.Response:
+        await self.client.get(f"/sign-in/verify?token={secret}")  # a page, not spending it
+        token = await self.csrf("/sign-in")
+        return await self.client.post(
+            "/sign-in/verify", data={"csrf_token": token, "token": secret}
+        )
+
+
+@pytest.fixture
+async def portal(infra: Infra) -> AsyncIterator[Portal]:
+    settings = infra.settings(
+        PortalSettings,
+        database=f"portal_{uuid.uuid4().hex[:8]}",
+        smtp_host=infra.smtp_host,
+        smtp_port=infra.smtp_port,
+        # No applications service here: company look-ups fail and are treated as "no company".
+        applications_url=f"http://127.0.0.1:{free_port()}",
+        public_base_url="https://portal.example",
+        sign_in_limit_per_address=3,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        # https: the cookies are Secure (PUBLIC_BASE_URL is https), so the client must be too.
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
+            yield Portal(client, app.state.store, infra)
+
+
+async def test_a_student_signs_in_once_with_a_link_that_is_stored_hashed(portal: Portal) -> None:
+    email = f"s-{uuid.uuid4().hex[:6]}@ntut.edu.tw"
+    answer = await portal.request_link(email)
+    assert answer.status_code == 200
+    secret = await portal.link_for(email)
+    stored = await portal.store.links.find_one({"email": email})
+    assert stored is not None
+    assert stored["_id"] == digest(secret) and secret not in str(stored)
+    assert stored["expires_at"] - stored["created_at"] == timedelta(minutes=15)
+
+    signed_in = await portal.verify(secret)
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/student"
+    cookie = next(c for c in signed_in.headers.get_list("set-cookie") if "portal_session=" in c)
+    for flag in ("HttpOnly", "SameSite=lax", "Secure"):
+        assert flag.lower() in cookie.lower(), cookie
+    # Signed in: the page is served, not a redirect to the sign-in (no applications service
+    # runs here, so it says so instead of failing).
+    page = await portal.client.get("/student/profile")
+    assert page.status_code == 503 and "Temporarily unavailable" in page.text
+
+    # The link is spent: a second use (e.g. a forwarded mail) gets nothing.
+    portal.client.cookies.clear()
+    again = await portal.verify(secret)
+    assert again.status_code == 400
+    assert "portal_session=" not in " ".join(again.headers.get_list("set-cookie"))
+
+
+async def test_unknown_addresses_get_the_same_answer_and_no_mail(portal: Portal) -> None:
+    known = f"k-{uuid.uuid4().hex[:6]}@ntut.edu.tw"
+    unknown = f"u-{uuid.uuid4().hex[:6]}@gmail.example"
+    a = await portal.request_link(known)
+    b = await portal.request_link(unknown)
+    assert a.status_code == b.status_code == 200
+    assert a.text.replace(known, "X") == b.text.replace(unknown, "X")
+    await portal.link_for(known)
+    assert portal.infra.mailbox is not None
+    assert not [m for m in read_mailbox(portal.infra.mailbox) if str(m["To"]) == unknown]
+    assert await portal.store.links.count_documents({"email": unknown}) == 0
+
+
+async def test_an_expired_link_does_not_sign_in(portal: Portal) -> None:
+    email = f"e-{uuid.uuid4().hex[:6]}@ntut.edu.tw"
+    await portal.request_link(email)
+    secret = await portal.link_for(email)
+    await portal.store.links.update_one(
+        {"_id": digest(secret)}, {"$set": {"expires_at": time_ago(1)}}
+    )
+    assert (await portal.verify(secret)).status_code == 400
+
+
+async def test_requests_per_address_are_limited(portal: Portal) -> None:
+    email = f"r-{uuid.uuid4().hex[:6]}@ntut.edu.tw"
+    codes = [(await portal.request_link(email)).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+
+
+async def test_forms_need_their_csrf_token(portal: Portal) -> None:
+    await portal.csrf()  # a browser session exists
+    forged = await portal.client.post("/sign-in", data={"email": "x@ntut.edu.tw"})
+    assert forged.status_code == 403
+    wrong = await portal.client.post("/sign-in", data={"email": "x@ntut.edu.tw", "csrf_token": "0"})
+    assert wrong.status_code == 403
+
+
+async def test_sessions_expire_when_idle_and_end_at_sign_out(portal: Portal) -> None:
+    email = f"c-{uuid.uuid4().hex[:6]}@city.example"
+    await portal.store.add_user(email, PortalRole.COORDINATOR, f"coord-{uuid.uuid4().hex[:6]}")
+    await portal.request_link(email)
+    await portal.verify(await portal.link_for(email))
+    # A coordinator is not a student: another role's page is "not found".
+    assert (await portal.client.get("/student")).status_code == 404
+    session = await portal.store.sessions.find_one({"email": email})
+    assert session is not None
+    await portal.store.sessions.update_one(
+        {"_id": session["_id"]}, {"$set": {"last_seen": time_ago(61 * 60)}}
+    )
+    expired = await portal.client.get("/coordinator/companies")
+    assert expired.status_code == 303
+    assert expired.headers["location"] == "/sign-in?next=%2Fcoordinator%2Fcompanies"
+    assert await portal.store.sessions.count_documents({"_id": session["_id"]}) == 0
+
+    await portal.request_link(email)
+    await portal.verify(await portal.link_for(email))
+    token = await portal.csrf("/sign-in")
+    out = await portal.client.post("/sign-out", data={"csrf_token": token})
+    assert out.status_code == 200
+    assert await portal.store.sessions.count_documents({"email": email}) == 0
+    assert (await portal.client.get("/coordinator")).status_code == 303
+
+
+def time_ago(seconds: float):  # type: ignore[no-untyped-def]
+    from shared.documents import utcnow
+
+    return utcnow() - timedelta(seconds=seconds)

@@ -1,0 +1,142 @@
+"""Pure rules of the portal: lists, ranked-list moves, sign-in secrets, sessions, rosters,
+languages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.portal import i18n
+from services.portal.domain import (
+    SessionPolicy,
+    cohort_actions,
+    csrf_token,
+    csrf_valid,
+    digest,
+    keep_known,
+    list_view,
+    normalise_email,
+    parse_roster,
+    reorder,
+    safe_next,
+    student_domain_allowed,
+    window_start,
+)
+
+ROWS = [{"name": n, "n": i} for i, n in enumerate(["delta", "Alpha", "charlie", "bravo", None])]
+
+
+def view(params: dict[str, str], page_size: int = 2):  # type: ignore[no-untyped-def]
+    return list_view(
+        ROWS,
+        params,
+        sorts={"name": lambda r: r["name"], "n": lambda r: r["n"]},
+        default_sort="name",
+        filters={"q": lambda r, v: v in (r["name"] or "")},
+        page_size=page_size,
+    )
+
+
+def test_list_sorts_case_insensitively_with_missing_values_last() -> None:
+    v = view({}, page_size=10)
+    assert [r["name"] for r in v.items] == ["Alpha", "bravo", "charlie", "delta", None]
+    assert [r["n"] for r in view({"sort": "n", "order": "desc"}, 10).items] == [4, 3, 2, 1, 0]
+
+
+def test_list_pages_and_keeps_the_filters() -> None:
+    v = view({"page": "2"})
+    assert (v.page, v.pages, v.total) == (2, 3, 5)
+    assert [r["name"] for r in v.items] == ["charlie", "delta"]
+    filtered = view({"q": "a", "page": "99"})
+    assert filtered.params == {"q": "a"}
+    assert filtered.page == filtered.pages == 2  # past the end: the last page
+    assert view({"page": "x", "sort": "evil"}).page == 1
+
+
+def test_ranked_list_moves() -> None:
+    order = ["a", "b", "c"]
+    assert reorder(order, "c", "up") == ["a", "c", "b"]
+    assert reorder(order, "a", "up") == order
+    assert reorder(order, "a", "down") == ["b", "a", "c"]
+    assert reorder(order, "c", "top") == ["c", "a", "b"]
+    assert reorder(order, "b", "remove") == ["a", "c"]
+    assert reorder(order, "zzz", "up") == order
+    assert keep_known(["b", "x", "b", "a"], ["a", "b"]) == ["b", "a"]
+
+
+def test_only_paths_on_this_site_are_followed_after_sign_in() -> None:
+    assert safe_next("/student/proposals/p-1") == "/student/proposals/p-1"
+    for bad in ("https://evil.example/", "//evil.example", "/\\evil.example", "", None):
+        assert safe_next(bad, "/") == "/"
+
+
+def test_email_and_student_domains() -> None:
+    assert normalise_email("  Yi.Jun@NTUT.edu.tw ") == "yi.jun@ntut.edu.tw"
+    assert normalise_email("not an address") is None
+    domains = ("ntut.edu.tw",)
+    assert student_domain_allowed("a@ntut.edu.tw", domains)
+    assert student_domain_allowed("a@mail.ntut.edu.tw", domains)
+    assert not student_domain_allowed("a@evilntut.edu.tw", domains)
+    assert not student_domain_allowed("a@gmail.com", domains)
+    assert student_domain_allowed("a@gmail.com", ())
+
+
+def test_secrets_are_stored_as_digests_and_csrf_is_bound_to_the_session() -> None:
+    assert digest("secret") != "secret" and len(digest("secret")) == 64
+    token = csrf_token("key", "session-1")
+    assert csrf_valid("key", "session-1", token)
+    assert not csrf_valid("key", "session-2", token)
+    assert not csrf_valid("other-key", "session-1", token)
+    assert not csrf_valid("key", "session-1", None)
+
+
+def test_sessions_expire_when_idle_or_old() -> None:
+    policy = SessionPolicy(idle=timedelta(minutes=60), absolute=timedelta(hours=12))
+    now = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    assert not policy.expired(now - timedelta(hours=2), now - timedelta(minutes=5), now)
+    assert policy.expired(now - timedelta(hours=2), now - timedelta(minutes=61), now)
+    assert policy.expired(now - timedelta(hours=13), now - timedelta(minutes=1), now)
+
+
+def test_rate_limit_windows_are_fixed() -> None:
+    at = datetime(2026, 7, 1, 12, 7, 30, tzinfo=UTC)
+    assert window_start(at, 15) == datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    assert window_start(at + timedelta(minutes=8), 15) == datetime(2026, 7, 1, 12, 15, tzinfo=UTC)
+
+
+def test_roster_rows_and_problems() -> None:
+    roster = parse_roster(
+        "\ufeffemail,name,department\n"
+        "wang@ntut.edu.tw,王小明,Mechanical Engineering\n"
+        "not-an-address,李,EE\n"
+        "wang@ntut.edu.tw,王小明,Mechanical Engineering\n"
+        "only@two.tw,columns\n"
+        "\n"
+    )
+    assert [r.email for r in roster.rows] == ["wang@ntut.edu.tw"]
+    assert roster.errors == [(3, "bad_email"), (4, "duplicate"), (5, "missing_columns")]
+
+
+def test_cohort_buttons_follow_the_state() -> None:
+    assert cohort_actions("planned", 0) == ("open",)
+    assert cohort_actions("open", 0) == ("close",)
+    assert cohort_actions("closed", 0) == ("open", "round")
+    assert cohort_actions("closed", 1) == ("round",)  # no reopening after a round
+    assert cohort_actions("finished", 3) == ()
+
+
+def test_language_from_accept_language() -> None:
+    assert i18n.negotiate("fr-FR,ja;q=0.8,en;q=0.5") == "ja"
+    assert i18n.negotiate("zh-Hant-TW,zh;q=0.9") == "zh-TW"
+    assert i18n.negotiate("en-US,zh-TW;q=0.1") == "en"
+    assert i18n.negotiate("fr, de") is None
+    assert i18n.negotiate(None) is None
+
+
+def test_times_are_shown_in_the_persons_zone() -> None:
+    moment = datetime(2026, 7, 1, 0, 30, tzinfo=UTC)
+    i18n.use("zh-TW", "Asia/Taipei")
+    assert i18n.format_moment(moment) == "2026年7月1日 08:30 (臺灣時間)"
+    i18n.use("ja", "Asia/Tokyo")
+    assert i18n.format_moment(moment) == "2026/07/01 09:30 (日本時間)"
+    i18n.use("en", "Asia/Tokyo")
+    assert i18n.format_moment(moment) == "1 Jul 2026 09:30 (Japan Time)"
