@@ -29,6 +29,7 @@ class Album:
     folder: Path
     count: int = 0
     pages: list[str] = field(default_factory=list)
+    seconds_checking: float = 0.0  # screenshots and axe, to report where the time goes
 
     def path(self, who: str, name: str) -> Path:
         self.count += 1
@@ -95,6 +96,7 @@ class Person:
     def check(self, name: str) -> None:
         """Screenshot, the page's language, and no serious or critical axe violation."""
         page = self.page
+        started = time.monotonic()
         page.wait_for_load_state("load")
         expect(page.locator("html")).to_have_attribute("lang", self.language)
         page.screenshot(path=str(self.album.path(self.who, name)), full_page=True)
@@ -107,6 +109,7 @@ class Person:
             for v in result["violations"]
             if v.get("impact") in ("serious", "critical")
         ]
+        self.album.seconds_checking += time.monotonic() - started
         assert not serious, f"{self.who} on {page.url} ({name}): {serious}"
 
     def sign_in(self, address: str, next_path: str, landing: str) -> None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from services.portal.clients import ApiError
-from services.portal.domain import PortalRole, cohort_actions, contains, list_view
+from services.portal.domain import PortalRole, cohort_actions, contains, list_view, safe_next
 from services.portal.labels import company_name
 from services.portal.pages.common import by_id, local_input_to_utc, params
 from services.portal.web import Ctx, role_ctx
@@ -96,6 +96,7 @@ async def cohort_facts(ctx: Ctx, cohort_id: str) -> dict[str, Any]:
         "application_states": Counter(a["state"] for a in applications),
         "seats": sum(p["capacity"] for p in positions if p["state"] == "open"),
         "actions": cohort_actions(cohort["state"], len(rounds)),
+        "pending_companies": [c for c in companies.values() if c.get("status") == "pending"],
     }
 
 
@@ -222,15 +223,14 @@ async def companies(ctx: Coordinator) -> Response:
 
 @router.post("/companies/{company_id}/{decision}")
 async def decide(ctx: Coordinator, company_id: str, decision: str) -> Response:
-    await ctx.form()
+    form = await ctx.form()
+    back = safe_next(str(form.get("back", "")), "/coordinator/companies")
     if decision not in ("approve", "reject"):
-        return ctx.redirect("/coordinator/companies")
+        return ctx.redirect(back)
     company = await ctx.api.post("applications", f"/companies/{company_id}/{decision}")
     key = "company_approved" if decision == "approve" else "company_rejected"
     await ctx.flash(key, company=company["name_ja"])
-    back = ctx.request.headers.get("hx-current-url") or ""
-    query = back.split("?", 1)[1] if "?" in back else ""
-    return ctx.redirect("/coordinator/companies" + (f"?{query}" if query else ""))
+    return ctx.redirect(back)
 
 
 @router.get("/rounds/{round_id}")
