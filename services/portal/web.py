@@ -55,6 +55,8 @@ def make_templates() -> Jinja2Templates:
         JLPT=labels.JLPT,
         ENGLISH=labels.ENGLISH,
         with_query=with_query,
+        # Chinese and Japanese use the full-width colon after a label.
+        colon=lambda: "：" if i18n.current_language() in ("zh-TW", "ja") else ": ",
         company_name=lambda company: company_name(company, i18n.current_language()),
     )
     env.policies["ext.i18n.trimmed"] = True
