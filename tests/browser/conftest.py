@@ -38,7 +38,9 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# Package scope: the services stop, and Playwright's event loop ends, when the browser tests
+# are done; the sync API's loop would otherwise still count as running for the async tests.
+@pytest.fixture(scope="package")
 def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = start_stack(infra, tmp_path_factory.mktemp("browser-logs"))
     try:
@@ -47,7 +49,7 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         stack.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium_path: str) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
