@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from services.portal import i18n
 from services.portal.clients import ApiError, ServiceUnavailable
 from services.portal.domain import (
     DEFAULT_TIME_ZONE,
@@ -21,7 +22,7 @@ from services.portal.domain import (
     student_domain_allowed,
     window_start,
 )
-from services.portal.web import SESSION_COOKIE, Ctx, home_of, load_ctx
+from services.portal.web import LANGUAGE_COOKIE, SESSION_COOKIE, Ctx, home_of, load_ctx
 from shared.documents import utcnow
 from shared.ids import new_id
 
@@ -132,11 +133,16 @@ async def verify(ctx: AnyCtx) -> Response:
     if user is not None:
         role, sub = PortalRole(user["role"]), user["sub"]
     display = (user or {}).get("name")
+    preferred = await stored_preference(ctx, role, sub)
     if role is PortalRole.COMPANY:
         company = await ctx.services.as_person(role.value, sub).get(
             "applications", f"/companies/{sub}"
         )
         display = company.get("name_ja")
+        preferred = (company.get("contact") or {}).get("preferred_language")
+    # A language picked on this browser wins; else the one the person chose in their profile.
+    chosen = i18n.parse_language(ctx.request.cookies.get(LANGUAGE_COOKIE))
+    language = chosen or i18n.parse_language(preferred) or ctx.language
     if ctx.session is not None:
         await ctx.store.delete_session(ctx.session["_id"])  # no session fixation
     secret = new_secret()
@@ -148,13 +154,26 @@ async def verify(ctx: AnyCtx) -> Response:
         sub=sub,
         email=link["email"],
         display=display,
-        language=ctx.language,
+        language=language,
         time_zone=DEFAULT_TIME_ZONE[role],
         flash=["signed_in", {}],
     )
     ctx.session = session
     ctx.cookies.append((SESSION_COOKIE, secret, hours * 3600))
     return ctx.redirect(safe_next(link.get("next"), home_of(role)))
+
+
+async def stored_preference(ctx: Ctx, role: PortalRole, sub: str) -> str | None:
+    """A student's language from their profile, if they have one yet."""
+    if role is not PortalRole.STUDENT:
+        return None
+    try:
+        profile = await ctx.services.as_person(role.value, sub).get(
+            "applications", f"/students/{sub}"
+        )
+    except (ApiError, ServiceUnavailable):
+        return None
+    return profile.get("preferred_language")  # type: ignore[no-any-return]
 
 
 @router.post("/sign-out")
