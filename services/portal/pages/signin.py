@@ -33,14 +33,16 @@ AnyCtx = Annotated[Ctx, Depends(load_ctx)]
 
 async def resolve(ctx: Ctx, email: str) -> tuple[PortalRole, str, str | None] | None:
     """Who this address may sign in as: (role, id, display name), or None."""
-    user = await ctx.store.find_user(email)
-    if user is not None:
-        return PortalRole(user["role"]), user["sub"], user.get("name")
+    # The company look-up runs for every address, known or not, so that the time to answer
+    # does not tell whether an address is registered.
     try:
         companies = await ctx.services.as_portal().get("applications", "/companies")
     except (ApiError, ServiceUnavailable):
         log.warning("could not look up company contacts for a sign-in request")
         companies = []
+    user = await ctx.store.find_user(email)
+    if user is not None:
+        return PortalRole(user["role"]), user["sub"], user.get("name")
     for company in companies:
         contact = company.get("contact") or {}
         if company.get("status") == "approved" and str(contact.get("email", "")).lower() == email:
