@@ -49,11 +49,11 @@ user: $(STAMP)
 # .mo is stale).
 LOCALES := services/portal/locale
 translations: $(STAMP)
-	$(VENV)/bin/pybabel extract -F services/portal/babel.cfg --no-location --sort-output \
+	$(VENV)/bin/pybabel extract -F services/portal/babel.cfg -k Np_:1,2 --no-location --sort-output \
 	  --project=portal --copyright-holder="City of Kitakyushu" -o $(LOCALES)/messages.pot services/portal
 	for l in zh_TW ja; do \
 	  if [ -f $(LOCALES)/$$l/LC_MESSAGES/messages.po ]; then \
-	    $(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-pot-creation-date -i $(LOCALES)/messages.pot -d $(LOCALES) -l $$l; \
+	    $(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date -i $(LOCALES)/messages.pot -d $(LOCALES) -l $$l; \
 	  else $(VENV)/bin/pybabel init -i $(LOCALES)/messages.pot -d $(LOCALES) -l $$l; fi; done
 	$(VENV)/bin/pybabel compile --statistics -d $(LOCALES)
 

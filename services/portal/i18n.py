@@ -69,6 +69,11 @@ def N_(message: str) -> str:
     return message
 
 
+def Np_(singular: str, plural: str) -> tuple[str, str]:
+    """Marks a message with a plural form (extracted with `-k Np_:1,2`)."""
+    return singular, plural
+
+
 def parse_language(value: str | None) -> str | None:
     """One of our languages for a tag such as zh-Hant-TW, zh_TW, ja-JP or en-US."""
     if not value:

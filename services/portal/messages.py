@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.portal.i18n import N_
+from services.portal.i18n import N_, Np_
 
-# key -> (what happened, what comes next)
-CONFIRMATIONS: dict[str, tuple[str, str]] = {
+# key -> (what happened, what comes next); a plural message agrees with its `count`.
+CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
     "signed_in": (
         N_("You are signed in."),
         N_("Your session ends after an hour without activity, or when you sign out."),
@@ -35,7 +35,10 @@ CONFIRMATIONS: dict[str, tuple[str, str]] = {
         N_("It cannot publish positions. You can still approve it later."),
     ),
     "round_run": (
-        N_("Round %(round)s proposed %(count)s matches."),
+        Np_(
+            "Round %(round)s proposed %(count)s match.",
+            "Round %(round)s proposed %(count)s matches.",
+        ),
         N_("Students and companies have been told; each side answers before the deadline."),
     ),
     "delivery_retried": (
@@ -51,7 +54,10 @@ CONFIRMATIONS: dict[str, tuple[str, str]] = {
         N_("It takes no new applications and will not be matched."),
     ),
     "ranking_saved": (
-        N_("Your ranking of %(count)s applicants is saved."),
+        Np_(
+            "Your ranking of %(count)s applicant is saved.",
+            "Your ranking of %(count)s applicants is saved.",
+        ),
         N_("The city office uses it in the next match round. You can change it until then."),
     ),
     "proposal_accepted": (
@@ -78,7 +84,10 @@ CONFIRMATIONS: dict[str, tuple[str, str]] = {
         N_("Order the list by preference and send it from your application page."),
     ),
     "application_sent": (
-        N_("Your application with %(count)s positions is sent."),
+        Np_(
+            "Your application with %(count)s position is sent.",
+            "Your application with %(count)s positions is sent.",
+        ),
         N_(
             "You can change it while the window is open. After it closes the city office "
             "runs the match and you will be told the result by e-mail."
@@ -89,7 +98,7 @@ CONFIRMATIONS: dict[str, tuple[str, str]] = {
         N_("You can apply again while the window is open."),
     ),
     "roster_uploaded": (
-        N_("%(count)s students were invited."),
+        Np_("%(count)s student was invited.", "%(count)s students were invited."),
         N_("Each receives an e-mail and can sign in with their address."),
     ),
     "erased": (

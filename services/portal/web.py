@@ -267,7 +267,11 @@ def confirmation(flash: Any) -> tuple[str, str] | None:
     if key not in CONFIRMATIONS:
         return None
     done, next_step = CONFIRMATIONS[key]
-    return i18n.gettext(done) % values if values else i18n.gettext(done), i18n.gettext(next_step)
+    if isinstance(done, tuple):
+        text = i18n.ngettext(done[0], done[1], int(values.get("count", 0)))
+    else:
+        text = i18n.gettext(done)
+    return (text % values if values else text), i18n.gettext(next_step)
 
 
 def home_of(role: PortalRole | None) -> str:

@@ -140,3 +140,18 @@ def test_times_are_shown_in_the_persons_zone() -> None:
     assert i18n.format_moment(moment) == "2026/07/01 09:30 (日本時間)"
     i18n.use("en", "Asia/Tokyo")
     assert i18n.format_moment(moment) == "1 Jul 2026 09:30 (Japan Time)"
+
+
+def test_confirmations_agree_with_their_count_in_every_language() -> None:
+    from services.portal.web import confirmation
+
+    i18n.use("en")
+    assert confirmation(["round_run", {"round": 1, "count": 1}])[0] == "Round 1 proposed 1 match."  # type: ignore[index]
+    assert confirmation(["round_run", {"round": 2, "count": 3}])[0] == (  # type: ignore[index]
+        "Round 2 proposed 3 matches."
+    )
+    i18n.use("ja")
+    done, next_step = confirmation(["ranking_saved", {"count": 2}])  # type: ignore[misc]
+    assert done == "応募者 2 名の順位を保存しました。"
+    assert next_step.startswith("次回のマッチング")
+    assert confirmation(["no-such-key", {}]) is None

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 
 PORTAL = Path(__file__).resolve().parents[2] / "services" / "portal"
@@ -19,7 +19,10 @@ PLACEHOLDER = re.compile(r"%\(\w+\)s")
 
 def extracted() -> set[str | tuple[str, ...]]:
     found: set[str | tuple[str, ...]] = set()
-    for _file, _line, message, _comments, _context in extract_from_dir(str(PORTAL), METHODS):
+    keywords = {**DEFAULT_KEYWORDS, "Np_": (1, 2)}
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(PORTAL), METHODS, keywords=keywords
+    ):
         found.add(message if isinstance(message, str) else tuple(message))
     return found
 
