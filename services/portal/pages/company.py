@@ -43,14 +43,28 @@ async def overview(ctx: Company) -> Response:
     proposals = await ctx.api.get("matching", "/proposals")
     placements = await ctx.api.get("matching", "/placements")
     waiting = [p for p in proposals if proposal_pending_for(p, "company")]
+    titles = {p["id"]: p["title"] for p in positions}
+    view = list_view(
+        proposals,
+        params(ctx),
+        sorts={
+            "position": lambda p: titles.get(p["position_id"]),
+            "status": lambda p: p["status"],
+            "respond_by": lambda p: p["respond_by"],
+        },
+        default_sort="respond_by",
+        filters={"status": lambda p, v: p["status"] == v},
+        page_size=ctx.settings.page_size,
+        newest_first=True,
+    )
     return await ctx.render(
         "company/overview.html",
         company=company,
         positions=positions,
-        proposals=proposals,
+        view=view,
         waiting=waiting,
         placements=placements,
-        titles={p["id"]: p["title"] for p in positions},
+        titles=titles,
     )
 
 

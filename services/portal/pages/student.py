@@ -62,10 +62,23 @@ async def status(ctx: Student) -> Response:
     placements = await ctx.api.get("matching", "/placements")
     positions = by_id(await ctx.api.get("applications", "/positions"))
     companies = by_id(await ctx.api.get("applications", "/companies/directory"))
+    view = list_view(
+        applications,
+        params(ctx),
+        sorts={
+            "cohort": lambda a: a["cohort_id"],
+            "sent": lambda a: a["submitted_at"],
+            "state": lambda a: a["state"],
+        },
+        default_sort="sent",
+        filters={"state": lambda a, v: a["state"] == v},
+        page_size=ctx.settings.page_size,
+        newest_first=True,
+    )
     return await ctx.render(
         "student/status.html",
         profile=profile,
-        applications=sorted(applications, key=lambda a: a["submitted_at"], reverse=True),
+        view=view,
         proposals=proposals,
         waiting=[p for p in proposals if proposal_pending_for(p, "student")],
         placements=placements,
