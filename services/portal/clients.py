@@ -46,7 +46,12 @@ class Services:
     @classmethod
     def create(cls, settings: PortalSettings) -> Services:
         def client(url: str) -> httpx.AsyncClient:
-            return httpx.AsyncClient(base_url=url, timeout=settings.api_timeout_seconds)
+            # retries: a refused or timed-out connection (a service restarting) is tried
+            # again; a request that reached the service is never sent twice.
+            transport = httpx.AsyncHTTPTransport(retries=2)
+            return httpx.AsyncClient(
+                base_url=url, timeout=settings.api_timeout_seconds, transport=transport
+            )
 
         return cls(
             settings,

@@ -8,15 +8,19 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
 
 from deploy.embedded.processes import free_port
+from services.applications.app import ApplicationsSettings
+from services.applications.app import create_app as create_applications
 from services.portal.app import create_app
 from services.portal.domain import PortalRole, digest
 from services.portal.settings import PortalSettings
 from services.portal.store import PortalStore
+from shared.auth import Role
 from tests.infra import Infra, eventually, read_mailbox
 
 pytestmark = pytest.mark.integration
@@ -35,6 +39,16 @@ class Portal:
         found = CSRF.search(page.text)
         assert found, page.text[:500]
         return found.group(1)
+
+    async def services_get(self, path: str, headers: dict[str, str]) -> Any:
+        app = self.client._transport.app  # type: ignore[attr-defined]
+        response = await app.state.services.applications.get(path, headers=headers)
+        return response.json()
+
+    async def services_post(self, path: str, headers: dict[str, str]) -> Any:
+        app = self.client._transport.app  # type: ignore[attr-defined]
+        response = await app.state.services.applications.post(path, headers=headers)
+        return response.json()
 
     async def request_link(self, email: str) -> httpx.Response:
         token = await self.csrf()
@@ -63,18 +77,27 @@ class Portal:
 
 @pytest.fixture
 async def portal(infra: Infra) -> AsyncIterator[Portal]:
+    tag = uuid.uuid4().hex[:8]
     settings = infra.settings(
         PortalSettings,
-        database=f"portal_{uuid.uuid4().hex[:8]}",
+        tag=tag,
+        database=f"portal_{tag}",
         smtp_host=infra.smtp_host,
         smtp_port=infra.smtp_port,
-        # No applications service here: company look-ups fail and are treated as "no company".
-        applications_url=f"http://127.0.0.1:{free_port()}",
         public_base_url="https://portal.example",
         sign_in_limit_per_address=3,
     )
+    applications = create_applications(
+        infra.settings(ApplicationsSettings, tag=tag, database=f"applications_{tag}")
+    )
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with applications.router.lifespan_context(applications), app.router.lifespan_context(app):
+        # The portal calls the real applications service (in-process).
+        services = app.state.services
+        await services.applications.aclose()
+        services.applications = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=applications), base_url="http://applications"
+        )
         # https: the cookies are Secure (PUBLIC_BASE_URL is https), so the client must be too.
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
@@ -97,10 +120,9 @@ async def test_a_student_signs_in_once_with_a_link_that_is_stored_hashed(portal:
     cookie = next(c for c in signed_in.headers.get_list("set-cookie") if "portal_session=" in c)
     for flag in ("HttpOnly", "SameSite=lax", "Secure"):
         assert flag.lower() in cookie.lower(), cookie
-    # Signed in: the page is served, not a redirect to the sign-in (no applications service
-    # runs here, so it says so instead of failing).
+    # Signed in: the profile page is served, not a redirect to the sign-in.
     page = await portal.client.get("/student/profile")
-    assert page.status_code == 503 and "Temporarily unavailable" in page.text
+    assert page.status_code == 200 and 'name="consent_to_data_use"' in page.text
 
     # The link is spent: a second use (e.g. a forwarded mail) gets nothing.
     portal.client.cookies.clear()
@@ -176,3 +198,52 @@ def time_ago(seconds: float):  # type: ignore[no-untyped-def]
     from shared.documents import utcnow
 
     return utcnow() - timedelta(seconds=seconds)
+
+
+async def test_an_approved_company_contact_signs_in_and_a_pending_one_does_not(
+    portal: Portal,
+) -> None:
+    coordinator = {"Authorization": f"Bearer {portal.infra.token(Role.COORDINATOR, 'c')}"}
+    emails = [f"hr-{uuid.uuid4().hex[:6]}@example.jp" for _ in range(2)]
+    ids = []
+    for email in emails:
+        company = await portal.client.post(
+            "/call",
+            data={
+                "csrf_token": await portal.csrf("/call"),
+                "name_ja": "響灘テスト株式会社",
+                "name_en": "Hibikinada Test",
+                "sector": "automotive",
+                "ward": "Wakamatsu-ku",
+                "address": "1-1 Hibikino",
+                "name": "山田",
+                "email": email,
+                "preferred_language": "ja",
+            },
+        )
+        assert company.status_code == 200, company.text[:300]
+        stored = await portal.services_get("/companies", coordinator)
+        ids.append(next(c["id"] for c in stored if c["contact"]["email"] == email))
+    approved = await portal.services_post(f"/companies/{ids[0]}/approve", coordinator)
+    assert approved["status"] == "approved"
+
+    await portal.request_link(emails[0])
+    signed_in = await portal.verify(await portal.link_for(emails[0]))
+    assert signed_in.headers["location"] == "/company"
+    overview = await portal.client.get("/company/profile")  # needs only applications
+    assert overview.status_code == 200 and "響灘テスト株式会社" in overview.text
+    assert 'lang="ja"' in overview.text  # the contact's language
+
+    await portal.request_link(emails[1])  # pending: no link
+    assert await portal.store.links.count_documents({"email": emails[1]}) == 0
+
+
+async def test_without_the_applications_service_no_link_is_pretended(portal: Portal) -> None:
+    services = portal.client._transport.app.state.services  # type: ignore[attr-defined]
+    services.applications = httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}")
+    unknown = await portal.request_link(f"who-{uuid.uuid4().hex[:6]}@example.jp")
+    assert unknown.status_code == 503
+    # Students need no look-up: their link still goes out.
+    student = f"st-{uuid.uuid4().hex[:6]}@ntut.edu.tw"
+    assert (await portal.request_link(student)).status_code == 200
+    await portal.link_for(student)

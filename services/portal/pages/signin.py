@@ -39,11 +39,15 @@ async def resolve(ctx: Ctx, email: str) -> tuple[PortalRole, str, str | None] | 
         companies = await ctx.services.as_portal().get("applications", "/companies")
     except (ApiError, ServiceUnavailable):
         log.warning("could not look up company contacts for a sign-in request")
-        companies = []
+        companies = None
     user = await ctx.store.find_user(email)
     if user is not None:
         return PortalRole(user["role"]), user["sub"], user.get("name")
-    for company in companies:
+    if companies is None and not student_domain_allowed(email, ctx.settings.student_domains):
+        # Perhaps a company's contact, but we cannot tell now: say so rather than pretend
+        # that a link is on its way (this tells nothing about the address).
+        raise ServiceUnavailable("applications")
+    for company in companies or []:
         contact = company.get("contact") or {}
         if company.get("status") == "approved" and str(contact.get("email", "")).lower() == email:
             return PortalRole.COMPANY, company["id"], company.get("name_ja")
