@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
@@ -20,9 +20,10 @@ from typing import Any
 
 import aiosmtplib
 
-from services.notifications.domain import COORDINATOR, language_of
-from services.notifications.rendering import Renderer, build_context
+from services.notifications.domain import COORDINATOR
+from services.notifications.rendering import Renderer, Site, build_context
 from services.notifications.store import Doc, NotificationsStore
+from services.notifications.wording import language_of
 from shared.kafka import IdempotentProducer, dlq_topic
 from shared.settings import CommonSettings
 
@@ -75,6 +76,8 @@ class DeliveryPolicy:
     coordinator_email: str
     coordinator_name: str
     coordinator_language: str
+    coordinator_time_zone: str = "Asia/Tokyo"
+    site: Site = field(default_factory=lambda: Site("http://127.0.0.1:8000", "internships@invalid"))
 
 
 class Deliverer:
@@ -167,18 +170,20 @@ class Deliverer:
         )
 
     async def compose(self, message: Doc) -> tuple[EmailMessage | None, dict[str, Any]]:
-        """The e-mail for a message, None when it must not be sent (recipient erased)."""
+        """The e-mail for a message, None when it must not be sent (no longer wanted)."""
         recipient_id = message["recipient_id"]
+        why = await self.store.unwanted_reason(message)
+        if why is not None:
+            return None, {"why": why}
         contact: dict[str, Any] | None
         if recipient_id == COORDINATOR:
             contact = {
                 "name": self.policy.coordinator_name,
                 "email": self.policy.coordinator_email,
                 "preferred_language": self.policy.coordinator_language,
+                "time_zone": self.policy.coordinator_time_zone,
             }
         else:
-            if await self.store.erasures.find_one({"_id": recipient_id}):
-                return None, {"why": "recipient erased"}
             contact = await self.store.contacts.find_one({"_id": recipient_id})
             if contact is None:
                 raise TransientDeliveryError(f"no contact yet for {recipient_id}")
@@ -194,11 +199,12 @@ class Deliverer:
             student_name = student["name"] if student else None
         language = language_of(contact.get("preferred_language"))
         context = build_context(
-            data,
+            message,
+            contact,
             language,
-            recipient_name=contact["name"],
             student_name=student_name,
             position=position,
+            site=self.policy.site,
         )
         subject, body, used = self.renderer.render(message["template"], language, context)
         email = EmailMessage()
@@ -216,7 +222,8 @@ class Deliverer:
         return email, {"language": used.value}
 
     async def _wait_for_facts(self, message: Doc, why: str) -> None:
-        waited = (datetime.now(UTC) - message["created_at"]).total_seconds()
+        since = message.get("due_at") or message["created_at"]  # reminders are due days later
+        waited = (datetime.now(UTC) - since).total_seconds()
         if waited > self.policy.wait_for_facts_seconds:
             await self._give_up(message, f"gave up after {waited:.0f} s: {why}")
             return

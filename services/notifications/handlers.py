@@ -9,12 +9,16 @@ from services.notifications.domain import plan
 from services.notifications.store import NotificationsStore
 from shared.events import (
     ApplicationSubmitted,
+    ApplicationWithdrawn,
     CloudEvent,
+    CompanyStatusChanged,
     ContactRecord,
     MatchAccepted,
+    MatchCancelled,
     MatchDeclined,
     MatchExpired,
     MatchProposed,
+    PlacementCancelled,
     PlacementConfirmed,
     PositionPublished,
     RoundCompleted,
@@ -30,12 +34,17 @@ NOTIFIED = (
     MatchExpired,
     PlacementConfirmed,
     RoundCompleted,
+    ApplicationWithdrawn,
+    MatchCancelled,
+    PlacementCancelled,
+    CompanyStatusChanged,
 )
 
 
 def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> None:
     def planner(topic: str) -> Any:
         async def handle(event: CloudEvent[Any], session: Session) -> None:
+            await store.record_facts(session, event)
             if await store.plan_messages(session, event, topic, plan(event)):
                 wake()
 
