@@ -52,8 +52,11 @@ schemas: $(STAMP)
 
 # Let a coordinator or a university officer sign in to the portal:
 # make user ROLE=coordinator EMAIL=someone@city.kitakyushu.lg.jp
+# make user ROLE=university EMAIL=office@ntut.edu.tw UNIVERSITY="National Taipei University of Technology"
+# (optional: TIME_ZONE=Asia/Taipei)
 user: $(STAMP)
-	$(PY) -m services.portal user add --role $(ROLE) --email $(EMAIL)
+	$(PY) -m services.portal user add --role $(ROLE) --email $(EMAIL) \
+	  $(if $(UNIVERSITY),--university "$(UNIVERSITY)") $(if $(TIME_ZONE),--time-zone "$(TIME_ZONE)")
 
 # The portal's gettext catalogs: extract the messages, merge them into each language's .po,
 # compile the .mo files (committed, so that a fresh clone and the image need no build step;

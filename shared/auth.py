@@ -34,21 +34,31 @@ class Role(StrEnum):
 class Principal:
     role: Role
     sub: str  # the student id, the company id, or the coordinator's id
+    university: str | None = None  # a university office's own university (a token claim)
 
     @property
     def is_coordinator(self) -> bool:
         return self.role is Role.COORDINATOR
 
 
-def mint_token(settings: CommonSettings, role: Role, sub: str, ttl: timedelta | None = None) -> str:
+def mint_token(
+    settings: CommonSettings,
+    role: Role,
+    sub: str,
+    ttl: timedelta | None = None,
+    *,
+    university: str | None = None,
+) -> str:
     now = datetime.now(UTC)
-    claims = {
+    claims: dict[str, object] = {
         "sub": sub,
         "role": role.value,
         "iss": settings.jwt_issuer,
         "iat": now,
         "exp": now + (ttl or timedelta(seconds=settings.jwt_ttl_seconds)),
     }
+    if university is not None:
+        claims["university"] = university
     return jwt.encode(claims, settings.require_jwt_secret(), algorithm=ALGORITHM)
 
 
@@ -61,13 +71,19 @@ def decode_token(settings: CommonSettings, token: str) -> Principal:
             issuer=settings.jwt_issuer,
             options={"require": ["sub", "role", "exp"]},
         )
-        return Principal(role=Role(claims["role"]), sub=str(claims["sub"]))
+        return Principal(Role(claims["role"]), str(claims["sub"]), university_of(claims))
     except (jwt.InvalidTokenError, ValueError) as exc:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail=f"invalid token: {exc}",
             headers={"WWW-Authenticate": "Bearer"},
         ) from exc
+
+
+def university_of(claims: dict[str, object]) -> str | None:
+    """The university a university office's token names (the portal puts it there)."""
+    value = claims.get("university")
+    return str(value) if claims.get("role") == Role.UNIVERSITY.value and value else None
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -111,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     mint.add_argument("--role", required=True, choices=[r.value for r in Role])
     mint.add_argument("--sub", required=True, help="student id, company id or coordinator id")
     mint.add_argument("--hours", type=float, default=8.0)
+    mint.add_argument("--university", help="a university office's university (role university)")
     args = parser.parse_args(argv)
     settings = CommonSettings(_env_file=_embedded_env_file())  # type: ignore[call-arg]
-    print(mint_token(settings, Role(args.role), args.sub, timedelta(hours=args.hours)))
+    hours = timedelta(hours=args.hours)
+    print(mint_token(settings, Role(args.role), args.sub, hours, university=args.university))
     return 0
 
 

@@ -12,6 +12,7 @@ from services.applications.domain import (
     ApplicationIn,
     CohortIn,
     CompanyIn,
+    ContactIn,
     PositionIn,
     RankingIn,
     StudentIn,
@@ -144,6 +145,20 @@ async def get_company(
     return company_response(await store.get_company(company_id), principal)
 
 
+@companies.put(
+    "/{company_id}/contact",
+    summary="Change the contact person, their language and time zone (the company itself or "
+    "the coordinator)",
+)
+async def change_contact(
+    company_id: str, body: ContactIn, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    if not principal.is_coordinator and principal.sub != company_id:
+        raise not_found("company", company_id)
+    company = await transact(store, lambda s: store.change_contact(s, company_id, body))
+    return company_response(company, principal)
+
+
 async def decide(
     store: ApplicationsStore, company_id: str, status_: CompanyStatus, principal: Principal
 ) -> dict[str, Any]:
@@ -194,7 +209,32 @@ async def publish_position(
         if body.company_id not in (None, principal.sub):
             raise forbidden("a company may publish positions only for itself")
         company_id = principal.sub
-    return to_response(await transact(store, lambda s: store.publish_position(s, company_id, body)))
+    doc = await transact(store, lambda s: store.publish_position(s, company_id, body))
+    return (await position_responses(store, [doc], principal))[0]
+
+
+async def position_responses(
+    store: ApplicationsStore, docs: list[Doc], principal: Principal
+) -> list[dict[str, Any]]:
+    """Positions with what the reader may do with each now: its company (and the
+    coordinator) may edit an open position while the cohort takes positions, and close it."""
+    cohort_ids = list({d["cohort_id"] for d in docs})
+    states = {
+        c["_id"]: lifecycle.cohort_state(c)
+        for c in await store.cohorts.find({"_id": {"$in": cohort_ids}}).to_list()
+    }
+    out = []
+    for doc in docs:
+        mine = principal.is_coordinator or (
+            principal.role is Role.COMPANY and doc["company_id"] == principal.sub
+        )
+        actions: list[str] = []
+        if mine and doc["state"] == "open":
+            if states.get(doc["cohort_id"]) in lifecycle.POSITION_PUBLISHING:
+                actions.append("edit")
+            actions.append("close")
+        out.append({**to_response(doc), "allowed_actions": actions})
+    return out
 
 
 @positions.get("", summary="Positions: all for students and the coordinator, its own for a company")
@@ -214,7 +254,7 @@ async def list_positions(
         for k, v in {"cohort_id": cohort_id, "company_id": company_id, "state": state}.items()
         if v is not None
     }
-    return [to_response(p) for p in await store.list_positions(query)]
+    return await position_responses(store, await store.list_positions(query), principal)
 
 
 @positions.get("/{position_id}")
@@ -222,7 +262,22 @@ async def get_position(position_id: str, principal: AnyPrincipal, store: Store) 
     position = await store.get_position(position_id)
     if principal.role is Role.COMPANY and position["company_id"] != principal.sub:
         raise not_found("position", position_id)
-    return to_response(position)
+    return (await position_responses(store, [position], principal))[0]
+
+
+@positions.put(
+    "/{position_id}",
+    summary="Change an open position while its cohort is a draft or open (its company or the "
+    "coordinator); position-published is published again for the same id",
+)
+async def edit_position(
+    position_id: str, body: PositionIn, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    position = await owned_position(position_id, principal, store)
+    if body.company_id not in (None, position["company_id"]):
+        raise DomainError("a position stays with its company", field="company_id")
+    doc = await transact(store, lambda s: store.edit_position(s, position, body))
+    return (await position_responses(store, [doc], principal))[0]
 
 
 @positions.post("/{position_id}/close")
@@ -230,7 +285,8 @@ async def close_position(
     position_id: str, principal: CompanyOrCoordinator, store: Store
 ) -> dict[str, Any]:
     position = await owned_position(position_id, principal, store)
-    return to_response(await transact(store, lambda s: store.close_position(s, position)))
+    doc = await transact(store, lambda s: store.close_position(s, position))
+    return (await position_responses(store, [doc], principal))[0]
 
 
 APPLICANT_FIELDS = (
@@ -338,14 +394,36 @@ UNIVERSITY_FIELDS = (
 )
 
 
-@students.get("", summary="Students and their applications (coordinator, university office)")
+def university_scope(principal: Principal) -> dict[str, Any]:
+    """A university office sees only its own university's students (its token names the
+    university); the coordinator sees everyone."""
+    if principal.role is not Role.UNIVERSITY:
+        return {}
+    if not principal.university:
+        raise forbidden("this university office token names no university")
+    return {"university": principal.university}
+
+
+@students.get(
+    "",
+    summary="Students and their applications (the coordinator: all; a university office: "
+    "its own university's)",
+)
 async def list_students(
-    _: Annotated[Principal, Depends(require(Role.COORDINATOR, Role.UNIVERSITY))], store: Store
+    principal: Annotated[Principal, Depends(require(Role.COORDINATOR, Role.UNIVERSITY))],
+    store: Store,
 ) -> list[dict[str, Any]]:
+    found = await store.students.find(university_scope(principal)).sort("_id").to_list()
+    ids = [s["_id"] for s in found]
     applications: dict[str, list[dict[str, Any]]] = {}
-    for a in await store.list_applications({}):
+    views = await application_responses(
+        store, await store.list_applications({"student_id": {"$in": ids}}), principal
+    )
+    for a in views:
+        if a.get("replaced_by"):
+            continue  # an edit: the application that replaced it stands for both
         applications.setdefault(a["student_id"], []).append(
-            {k: a.get(k) for k in ("cohort_id", "state", "submitted_at")} | {"id": a["_id"]}
+            {k: a.get(k) for k in ("id", "cohort_id", "state", "submitted_at", "respond_by")}
         )
     return [
         {
@@ -353,7 +431,7 @@ async def list_students(
             **{k: s.get(k) for k in UNIVERSITY_FIELDS},
             "applications": applications.get(s["_id"], []),
         }
-        for s in await store.students.find().sort("_id").to_list()
+        for s in found
     ]
 
 
@@ -369,10 +447,22 @@ async def upsert_student(
     return to_response(await transact(store, lambda s: store.upsert_student(s, student_id, body)))
 
 
-@students.get("/{student_id}")
+@students.get(
+    "/{student_id}",
+    summary="A student's profile: the student, the coordinator, or their university's office",
+)
 async def get_student(
-    student_id: str, principal: StudentOrCoordinator, store: Store
+    student_id: str,
+    principal: Annotated[
+        Principal, Depends(require(Role.STUDENT, Role.COORDINATOR, Role.UNIVERSITY))
+    ],
+    store: Store,
 ) -> dict[str, Any]:
+    if principal.role is Role.UNIVERSITY:
+        student = await store.students.find_one({"_id": student_id, **university_scope(principal)})
+        if student is None:
+            raise not_found("student", student_id)  # not theirs: as if it did not exist
+        return to_response(student)
     check_self(principal, student_id)
     return to_response(await store.get_student(student_id))
 

@@ -141,6 +141,10 @@ def visible_query(principal: Principal) -> dict[str, Any]:
         return {"student_id": principal.sub}
     if principal.role is Role.COMPANY:
         return {"company_id": principal.sub}
+    if not principal.is_coordinator:
+        # A university office reads its students' status from the applications service,
+        # which knows whose students they are; matching does not.
+        raise forbidden(f"role {principal.role.value!r} may not read proposals or placements")
     return {}
 
 

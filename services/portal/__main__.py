@@ -1,5 +1,7 @@
 """python -m services.portal                  serve the portal
 python -m services.portal user add --role coordinator --email someone@city.kitakyushu.lg.jp
+python -m services.portal user add --role university --email office@ntut.edu.tw \
+    --university "National Taipei University of Technology"
 python -m services.portal user list | user remove --email ..."""
 
 from __future__ import annotations
@@ -7,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.portal.domain import PortalRole, normalise_email
 from services.portal.settings import PortalSettings
@@ -16,7 +19,9 @@ from shared.ids import new_id
 from shared.mongo import connect
 
 OPERATOR_ROLES = (PortalRole.COORDINATOR, PortalRole.UNIVERSITY)
-SUB_PREFIX = {PortalRole.COORDINATOR: "coord", PortalRole.UNIVERSITY: "univ"}
+SUB_PREFIX = {PortalRole.COORDINATOR: "coord", PortalRole.UNIVERSITY: "uni"}
+# The program's one partner university (students' profiles name it the same way).
+DEFAULT_UNIVERSITY = "National Taipei University of Technology"
 
 
 async def users(args: argparse.Namespace, settings: PortalSettings) -> int:
@@ -26,7 +31,10 @@ async def users(args: argparse.Namespace, settings: PortalSettings) -> int:
         await store.ensure_indexes()
         if args.action == "list":
             for user in await store.list_users():
-                print(f"{user['role']:<12} {user['_id']:<40} {user['sub']}")
+                print(
+                    f"{user['role']:<12} {user['_id']:<40} {user['sub']:<20} "
+                    f"{user.get('university') or ''}"
+                )
             return 0
         email = normalise_email(args.email or "")
         if email is None:
@@ -37,11 +45,23 @@ async def users(args: argparse.Namespace, settings: PortalSettings) -> int:
             print(f"removed {email}" if removed else f"{email} was not registered")
             return 0 if removed else 1
         role = PortalRole(args.role)
-        user = await store.add_user(email, role, new_id(SUB_PREFIX[role]), name=args.name)
+        extra: dict[str, str] = {}
+        if args.time_zone:
+            try:
+                ZoneInfo(args.time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                print(f"not an IANA time zone: {args.time_zone!r}", file=sys.stderr)
+                return 2
+            extra["time_zone"] = args.time_zone
+        if role is PortalRole.UNIVERSITY:
+            # The office sees only the students of this university.
+            extra["university"] = (args.university or DEFAULT_UNIVERSITY).strip()
+        user = await store.add_user(email, role, new_id(SUB_PREFIX[role]), name=args.name, **extra)
         if user["role"] != role.value:
             print(f"{email} is already registered as {user['role']}", file=sys.stderr)
             return 1
-        print(f"{email} may sign in as {role.value} (id {user['sub']})")
+        where = f", university {user['university']!r}" if user.get("university") else ""
+        print(f"{email} may sign in as {role.value} (id {user['sub']}{where})")
         return 0
     finally:
         await client.close()
@@ -55,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     user.add_argument("--role", choices=[r.value for r in OPERATOR_ROLES], default="coordinator")
     user.add_argument("--email")
     user.add_argument("--name", help="shown on the pages (optional)")
+    user.add_argument(
+        "--university",
+        help=f"role university: whose students the office sees (default {DEFAULT_UNIVERSITY!r})",
+    )
+    user.add_argument(
+        "--time-zone", help="IANA zone for dates on the pages (default Asia/Tokyo or Asia/Taipei)"
+    )
     args = parser.parse_args(argv)
     settings = PortalSettings(_env_file=_embedded_env_file())  # type: ignore[call-arg]
     if args.command == "user":

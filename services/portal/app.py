@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from services.portal import i18n
+from services.portal import i18n, problems
 from services.portal.clients import ApiError, Services, ServiceUnavailable
 from services.portal.mailer import PortalMailer
 from services.portal.pages import ROUTERS
@@ -153,12 +153,14 @@ def install_error_pages(app: FastAPI) -> None:
     async def api_error(request: Request, exc: ApiError) -> Response:
         if exc.status in (403, 404):
             return await not_found_page(request)
-        reasons = "; ".join(v for v in exc.reasons().values() if v)
-        return await page(
-            request,
-            exc.status if exc.status in (409, 422) else 400,
-            i18n.gettext("That did not work"),
-            i18n.gettext("The request was refused: %(reason)s") % {"reason": reasons},
+        ctx = await load_ctx(request)
+        return await ctx.render(
+            "error.html",
+            status=exc.status if exc.status in (409, 422) else 400,
+            title=i18n.gettext("That did not work"),
+            message=i18n.gettext("Nothing was changed, for this reason:"),
+            problems=problems.describe_all(exc),
+            home=home_of(ctx.role),
         )
 
     @app.exception_handler(ServiceUnavailable)

@@ -64,8 +64,8 @@ class Services:
         for c in (self.applications, self.matching, self.notifications):
             await c.aclose()
 
-    def as_person(self, role: str, sub: str) -> Caller:
-        return Caller(self, Role(role), sub)
+    def as_person(self, role: str, sub: str, university: str | None = None) -> Caller:
+        return Caller(self, Role(role), sub, university)
 
     def anonymous(self) -> Caller:
         return Caller(self, None, None)
@@ -81,12 +81,15 @@ class Caller:
     services: Services
     role: Role | None
     sub: str | None
+    university: str | None = None  # a university office's own university (scopes its reads)
 
     def _headers(self) -> dict[str, str]:
         if self.role is None or self.sub is None:
             return {}
         ttl = timedelta(seconds=self.services.settings.api_token_seconds)
-        token = mint_token(self.services.settings, self.role, self.sub, ttl)
+        token = mint_token(
+            self.services.settings, self.role, self.sub, ttl, university=self.university
+        )
         return {"Authorization": f"Bearer {token}"}
 
     async def call(

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import io
 import math
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -265,26 +266,72 @@ def parse_roster(text: str) -> Roster:
 
 # -- what comes next --------------------------------------------------------------------------
 
-# The coordinator's buttons per cohort state. The applications service decides; this only
-# chooses which buttons to offer. `draft`, `matching` and `finished` are the lifecycle's
-# states (issue 7); `planned` is the name `draft` had before it.
-COHORT_ACTIONS: dict[str, tuple[str, ...]] = {
-    "planned": ("open",),
-    "draft": ("open",),
-    "open": ("close",),
-    "closed": ("open", "round"),
-    "matching": ("round", "finish"),
-    "finished": (),
+
+def cohort_steps(cohort: Mapping[str, Any]) -> list[str]:
+    """The coordinator's buttons for a cohort: the steps the applications service allows now
+    (`allowed_actions`), with "open" named "reopen" when the window was open before."""
+    return [
+        "reopen" if action == "open" and cohort.get("state") == "closed" else str(action)
+        for action in cohort.get("allowed_actions") or ()
+    ]
+
+
+def can_answer(proposal: Mapping[str, Any]) -> bool:
+    """The reader may accept or decline this proposal now (the matching service says so)."""
+    return "accept" in (proposal.get("allowed_actions") or ())
+
+
+PENDING_PROPOSAL = ("proposed", "accepted")
+# An application's status once its proposal has ended this way.
+ENDED_PROPOSAL_STATE = {
+    "confirmed": "placed",
+    "declined": "declined",
+    "expired": "expired",
+    "cancelled": "cancelled",
 }
 
 
-def cohort_actions(state: str, rounds_run: int) -> tuple[str, ...]:
-    actions = COHORT_ACTIONS.get(state, ())
-    if rounds_run and "open" in actions:
-        # Reopening is allowed only before the first round.
-        actions = tuple(a for a in actions if a != "open")
-    return actions
+@dataclass(frozen=True)
+class Standing:
+    """Where one application stands, as a page shows it: the status, and why it was cancelled
+    (a label kind and a reason code) when it was."""
+
+    state: str
+    reason: tuple[str, str] | None = None
 
 
-def proposal_pending_for(proposal: Mapping[str, Any], party: str) -> bool:
-    return proposal.get("status") == "proposed" and proposal.get(f"{party}_answer") is None
+def standing(
+    application: Mapping[str, Any],
+    proposals: Mapping[str, Mapping[str, Any]],
+    placements: Mapping[str, Mapping[str, Any]],
+) -> Standing:
+    """The application's status from the applications service, with the matching service's
+    newer facts about its current proposal folded in. The applications service learns them
+    by event a moment later; the student who has just answered should see their answer, not
+    the status of a second ago. `proposals` by id, `placements` by proposal id."""
+    state = str(application["state"])
+    known = application.get("proposal") or {}
+    proposal_id = application.get("proposal_id") or known.get("proposal_id")
+    proposal = proposals.get(proposal_id or "") or {}
+    placement = placements.get(proposal_id or "") or {}
+    if state == "proposed" and proposal.get("status") in ENDED_PROPOSAL_STATE:
+        state = ENDED_PROPOSAL_STATE[proposal["status"]]
+    if state == "placed" and placement.get("status") == "cancelled":
+        state = "cancelled"
+    if state != "cancelled":
+        return Standing(state)
+    if placement.get("status") == "cancelled":
+        return Standing(state, ("placement_cancel_reason", placement["cancel_reason"]))
+    if known.get("status") == "placement_cancelled" and known.get("reason"):
+        return Standing(state, ("placement_cancel_reason", known["reason"]))
+    reason = proposal.get("cancel_reason") or known.get("reason")
+    return Standing(state, ("match_cancel_reason", reason) if reason else None)
+
+
+# The coordinator's reference into the city's case file (shared.events.catalog.NOTE_CODE):
+# a code, never free text, because placement-cancelled is a public event.
+NOTE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$")
+
+
+def note_code_valid(value: str) -> bool:
+    return bool(NOTE_CODE.fullmatch(value))

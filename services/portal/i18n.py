@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gettext as _gettext
 from contextvars import ContextVar
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -138,15 +138,58 @@ def format_moment(value: datetime | str | None) -> str:
     return f"{day} {time} ({zone_name()})"
 
 
-# Taiwan usage over CLDR's "台北時間" (the program's mails say 臺灣時間 too).
-ZONE_NAMES = {("zh-TW", "Asia/Taipei"): "臺灣時間"}
+# The program's two zones are named as the mails name them (Taiwan usage: 臺灣時間); other
+# zones by CLDR's name.
+ZONE_NAMES = {
+    ("zh-TW", "Asia/Taipei"): "臺灣時間",
+    ("ja", "Asia/Taipei"): "台湾時間",
+    ("en", "Asia/Taipei"): "Taiwan time",
+    ("zh-TW", "Asia/Tokyo"): "日本時間",
+    ("ja", "Asia/Tokyo"): "日本時間",
+    ("en", "Asia/Tokyo"): "Japan time",
+}
+
+# Zones a person may choose on their profile: the program's two first, then where students
+# and staff may be while travelling. Any IANA name the APIs accept is shown if already stored.
+TIME_ZONES = (
+    "Asia/Taipei",
+    "Asia/Tokyo",
+    "Asia/Seoul",
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Manila",
+    "Asia/Singapore",
+    "Asia/Bangkok",
+    "Asia/Ho_Chi_Minh",
+    "Asia/Kolkata",
+    "Europe/London",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+    "UTC",
+)
 
 
-def zone_name() -> str:
-    tz = zone()
+def zone_name(time_zone: str | None = None) -> str:
+    tz = zone(time_zone)
+    if tz.key == "UTC":
+        return "UTC"
     return ZONE_NAMES.get((_language.get(), tz.key)) or get_timezone_name(
         tz, width="long", locale=locale()
     )
+
+
+def time_zone_options(current: str | None = None) -> list[tuple[str, str]]:
+    """(IANA name, "Japan time (UTC+09:00)") for a select, in the reader's language."""
+    names = list(TIME_ZONES)
+    if current and current not in names:
+        names.append(current)
+    now = datetime.now(UTC)
+    options = []
+    for name in names:
+        offset = now.astimezone(zone(name)).strftime("%z")
+        options.append((name, f"{zone_name(name)} (UTC{offset[:3]}:{offset[3:]})"))
+    return options
 
 
 def format_day(value: date | datetime | str | None) -> str:

@@ -23,20 +23,53 @@ LABELS: dict[str, dict[str, str]] = {
         "suspended": N_("Suspended"),
     },
     "cohort_state": {
-        "planned": N_("Draft"),
         "draft": N_("Draft"),
         "open": N_("Open for applications"),
         "closed": N_("Applications closed"),
         "matching": N_("Matching"),
         "finished": N_("Finished"),
     },
+    # What the coordinator does next, by the cohort's state.
+    "cohort_next": {
+        "draft": N_(
+            "Approve the host companies and let them publish positions, then open the "
+            "application window."
+        ),
+        "open": N_(
+            "Companies publish positions and students apply. Close the window when the "
+            "application period ends: a round needs a closed window."
+        ),
+        "closed": N_(
+            "Preview the round, and run it when matching has received every application. "
+            "Until the first round you can still reopen the window."
+        ),
+        "matching": N_(
+            "Students and companies answer the proposals. Run another round for seats that "
+            "were declined, lapsed or cancelled, or finish the cohort when the placements are "
+            "settled."
+        ),
+        "finished": N_(
+            "The cohort is finished: no further rounds. The placements stay as they are."
+        ),
+    },
     "cohort_action": {
         "open": N_("Open the application window"),
+        "reopen": N_("Reopen the application window"),
         "close": N_("Close the application window"),
-        "round": N_("Run a match round"),
+        "run_round": N_("Run a match round"),
         "finish": N_("Finish the cohort"),
     },
+    "company_action": {
+        "approve": N_("Approve"),
+        "reject": N_("Reject"),
+        "suspend": N_("Suspend"),
+    },
     "position_state": {"open": N_("Open"), "closed": N_("Closed")},
+    "position_closed_reason": {
+        "closed": N_("Closed by the company or the city office."),
+        "company_rejected": N_("Closed because the company is no longer a host company."),
+        "company_suspended": N_("Closed because the company's participation is suspended."),
+    },
     "application_state": {
         "submitted": N_("Submitted"),
         "proposed": N_("Proposed a match"),
@@ -49,10 +82,72 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "proposal_status": {
         "proposed": N_("Waiting for answers"),
+        "accepted": N_("Accepted by one side, waiting for the other"),
         "confirmed": N_("Confirmed"),
         "declined": N_("Declined"),
         "expired": N_("Expired"),
         "cancelled": N_("Cancelled"),
+    },
+    "placement_status": {
+        "confirmed": N_("Confirmed"),
+        "cancelled": N_("Cancelled"),
+    },
+    # Why a pending proposal was cancelled (match-cancelled).
+    "match_cancel_reason": {
+        "company_rejected": N_("The company is no longer a host company in the program."),
+        "company_suspended": N_("The company's participation in the program is suspended."),
+        "position_closed": N_("The position was closed."),
+        "application_withdrawn": N_("The application was withdrawn."),
+        "student_erased": N_("The student's data was erased at their request."),
+        "consent_withdrawn": N_("The student withdrew consent to the use of their data."),
+        "coordinator": N_("The city office cancelled it."),
+    },
+    # Why a confirmed placement was cancelled (placement-cancelled).
+    "placement_cancel_reason": {
+        "student_withdrew": N_("The student withdrew from the internship."),
+        "company_withdrew": N_("The company withdrew from hosting the intern."),
+        "program_decision": N_("A decision of the city office."),
+        "other": N_("Another reason, recorded in the city office's case file."),
+        "application_withdrawn": N_("The application was withdrawn before the confirmation."),
+        "student_erased": N_("The student's data was erased at their request."),
+        "consent_withdrawn": N_("The student withdrew consent to the use of their data."),
+        "position_closed": N_("The position was closed before the confirmation."),
+        "company_rejected": N_("The company is no longer a host company in the program."),
+        "company_suspended": N_("The company's participation in the program is suspended."),
+    },
+    # What comes next for a student, by the state of their application.
+    "application_next": {
+        "submitted": N_(
+            "You can change or withdraw it while the window is open. When it closes, the city "
+            "office runs the match and you are told the result by e-mail."
+        ),
+        "proposed": N_(
+            "Answer the proposal before the deadline. When you and the company both accept, "
+            "the placement is confirmed."
+        ),
+        "placed": N_(
+            "Your placement is confirmed. The city office and the company will contact you "
+            "about the agreement, the residence status and your first day."
+        ),
+        "not_matched": N_(
+            "The last round found no seat for you. You stay in the next rounds with your "
+            "choices; there is nothing to do now."
+        ),
+        "declined": N_(
+            "The proposal was declined. You stay in the next rounds for your other choices."
+        ),
+        "expired": N_(
+            "The deadline passed before both sides accepted. You stay in the next rounds for "
+            "your other choices."
+        ),
+        "cancelled": N_(
+            "You stay in the next rounds for your other choices. The city office will contact "
+            "you if anything is needed."
+        ),
+        "withdrawn": N_(
+            "This application takes no part in matching. You can apply again while an "
+            "application window is open."
+        ),
     },
     "answer": {
         "accepted": N_("Accepted"),
@@ -118,6 +213,8 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 JLPT = ("N1", "N2", "N3", "N4", "N5")
+# The reasons a coordinator may give for cancelling a placement (the others are the platform's).
+PLACEMENT_CANCEL_CHOICES = ("student_withdrew", "company_withdrew", "program_decision", "other")
 ENGLISH = ("C2", "C1", "B2", "B1", "A2", "A1")
 
 

@@ -18,6 +18,13 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
         N_("The application window of %(cohort)s is open."),
         N_("Approved companies can publish positions and students can apply until you close it."),
     ),
+    "cohort_reopen": (
+        N_("The application window of %(cohort)s is open again."),
+        N_(
+            "Students can apply and change their applications until you close it again. Once "
+            "a round has run, the window cannot be reopened."
+        ),
+    ),
     "cohort_close": (
         N_("The application window of %(cohort)s is closed."),
         N_("Check the round preview, then run a match round."),
@@ -31,8 +38,29 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
         N_("Its contact can now sign in with their e-mail address and publish positions."),
     ),
     "company_rejected": (
-        N_("%(company)s was not approved."),
-        N_("It cannot publish positions. You can still approve it later."),
+        N_("%(company)s is rejected as a host company."),
+        N_(
+            "Its open positions are closed and their pending proposals cancelled; the company "
+            "is told by e-mail. You can approve it later if the decision changes."
+        ),
+    ),
+    "company_suspended": (
+        N_("%(company)s is suspended."),
+        N_(
+            "Its open positions are closed and their pending proposals cancelled; the company "
+            "is told by e-mail. Approve it again to end the suspension."
+        ),
+    ),
+    "proposal_cancelled": (
+        N_("Proposal %(proposal)s is cancelled."),
+        N_("The student and the company are told by e-mail; the seat is free for the next round."),
+    ),
+    "placement_cancelled": (
+        N_("Placement %(placement)s is cancelled."),
+        N_(
+            "The student and the company are told by e-mail, with the reason; the seat is free "
+            "for the next round."
+        ),
     ),
     "round_run": (
         Np_(
@@ -48,6 +76,10 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
     "position_published": (
         N_("Your position “%(title)s” is published."),
         N_("Students can find it and apply while the application window is open."),
+    ),
+    "position_edited": (
+        N_("Your position “%(title)s” is updated."),
+        N_("Students see the changes at once, and the next match round uses them."),
     ),
     "position_closed": (
         N_("The position “%(title)s” is closed."),
@@ -67,6 +99,13 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
     "proposal_declined": (
         N_("You declined the proposal."),
         N_("The seat is free again; the next match round can fill it."),
+    ),
+    "contact_saved": (
+        N_("Your contact details are saved."),
+        N_(
+            "The program's messages go to this address, in this language, with dates and "
+            "times in this time zone."
+        ),
     ),
     "profile_saved": (
         N_("Your profile is saved."),
@@ -95,7 +134,10 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
     ),
     "application_withdrawn": (
         N_("Your application is withdrawn."),
-        N_("You can apply again while the window is open."),
+        N_(
+            "It takes no part in matching from now on, and a proposal still waiting for answers "
+            "is cancelled. You can apply again while the window is open."
+        ),
     ),
     "roster_uploaded": (
         Np_("%(count)s student was invited.", "%(count)s students were invited."),

@@ -49,6 +49,7 @@ def make_templates() -> Jinja2Templates:
         moment=i18n.format_moment,
         day=i18n.format_day,
         zone_name=i18n.zone_name,
+        time_zone_options=i18n.time_zone_options,
         LANGUAGE_NAMES=i18n.LANGUAGE_NAMES,
         label=labels.label,
         options=labels.options,
@@ -107,7 +108,9 @@ class Ctx:
     def api(self) -> Caller:
         if self.session is None:
             return self.services.anonymous()
-        return self.services.as_person(self.session["role"], self.session["sub"])
+        return self.services.as_person(
+            self.session["role"], self.session["sub"], self.session.get("university")
+        )
 
     @property
     def secure_cookies(self) -> bool:

@@ -8,6 +8,7 @@ import email.policy
 import re
 import time
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,11 @@ class Album:
     seen: set[tuple[str, str]] = field(default_factory=set)
     seconds_checking: float = 0.0  # screenshots and axe, to report where the time goes
 
+    def __post_init__(self) -> None:
+        # Only this run's pages: screenshots of an earlier run would be mistaken for them.
+        for old in self.folder.glob("*.png"):
+            old.unlink()
+
     def path(self, who: str, name: str) -> Path:
         self.count += 1
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -39,8 +45,11 @@ class Album:
         return self.folder / f"{self.count:02d}-{who}-{name}.png"
 
 
-def sign_in_link(mailbox: Path, address: str, after: float, timeout: float = 30) -> str:
-    """The newest sign-in link sent to `address` since `after` (from the SMTP sink)."""
+def mail_link(
+    mailbox: Path, address: str, link: re.Pattern[str], after: float, timeout: float = 30
+) -> str:
+    """The newest link matching `link` in a mail to `address` saved since `after` (the SMTP
+    sink keeps every mail the portal and the notifications service send)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for path in sorted(mailbox.glob("*.eml"), reverse=True):
@@ -48,13 +57,18 @@ def sign_in_link(mailbox: Path, address: str, after: float, timeout: float = 30)
                 break
             with path.open("rb") as f:
                 message = email.message_from_binary_file(f, policy=email.policy.default)
-            if str(message["To"]).lower() == address.lower():
+            if parseaddr(str(message["To"]))[1].lower() == address.lower():
                 body = message.get_body(preferencelist=("plain",))
-                found = LINK.search(body.get_content() if body else "")  # type: ignore[union-attr]
+                found = link.search(body.get_content() if body else "")  # type: ignore[union-attr]
                 if found:
                     return found.group(0)
         time.sleep(0.2)
-    raise AssertionError(f"no sign-in link for {address} in {mailbox} after {timeout}s")
+    raise AssertionError(f"no mail to {address} with {link.pattern} in {mailbox} after {timeout}s")
+
+
+def sign_in_link(mailbox: Path, address: str, after: float, timeout: float = 30) -> str:
+    """The newest sign-in link sent to `address` since `after`."""
+    return mail_link(mailbox, address, LINK, after, timeout)
 
 
 class Person:
@@ -96,6 +110,20 @@ class Person:
         self.check(name)
         return self.page
 
+    def visit_until(
+        self, path: str, name: str, selector: str, text: str, timeout: float = 20
+    ) -> Page:
+        """Visit a page until `selector` shows `text`: for facts that reach the page's service
+        by event, a moment after the act that caused them."""
+        deadline = time.monotonic() + timeout
+        self.page.goto(path)
+        while text not in self.page.locator(selector).inner_text():
+            assert time.monotonic() < deadline, f"{path}: {selector} never showed {text!r}"
+            time.sleep(0.3)
+            self.page.reload()
+        self.check(name)
+        return self.page
+
     def check(self, name: str, *, shared: bool = False) -> None:
         """Screenshot, the page's language, and no serious or critical axe violation.
 
@@ -123,8 +151,13 @@ class Person:
 
     def sign_in(self, address: str, next_path: str, landing: str) -> None:
         """Open a page that needs a session, sign in through the e-mailed link, land there."""
-        page = self.page
         self.page.goto(next_path)
+        self.sign_in_here(address, landing)
+
+    def sign_in_here(self, address: str, landing: str) -> None:
+        """On the sign-in page (sent there from a page that needs a session): ask for a link,
+        open it from the mailbox, confirm, and land on `landing` (a path or a pattern)."""
+        page = self.page
         expect(page).to_have_url(re.compile(r"/sign-in\?next="))
         self.check("sign-in", shared=True)
         page.fill("#email", address)
@@ -138,6 +171,18 @@ class Person:
         page.click("form[action='/sign-in/verify'] button[type=submit]")
         expect(page).to_have_url(re.compile(re.escape(landing) + r"$"))
         expect(page.locator(".notice[role=status]")).to_be_visible()
+
+    def follow_mail(self, address: str, link: re.Pattern[str], after: float) -> str:
+        """Open the link of a mail the platform sent to `address` (signing in first when the
+        browser has no session), as the recipient would from their mail app. Returns the
+        link's path."""
+        url = mail_link(self.stack.mailbox, address, link, after)
+        path = "/" + url.split("://", 1)[1].split("/", 1)[1]
+        self.page.goto(url)
+        if "/sign-in?next=" in self.page.url:
+            self.sign_in_here(address, path)
+        expect(self.page).to_have_url(re.compile(re.escape(path) + r"$"))
+        return path
 
     def submit(self, selector: str) -> None:
         self.page.click(selector)

@@ -1,10 +1,14 @@
 """The whole program in a real browser against the real services, once in each language:
-a company answers the public call; the coordinator signs in through the mailbox link, approves
-it and opens the cohort; the company signs in and publishes a position; two students register
-and apply; the company ranks them; the coordinator closes the window and runs a round; the
-first student declines, which frees the seat for a second round; the second student and the
-company accept from their pages and both see the placement. Every page is screenshotted and
-checked with axe-core."""
+a company answers the public call; the coordinator signs in through the mailbox link, creates
+the cohort, approves the company and opens the window; the company signs in, publishes a
+position (a refused first try shows the reason in the person's language) and changes it; two
+students register and apply; the company ranks them; the coordinator closes the window and
+runs a round; the first student declines on their status page, which frees the seat for a
+second round; the second student opens the proposal from the mail (signing in on a new
+browser first) and accepts, the company accepts; both see the placement; the coordinator
+cancels it with a reason and a case-file code, which both see in words, and finishes the
+cohort; the university office sees its students; the first student erases their data. Every
+page is screenshotted and checked with axe-core."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from services.portal.i18n import translate_in
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.people import Album, Person
 from tests.browser.stack import Stack
@@ -29,6 +34,10 @@ NAMES = {
     "zh-TW": ("林怡君", "李威廷"),
     "ja": ("Lin Yi-Chun", "Chen Wei-Ting"),
 }
+# How each language names the two zones on the pages (student 2 chooses Japan time).
+TAIWAN_TIME = {"en": "Taiwan time", "zh-TW": "臺灣時間", "ja": "台湾時間"}
+JAPAN_TIME = {"en": "Japan time", "zh-TW": "日本時間", "ja": "日本時間"}
+PROPOSAL_LINK = re.compile(r"https?://\S+/student/proposals/prop-[0-9a-f]+")
 
 
 def local(moment: datetime) -> str:
@@ -63,6 +72,9 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
     stack.add_user("coordinator", coordinator_email)
     stack.add_user("university", university_email)
 
+    def say(message: str) -> str:
+        return translate_in(language, message)
+
     people: list[Person] = []
 
     def person(who: str, *, phone: bool = False) -> Person:
@@ -87,7 +99,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         expect(page.locator(".notice[role=status]")).to_contain_text(company_name)
         company.check("call-done")
 
-        # -- the coordinator signs in, creates and opens the cohort, approves the company ----
+        # -- the coordinator signs in, creates the cohort, approves the company, opens -------
         coordinator = person("coordinator")
         coordinator.sign_in(coordinator_email, "/coordinator", "/coordinator")
         coordinator.check("dashboard")
@@ -99,6 +111,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         page.fill("#closes", local(now + timedelta(days=30)))
         coordinator.submit("form[action='/coordinator/cohorts'] button[type=submit]")
         expect(page).to_have_url(re.compile(f"/coordinator/cohorts/{cohort_id}$"))
+        expect(page.locator("#cohort-state")).to_have_text(say("Draft"))
         coordinator.check("cohort-draft")
 
         coordinator.visit("/coordinator/companies?status=pending", "companies")
@@ -108,35 +121,56 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         expect(page.locator("tr", has_text=company_name)).to_have_count(0)  # filter: pending
         coordinator.check("company-approved")
 
-        coordinator.visit(f"/coordinator/cohorts/{cohort_id}", "cohort")
+        # The dashboard offers each cohort's next step (the API's allowed actions).
+        page = coordinator.visit("/coordinator", "dashboard-draft")
         coordinator.submit(f"form[action='/coordinator/cohorts/{cohort_id}/open'] button")
+        expect(page.locator(".notice[role=status]")).to_be_visible()
         expect(
             page.locator(f"form[action='/coordinator/cohorts/{cohort_id}/close']")
         ).to_be_visible()
-        coordinator.check("cohort-open")
+        coordinator.check("dashboard-open")
 
         # -- the company signs in and publishes a position -----------------------------------
         company.sign_in(company_email, "/company", "/company")
         company.check("overview")
-        company.visit("/company/profile", "profile")
+        page = company.visit("/company/profile", "profile")
+        page.select_option("#time_zone", "Asia/Tokyo")
+        company.submit("form[action='/company/profile'] button[type=submit]")
+        expect(page.locator(".notice[role=status]")).to_be_visible()
         page = company.visit("/company/positions", "positions")
         page.select_option("#cohort_id", cohort_id)
-        page.fill("#title", "Wafer inspection software")
+        page.fill("#title", "Wafer inspection")
         page.fill("#description", "Image processing for the wafer inspection line.")
         page.select_option("#track", "development_design_programming")
         page.fill("#capacity", "1")
         page.fill("#required_skills", "python, opencv")
         page.select_option("#min_jlpt", "N3")
+        page.fill("#start_date", "2027-08-31")
+        page.fill("#end_date", "2027-07-01")  # before the first day: the service says no
+        page.fill("#location", "Kitakyushu Science and Research Park")
+        company.submit("form[action='/company/positions'] button[type=submit]")
+        problems = page.locator("#problems")
+        expect(problems).to_contain_text(say("Last day"))
+        expect(problems).to_contain_text(say("The last day must be after the first day."))
+        expect(problems).not_to_contain_text("end_date")
+        company.check("position-refused")
         page.fill("#start_date", "2027-07-01")
         page.fill("#end_date", "2027-08-31")
-        page.fill("#location", "Kitakyushu Science and Research Park")
         company.submit("form[action='/company/positions'] button[type=submit]")
         expect(page).to_have_url(re.compile(r"/company/positions/pos-[0-9a-f]+$"))
         position_id = page.url.rsplit("/", 1)[1]
         company.check("position")
+        # While the window is open the company may change it.
+        page.click("#edit-position")
+        company.check("position-edit")
+        page.fill("#title", "Wafer inspection software")
+        company.submit("#save-position")
+        expect(page.locator(".notice[role=status]")).to_contain_text("Wafer inspection software")
+        expect(page.locator("h1")).to_have_text("Wafer inspection software")
 
         # -- two students register (on phones) and apply ------------------------------------
         students = []
+        zones = ("Asia/Taipei", "Asia/Tokyo")
         for index, (address, name) in enumerate(zip(student_emails, (first, second), strict=True)):
             student = person(f"student{index + 1}", phone=True)
             students.append(student)
@@ -153,6 +187,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
             page.fill("#available_from", "2027-06-15")
             page.fill("#available_to", "2027-09-15")
             page.select_option("#preferred_language", language)
+            page.select_option("#time_zone", zones[index])
             page.check("#consent")
             student.submit("form[action='/student/profile'] button[type=submit]")
             expect(page.locator(".notice[role=status]")).to_be_visible()
@@ -166,6 +201,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
             student.submit("#send-application")
             expect(page).to_have_url(re.compile(r"/student$"))
             expect(page.locator(".notice[role=status]")).to_be_visible()
+            expect(page.locator(".application-state")).to_have_text(say("Submitted"))
             student.check("status-applied")
         student1, student2 = students
 
@@ -208,6 +244,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         page = coordinator.visit(f"/coordinator/cohorts/{cohort_id}", "cohort-before-close")
         coordinator.submit(f"form[action='/coordinator/cohorts/{cohort_id}/close'] button")
         expect(page.locator(".notice[role=status]")).to_be_visible()
+        expect(page.locator("#cohort-state")).to_have_text(say("Applications closed"))
         preview_until(page, cohort_id, first)
         coordinator.check("round-preview")
         coordinator.submit(f"form[action='/coordinator/cohorts/{cohort_id}/round'] button")
@@ -217,29 +254,35 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         expect(page.locator("#replay-result")).to_be_visible()
         coordinator.check("round-replayed")
 
-        # -- student 1 declines on the phone: the seat is free again -------------------------
+        # -- student 1 declines on the status page: the seat is free again -------------------
         page = student1.visit("/student", "status-proposed")
-        page.locator(".card.highlight a.button").click()
-        expect(page).to_have_url(re.compile(r"/student/proposals/prop-"))
-        student1.check("proposal")
-        student1.submit("form[action$='/decline'] button")
+        waiting = page.locator(".card.highlight[id^=waiting-]")
+        expect(waiting).to_contain_text(TAIWAN_TIME[language])  # the deadline in their zone
+        expect(page.locator(".application-state")).to_have_text(say("Proposed a match"))
+        waiting.locator("form[action$='/decline'] button").click()
+        expect(page).to_have_url(re.compile(r"/student$"))
         expect(page.locator(".notice[role=status]")).to_be_visible()
-        student1.check("proposal-declined")
+        expect(page.locator(".application-state")).to_have_text(say("Declined"))
+        student1.check("status-declined")
 
         # -- a second round proposes student 2 -----------------------------------------------
+        round_two_after = time.time() - 1
         page = coordinator.visit(f"/coordinator/cohorts/{cohort_id}", "cohort-after-decline")
         preview_until(page, cohort_id, second)
         coordinator.submit(f"form[action='/coordinator/cohorts/{cohort_id}/round'] button")
         expect(page).to_have_url(re.compile(r"/coordinator/rounds/round-.*-2$"))
         coordinator.check("round-2")
 
-        # -- student 2 and the company accept; both see the placement ------------------------
-        page = student2.visit("/student", "status-proposed")
-        page.locator(".card.highlight a.button").click()
-        student2.check("proposal")
-        student2.submit("form[action$='/accept'] button")
+        # -- student 2 opens the proposal from the mail on another browser, signs in, accepts -
+        mail_reader = person("student2-mail", phone=True)
+        path = mail_reader.follow_mail(student_emails[1], PROPOSAL_LINK, round_two_after)
+        page = mail_reader.page
+        mail_reader.check("proposal")
+        expect(page.locator("dl.facts")).to_contain_text(JAPAN_TIME[language])  # their zone
+        mail_reader.submit("form[action$='/accept'] button")
+        expect(page).to_have_url(re.compile(re.escape(path) + "$"))
         expect(page.locator(".notice[role=status]")).to_be_visible()
-        student2.check("proposal-accepted")
+        mail_reader.check("proposal-accepted")
 
         page = company.visit("/company", "overview-proposal")
         page.locator("section[aria-labelledby=todo] a").first.click()
@@ -252,20 +295,52 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         expect(page.locator("table")).to_contain_text(second)
 
         page = student2.visit("/student", "status-placed")
-        expect(page.locator(".card.success")).to_contain_text("Wafer inspection software")
+        expect(page.locator(".card.success[id^=placement-]")).to_contain_text(
+            "Wafer inspection software"
+        )
+        expect(page.locator(".application-state")).to_have_text(say("Placed"))
 
-        # -- the coordinator's lists; the university office's view and roster -----------------
-        for tab in ("proposals", "placements", "positions"):
+        # -- the coordinator's lists; a placement cancelled with a reason; finish -------------
+        for tab in ("proposals", "positions"):
             coordinator.visit(f"/coordinator/cohorts/{cohort_id}?tab={tab}", f"cohort-{tab}")
         page = coordinator.page
         expect(page.locator("table")).to_contain_text("Wafer inspection software")
+        page = coordinator.visit(f"/coordinator/cohorts/{cohort_id}?tab=placements", "placements")
+        page.locator("#placement-table a[href$='/cancel']").click()
+        coordinator.check("placement-cancel")
+        page.check("input[name=reason][value=company_withdrew]")
+        page.fill("#note_code", f"KK-2027-{tag}")
+        coordinator.submit("form[action$='/cancel'] button[name=confirmed]")
+        expect(page.locator(".notice[role=status]")).to_be_visible()
+        reason = say("The company withdrew from hosting the intern.")
+        expect(page.locator("#placement-table")).to_contain_text(reason)
+        expect(page.locator("#placement-table")).to_contain_text(f"KK-2027-{tag}")
+        coordinator.check("placement-cancelled")
+        page = student2.visit("/student", "status-placement-cancelled")
+        expect(page.locator(".application-state")).to_have_text(say("Cancelled"))
+        expect(page.locator("#applications")).to_contain_text(reason)
+        page = company.visit("/company/placements", "placements-cancelled")
+        expect(page.locator("table")).to_contain_text(reason)
+
+        page = coordinator.visit(f"/coordinator/cohorts/{cohort_id}", "cohort-matching")
+        page.click(f"a[href='/coordinator/cohorts/{cohort_id}/finish']")
+        coordinator.check("cohort-finish")
+        coordinator.submit("form[action$='/finish'] button[name=confirmed]")
+        expect(page.locator("#cohort-state")).to_have_text(say("Finished"))
+        coordinator.check("cohort-finished")
         coordinator.visit(f"/coordinator/deliveries?cohort={cohort_id}", "deliveries")
 
+        # -- the university office: its students, one of them, and the roster ----------------
         office = person("university")
         office.sign_in(university_email, "/university", "/university")
         page = office.page
         expect(page.locator("table")).to_contain_text(second)
         office.check("students")
+        student_page = page.locator("table a", has_text=second).get_attribute("href")
+        assert student_page
+        page = office.visit_until(student_page, "student", "main", say("Cancelled"))
+        expect(page.locator("h1")).to_have_text(second)
+        page = office.visit("/university", "students")
         page.set_input_files(
             "#roster",
             files=[

@@ -7,17 +7,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
+from services.portal import i18n, problems
 from services.portal.clients import ApiError
 from services.portal.domain import (
     PortalRole,
+    can_answer,
     contains,
     keep_known,
     list_view,
-    proposal_pending_for,
     reorder,
 )
+from services.portal.i18n import N_
 from services.portal.pages.common import by_id, params
-from services.portal.web import Ctx, role_ctx
+from services.portal.web import LANGUAGE_COOKIE, Ctx, role_ctx
 
 router = APIRouter(prefix="/company")
 Company = Annotated[Ctx, Depends(role_ctx(PortalRole.COMPANY))]
@@ -33,7 +35,8 @@ POSITION_FIELDS = (
     "end_date",
     "location",
 )
-OPEN_FOR_POSITIONS = ("planned", "draft", "open")
+OPEN_FOR_POSITIONS = ("draft", "open")
+CONTACT_FIELDS = ("name", "email", "preferred_language", "time_zone")
 
 
 @router.get("")
@@ -42,7 +45,7 @@ async def overview(ctx: Company) -> Response:
     positions = await ctx.api.get("applications", "/positions")
     proposals = await ctx.api.get("matching", "/proposals")
     placements = await ctx.api.get("matching", "/placements")
-    waiting = [p for p in proposals if proposal_pending_for(p, "company")]
+    waiting = [p for p in proposals if can_answer(p)]
     titles = {p["id"]: p["title"] for p in positions}
     view = list_view(
         proposals,
@@ -71,16 +74,55 @@ async def overview(ctx: Company) -> Response:
 @router.get("/profile")
 async def profile(ctx: Company) -> Response:
     company = await ctx.api.get("applications", f"/companies/{ctx.sub}")
-    return await ctx.render("company/profile.html", company=company)
+    return await render_profile(ctx, company, values=company["contact"], found=[])
+
+
+async def render_profile(
+    ctx: Ctx,
+    company: dict[str, Any],
+    *,
+    values: dict[str, Any],
+    found: list[problems.Problem],
+    status: int = 200,
+) -> Response:
+    return await ctx.render(
+        "company/profile.html", status=status, company=company, values=values, problems=found
+    )
+
+
+@router.post("/profile")
+async def save_contact(ctx: Company) -> Response:
+    """The contact person, the language of the program's messages and the time zone of their
+    dates: the company keeps them itself (the other details through the city office)."""
+    form = await ctx.form()
+    values = {k: str(form.get(k, "")).strip() for k in CONTACT_FIELDS}
+    try:
+        company = await ctx.api.put("applications", f"/companies/{ctx.sub}/contact", values)
+    except ApiError as exc:
+        if exc.status != 422:
+            raise
+        company = await ctx.api.get("applications", f"/companies/{ctx.sub}")
+        found = problems.describe_all(exc, problems.CONTACT)
+        return await render_profile(ctx, company, values=values, found=found, status=422)
+    contact = company["contact"]
+    assert ctx.session is not None
+    language = i18n.parse_language(contact["preferred_language"]) or ctx.language
+    await ctx.store.update_session(
+        ctx.session["_id"], {"language": language, "time_zone": contact["time_zone"]}
+    )
+    ctx.cookies.append((LANGUAGE_COOKIE, language, 365 * 24 * 3600))
+    i18n.use(language, contact["time_zone"])
+    await ctx.flash("contact_saved")
+    return ctx.redirect("/company/profile")
 
 
 @router.get("/positions")
 async def positions(ctx: Company) -> Response:
-    return await render_positions(ctx, values={}, problems={})
+    return await render_positions(ctx, values={}, found=[])
 
 
 async def render_positions(
-    ctx: Ctx, *, values: dict[str, Any], problems: dict[str, str], status: int = 200
+    ctx: Ctx, *, values: dict[str, Any], found: list[problems.Problem], status: int = 200
 ) -> Response:
     rows = await ctx.api.get("applications", "/positions")
     cohorts = [
@@ -111,15 +153,14 @@ async def render_positions(
         cohorts=cohorts,
         company=company,
         values=values,
-        problems=problems,
+        problems=found,
     )
 
 
-@router.post("/positions")
-async def publish(ctx: Company) -> Response:
-    form = await ctx.form()
+def position_body(form: Any) -> tuple[dict[str, Any], dict[str, Any], list[problems.Problem]]:
+    """The form's values as typed, the body for the API, and what is wrong before asking it."""
     values: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in POSITION_FIELDS}
-    values["paid"] = form.get("paid", "")
+    values["paid"] = str(form.get("paid", ""))
     values["required_skills"] = str(form.get("required_skills", ""))
     body: dict[str, Any] = {k: v for k, v in values.items() if v != "" and k in POSITION_FIELDS}
     body["required_skills"] = [s for s in values["required_skills"].split(",") if s.strip()]
@@ -127,17 +168,79 @@ async def publish(ctx: Company) -> Response:
     try:
         body["capacity"] = int(values["capacity"] or "0")
     except ValueError:
-        return await render_positions(
-            ctx, values=values, problems={"capacity": "a whole number"}, status=422
+        return (
+            values,
+            body,
+            [problems.local(N_("Seats"), N_("Please enter a whole number."), "capacity")],
         )
+    return values, body, []
+
+
+@router.post("/positions")
+async def publish(ctx: Company) -> Response:
+    values, body, found = position_body(await ctx.form())
+    if found:
+        return await render_positions(ctx, values=values, found=found, status=422)
     try:
         position = await ctx.api.post("applications", "/positions", body)
     except ApiError as exc:
         if exc.status not in (409, 422):
             raise
-        return await render_positions(ctx, values=values, problems=exc.reasons(), status=422)
+        found = problems.describe_all(exc, problems.POSITION)
+        return await render_positions(ctx, values=values, found=found, status=422)
     await ctx.flash("position_published", title=position["title"])
     return ctx.redirect(f"/company/positions/{position['id']}")
+
+
+@router.get("/positions/{position_id}/edit")
+async def edit_form(ctx: Company, position_id: str) -> Response:
+    position = await ctx.api.get("applications", f"/positions/{position_id}")
+    values = {
+        **position,
+        "paid": "true" if position["paid"] else "false",
+        "required_skills": ", ".join(position.get("required_skills") or []),
+        "min_jlpt": position.get("min_jlpt") or "",
+        "min_english": position.get("min_english") or "",
+    }
+    return await render_edit(ctx, position, values=values, found=[])
+
+
+async def render_edit(
+    ctx: Ctx,
+    position: dict[str, Any],
+    *,
+    values: dict[str, Any],
+    found: list[problems.Problem],
+    status: int = 200,
+) -> Response:
+    cohort = await ctx.api.get("applications", f"/cohorts/{position['cohort_id']}")
+    return await ctx.render(
+        "company/position_edit.html",
+        status=status,
+        position=position,
+        cohort=cohort,
+        values=values,
+        problems=found,
+    )
+
+
+@router.post("/positions/{position_id}/edit")
+async def edit(ctx: Company, position_id: str) -> Response:
+    position = await ctx.api.get("applications", f"/positions/{position_id}")
+    form = await ctx.form()
+    values, body, found = position_body(form)
+    body["cohort_id"] = values["cohort_id"] = position["cohort_id"]  # a position stays in it
+    if found:
+        return await render_edit(ctx, position, values=values, found=found, status=422)
+    try:
+        changed = await ctx.api.put("applications", f"/positions/{position_id}", body)
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        found = problems.describe_all(exc, problems.POSITION)
+        return await render_edit(ctx, position, values=values, found=found, status=422)
+    await ctx.flash("position_edited", title=changed["title"])
+    return ctx.redirect(f"/company/positions/{position_id}")
 
 
 @router.get("/positions/{position_id}")
@@ -215,7 +318,7 @@ async def rank(ctx: Company, position_id: str) -> Response:
     except ApiError as exc:
         if exc.status not in (409, 422):
             raise
-        facts["problems"] = exc.reasons()
+        facts["problems"] = problems.describe_all(exc, problems.RANKING)
         return await render_ranking(ctx, facts, order, unsaved=True, status=422)
     await ctx.flash("ranking_saved", count=len(order))
     return ctx.redirect(f"/company/positions/{position_id}/applicants")
@@ -225,15 +328,21 @@ async def rank(ctx: Company, position_id: str) -> Response:
 async def proposal(ctx: Company, proposal_id: str) -> Response:
     proposal = await ctx.api.get("matching", f"/proposals/{proposal_id}")
     position = await ctx.api.get("applications", f"/positions/{proposal['position_id']}")
-    applicant = await ctx.api.get(
-        "applications", f"/positions/{proposal['position_id']}/applicants/{proposal['student_id']}"
-    )
+    try:
+        applicant = await ctx.api.get(
+            "applications",
+            f"/positions/{proposal['position_id']}/applicants/{proposal['student_id']}",
+        )
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        applicant = {}  # the student's data has been erased since
     return await ctx.render(
         "company/proposal.html",
         proposal=proposal,
         position=position,
         applicant=applicant,
-        pending=proposal_pending_for(proposal, "company"),
+        pending=can_answer(proposal),
     )
 
 

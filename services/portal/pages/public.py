@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from services.portal import i18n
+from services.portal import i18n, problems
 from services.portal.clients import ApiError
 from services.portal.domain import safe_next
 from services.portal.web import LANGUAGE_COOKIE, Ctx, load_ctx
@@ -26,7 +26,7 @@ async def program(ctx: AnyCtx) -> Response:
 
 @router.get("/call")
 async def call_form(ctx: AnyCtx) -> Response:
-    return await ctx.render("public/call.html", values={}, problems={})
+    return await ctx.render("public/call.html", values={}, problems=[])
 
 
 @router.post("/call")
@@ -38,8 +38,13 @@ async def answer_call(ctx: AnyCtx) -> Response:
     try:
         company = await ctx.services.anonymous().post("applications", "/companies", body)
     except ApiError as exc:
+        if exc.status != 422:
+            raise
         return await ctx.render(
-            "public/call.html", status=422, values=values, problems=exc.reasons()
+            "public/call.html",
+            status=422,
+            values=values,
+            problems=problems.describe_all(exc, problems.CALL),
         )
     return await ctx.render("public/call_done.html", company=company)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -138,17 +139,10 @@ async def verify(ctx: AnyCtx) -> Response:
         user = await ctx.store.add_user(link["email"], role, sub)
     if user is not None:
         role, sub = PortalRole(user["role"]), user["sub"]
-    display = (user or {}).get("name")
-    preferred = await stored_preference(ctx, role, sub)
-    if role is PortalRole.COMPANY:
-        company = await ctx.services.as_person(role.value, sub).get(
-            "applications", f"/companies/{sub}"
-        )
-        display = company.get("name_ja")
-        preferred = (company.get("contact") or {}).get("preferred_language")
+    prefs = await stored_preferences(ctx, role, sub, user or {})
     # A language picked on this browser wins; else the one the person chose in their profile.
     chosen = i18n.parse_language(ctx.request.cookies.get(LANGUAGE_COOKIE))
-    language = chosen or i18n.parse_language(preferred) or ctx.language
+    language = chosen or i18n.parse_language(prefs.language) or ctx.language
     if ctx.session is not None:
         await ctx.store.delete_session(ctx.session["_id"])  # no session fixation
     secret = new_secret()
@@ -159,9 +153,10 @@ async def verify(ctx: AnyCtx) -> Response:
         role=role.value,
         sub=sub,
         email=link["email"],
-        display=display,
+        display=prefs.display,
         language=language,
-        time_zone=DEFAULT_TIME_ZONE[role],
+        time_zone=prefs.time_zone or DEFAULT_TIME_ZONE[role],
+        university=prefs.university,
         flash=["signed_in", {}],
     )
     ctx.session = session
@@ -169,17 +164,38 @@ async def verify(ctx: AnyCtx) -> Response:
     return ctx.redirect(safe_next(link.get("next"), home_of(role)))
 
 
-async def stored_preference(ctx: Ctx, role: PortalRole, sub: str) -> str | None:
-    """A student's language from their profile, if they have one yet."""
-    if role is not PortalRole.STUDENT:
-        return None
-    try:
-        profile = await ctx.services.as_person(role.value, sub).get(
-            "applications", f"/students/{sub}"
+@dataclass
+class Preferences:
+    display: str | None = None
+    language: str | None = None
+    time_zone: str | None = None
+    university: str | None = None
+
+
+async def stored_preferences(
+    ctx: Ctx, role: PortalRole, sub: str, user: dict[str, Any]
+) -> Preferences:
+    """The name, language and time zone the person keeps with their party (the student's
+    profile, the company's contact, the operator's entry for staff), and a university
+    office's university."""
+    caller = ctx.services.as_person(role.value, sub)
+    if role is PortalRole.COMPANY:
+        company = await caller.get("applications", f"/companies/{sub}")
+        contact = company.get("contact") or {}
+        return Preferences(
+            company.get("name_ja"), contact.get("preferred_language"), contact.get("time_zone")
         )
-    except (ApiError, ServiceUnavailable):
-        return None
-    return profile.get("preferred_language")  # type: ignore[no-any-return]
+    if role is PortalRole.STUDENT:
+        try:
+            profile = await caller.get("applications", f"/students/{sub}")
+        except (ApiError, ServiceUnavailable):
+            return Preferences(user.get("name"))
+        return Preferences(
+            profile.get("name"), profile.get("preferred_language"), profile.get("time_zone")
+        )
+    return Preferences(
+        user.get("name"), user.get("language"), user.get("time_zone"), user.get("university")
+    )
 
 
 @router.post("/sign-out")

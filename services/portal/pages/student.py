@@ -8,15 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from services.portal import i18n
+from services.portal import i18n, problems
 from services.portal.clients import ApiError
 from services.portal.domain import (
     PortalRole,
+    can_answer,
     contains,
     keep_known,
     list_view,
-    proposal_pending_for,
     reorder,
+    standing,
 )
 from services.portal.labels import company_name
 from services.portal.pages.common import by_id, params
@@ -34,6 +35,7 @@ PROFILE_FIELDS = (
     "available_from",
     "available_to",
     "preferred_language",
+    "time_zone",
 )
 MAX_CHOICES = 10
 JLPT_STRENGTH = {"N1": 5, "N2": 4, "N3": 3, "N4": 2, "N5": 1}
@@ -48,20 +50,30 @@ async def own_profile(ctx: Ctx) -> dict[str, Any] | None:
         raise
 
 
-async def active_application(ctx: Ctx) -> dict[str, Any] | None:
-    applications = await ctx.api.get("applications", "/applications")
-    active = [a for a in applications if a["state"] == "submitted"]
+async def active_application(ctx: Ctx, cohort_id: str | None = None) -> dict[str, Any] | None:
+    """The student's application that takes part (not withdrawn), in `cohort_id` if given:
+    one per cohort."""
+    applications = await ctx.api.get("applications", "/applications", cohort_id=cohort_id)
+    active = [a for a in applications if a["state"] != "withdrawn"]
     return active[-1] if active else None
 
 
 @router.get("")
 async def status(ctx: Student) -> Response:
+    """One page for where the student stands: proposals to answer (with the deadline in their
+    time zone), every application with its status in words and what comes next, every
+    proposal and placement."""
     profile = await own_profile(ctx)
-    applications = await ctx.api.get("applications", "/applications")
+    applications = [
+        a
+        for a in await ctx.api.get("applications", "/applications")
+        if not a.get("replaced_by")  # an edit: the application that replaced it stands for it
+    ]
     proposals = await ctx.api.get("matching", "/proposals")
     placements = await ctx.api.get("matching", "/placements")
     positions = by_id(await ctx.api.get("applications", "/positions"))
     companies = by_id(await ctx.api.get("applications", "/companies/directory"))
+    cohorts = by_id(await ctx.api.get("applications", "/cohorts"))
     view = list_view(
         applications,
         params(ctx),
@@ -79,11 +91,16 @@ async def status(ctx: Student) -> Response:
         "student/status.html",
         profile=profile,
         view=view,
-        proposals=proposals,
-        waiting=[p for p in proposals if proposal_pending_for(p, "student")],
+        standings={
+            a["id"]: standing(a, by_id(proposals), {p["proposal_id"]: p for p in placements})
+            for a in applications
+        },
+        proposals=sorted(proposals, key=lambda p: p["proposed_at"], reverse=True),
+        waiting=[p for p in proposals if can_answer(p)],
         placements=placements,
         positions=positions,
         companies=companies,
+        cohorts=cohorts,
     )
 
 
@@ -91,15 +108,22 @@ async def status(ctx: Student) -> Response:
 async def profile(ctx: Student) -> Response:
     profile = await own_profile(ctx)
     if profile is None:
-        invited = await ctx.store.find_user(ctx.session["email"]) if ctx.session else None
+        invited = await invitation(ctx)
         profile = {
-            "name": (invited or {}).get("name", ""),
-            "department": (invited or {}).get("department", ""),
+            "name": invited.get("name", ""),
+            "department": invited.get("department", ""),
             "preferred_language": ctx.language,
+            "time_zone": ctx.session.get("time_zone") if ctx.session else None,
             "consent_to_data_use": False,
         }
-        return await ctx.render("student/profile.html", values=profile, problems={}, new=True)
-    return await ctx.render("student/profile.html", values=profile, problems={}, new=False)
+        return await ctx.render("student/profile.html", values=profile, problems=[], new=True)
+    return await ctx.render("student/profile.html", values=profile, problems=[], new=False)
+
+
+async def invitation(ctx: Ctx) -> dict[str, Any]:
+    """What the university office's roster said about this student, if they were invited."""
+    assert ctx.session is not None
+    return await ctx.store.find_user(ctx.session["email"]) or {}
 
 
 @router.post("/profile")
@@ -113,12 +137,16 @@ async def save_profile(ctx: Student) -> Response:
     assert ctx.session is not None
     body["email"] = ctx.session["email"]  # the address they sign in with
     before = await own_profile(ctx)
+    # The profile is replaced as a whole: keep the university it (or the roster) names.
+    university = (before or {}).get("university") or (await invitation(ctx)).get("university")
+    if university:
+        body["university"] = university
     try:
         body["graduation_year"] = int(values["graduation_year"])
     except ValueError:
         body.pop("graduation_year", None)
     try:
-        await ctx.api.put("applications", f"/students/{ctx.sub}", body)
+        saved = await ctx.api.put("applications", f"/students/{ctx.sub}", body)
     except ApiError as exc:
         if exc.status != 422:
             raise
@@ -126,15 +154,16 @@ async def save_profile(ctx: Student) -> Response:
             "student/profile.html",
             status=422,
             values=values,
-            problems=exc.reasons(),
+            problems=problems.describe_all(exc, problems.PROFILE),
             new=before is None,
         )
     language = values["preferred_language"] or ctx.language
+    time_zone = saved.get("time_zone") or ctx.session.get("time_zone")
     await ctx.store.update_session(
-        ctx.session["_id"], {"language": language, "display": body["name"]}
+        ctx.session["_id"], {"language": language, "display": body["name"], "time_zone": time_zone}
     )
     ctx.cookies.append((LANGUAGE_COOKIE, language, 365 * 24 * 3600))
-    i18n.use(language)
+    i18n.use(language, time_zone)
     withdrawn = (
         bool(before and before.get("consent_to_data_use")) and not body["consent_to_data_use"]
     )
@@ -225,7 +254,7 @@ async def current_draft(ctx: Ctx) -> dict[str, Any]:
     if draft.get("position_ids") or draft.get("cohort_id"):
         return draft
     active = await active_application(ctx)
-    if active is not None:
+    if active is not None and "edit" in active["allowed_actions"]:
         return {
             "cohort_id": active["cohort_id"],
             "position_ids": list(active["ranked_position_ids"]),
@@ -250,13 +279,13 @@ async def render_application(
     draft: dict[str, Any],
     *,
     unsaved: bool,
-    problems: dict[str, str] | None = None,
+    found: list[problems.Problem] | None = None,
     status: int = 200,
 ) -> Response:
     rows, cohorts = await open_positions(ctx)
     positions = {p["id"]: p for p in rows}
     profile = await own_profile(ctx)
-    active = await active_application(ctx)
+    active = await active_application(ctx, draft.get("cohort_id"))
     chosen = [positions[i] for i in draft["position_ids"] if i in positions]
     return await ctx.render(
         "student/application.html",
@@ -267,7 +296,7 @@ async def render_application(
         profile=profile,
         active=active,
         unsaved=unsaved,
-        problems=problems or {},
+        problems=found or [],
     )
 
 
@@ -289,7 +318,7 @@ async def change_application(ctx: Student) -> Response:
         return await render_application(ctx, draft, unsaved=True)
     await save_draft(ctx, draft)
     body = {"ranked_position_ids": draft["position_ids"], "motivation": draft["motivation"]}
-    active = await active_application(ctx)
+    active = await active_application(ctx, draft.get("cohort_id"))
     try:
         if active is None:
             await ctx.api.post(
@@ -300,18 +329,33 @@ async def change_application(ctx: Student) -> Response:
     except ApiError as exc:
         if exc.status not in (409, 422):
             raise
-        return await render_application(
-            ctx, draft, unsaved=True, problems=exc.reasons(), status=422
-        )
+        found = problems.describe_all(exc, problems.APPLICATION)
+        return await render_application(ctx, draft, unsaved=True, found=found, status=422)
     await save_draft(ctx, {"cohort_id": None, "position_ids": [], "motivation": ""})
     await ctx.flash("application_sent", count=len(body["ranked_position_ids"]))
     return ctx.redirect("/student")
 
 
 async def withdraw(ctx: Ctx) -> Response:
-    active = await active_application(ctx)
-    if active is not None:
-        await ctx.api.delete("applications", f"/applications/{active['id']}")
+    active = await active_application(ctx, draft_of(ctx).get("cohort_id"))
+    if active is None:
+        return ctx.redirect("/student")
+    return ctx.redirect(f"/student/applications/{active['id']}/withdraw")
+
+
+@router.get("/applications/{application_id}/withdraw")
+async def confirm_withdrawal(ctx: Student, application_id: str) -> Response:
+    application = await ctx.api.get("applications", f"/applications/{application_id}")
+    cohort = await ctx.api.get("applications", f"/cohorts/{application['cohort_id']}")
+    return await ctx.render("student/withdraw.html", application=application, cohort=cohort)
+
+
+@router.post("/applications/{application_id}/withdraw")
+async def withdraw_application(ctx: Student, application_id: str) -> Response:
+    form = await ctx.form()
+    if form.get("confirmed") != "yes":
+        return ctx.redirect(f"/student/applications/{application_id}/withdraw")
+    await ctx.api.delete("applications", f"/applications/{application_id}")
     await save_draft(ctx, {"cohort_id": None, "position_ids": [], "motivation": ""})
     await ctx.flash("application_withdrawn")
     return ctx.redirect("/student")
@@ -322,23 +366,29 @@ async def proposal(ctx: Student, proposal_id: str) -> Response:
     proposal = await ctx.api.get("matching", f"/proposals/{proposal_id}")
     position = await ctx.api.get("applications", f"/positions/{proposal['position_id']}")
     companies = by_id(await ctx.api.get("applications", "/companies/directory"))
+    placements = [
+        p for p in await ctx.api.get("matching", "/placements") if p["proposal_id"] == proposal_id
+    ]
     return await ctx.render(
         "student/proposal.html",
         proposal=proposal,
         position=position,
         company=companies.get(proposal["company_id"], {}),
-        pending=proposal_pending_for(proposal, "student"),
+        placement=placements[0] if placements else None,
+        pending=can_answer(proposal),
     )
 
 
 @router.post("/proposals/{proposal_id}/{answer}")
 async def answer(ctx: Student, proposal_id: str, answer: str) -> Response:
-    await ctx.form()
+    form = await ctx.form()
+    back = str(form.get("back", ""))
+    back = back if back in ("/student", f"/student/proposals/{proposal_id}") else ""
     if answer not in ("accept", "decline"):
-        return ctx.redirect(f"/student/proposals/{proposal_id}")
+        return ctx.redirect(back or f"/student/proposals/{proposal_id}")
     await ctx.api.post("matching", f"/proposals/{proposal_id}/{answer}")
     await ctx.flash("proposal_accepted" if answer == "accept" else "proposal_declined")
-    return ctx.redirect(f"/student/proposals/{proposal_id}")
+    return ctx.redirect(back or f"/student/proposals/{proposal_id}")
 
 
 @router.get("/erase")

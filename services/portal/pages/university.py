@@ -28,15 +28,27 @@ University = Annotated[Ctx, Depends(role_ctx(PortalRole.UNIVERSITY))]
 
 # Where a student stands, from the furthest step reached.
 STAGES = ("invited", "profile", "applied", "proposed", "placed")
+STAGE_OF_STATE = {
+    "placed": "placed",
+    "proposed": "proposed",
+    "submitted": "applied",
+    "not_matched": "applied",
+    "declined": "applied",
+    "expired": "applied",
+    "cancelled": "applied",
+}
 
 
-def stage(student: dict[str, Any], proposals: list[dict[str, Any]], placed: bool) -> str:
-    if placed:
-        return "placed"
-    if any(p["status"] == "proposed" for p in proposals):
-        return "proposed"
-    if any(a["state"] == "submitted" for a in student.get("applications", [])):
-        return "applied"
+def stage(student: dict[str, Any]) -> str:
+    """The furthest step of any of the student's applications (the applications service keeps
+    each one's status from the matching service's events)."""
+    reached = [
+        STAGE_OF_STATE[a["state"]]
+        for a in student.get("applications", [])
+        if a["state"] in STAGE_OF_STATE
+    ]
+    if reached:
+        return max(reached, key=STAGES.index)
     return "profile" if student.get("department") else "invited"
 
 
@@ -46,30 +58,29 @@ async def students(ctx: University) -> Response:
 
 
 async def render(ctx: Ctx, roster: Roster | None, status: int = 200) -> Response:
+    # The applications service answers with this office's own university's students only.
     profiles = await ctx.api.get("applications", "/students")
-    proposals = await ctx.api.get("matching", "/proposals")
-    placements = await ctx.api.get("matching", "/placements")
-    placed = {p["student_id"] for p in placements}
-    by_student: dict[str, list[dict[str, Any]]] = {}
-    for p in proposals:
-        by_student.setdefault(p["student_id"], []).append(p)
     known = {s["id"] for s in profiles}
-    rows = [
-        {**s, "stage": stage(s, by_student.get(s["id"], []), s["id"] in placed)} for s in profiles
-    ]
-    # Invited from the roster but not yet signed in to fill a profile.
+    rows = [{**s, "stage": stage(s)} for s in profiles]
+    # Invited from this office's roster but not yet signed in to fill a profile.
+    assert ctx.session is not None
+    university = ctx.session.get("university")
     for user in await ctx.store.list_users(PortalRole.STUDENT):
-        if user["sub"] not in known and user.get("invited_at"):
-            rows.append(
-                {
-                    "id": user["sub"],
-                    "name": user.get("name"),
-                    "email": user["_id"],
-                    "department": user.get("department"),
-                    "applications": [],
-                    "stage": "invited",
-                }
-            )
+        if user["sub"] in known or not user.get("invited_at"):
+            continue
+        if user.get("university") != university:
+            continue
+        rows.append(
+            {
+                "id": user["sub"],
+                "name": user.get("name"),
+                "email": user["_id"],
+                "department": user.get("department"),
+                "applications": [],
+                "stage": "invited",
+                "invited": True,
+            }
+        )
     view = list_view(
         rows,
         params(ctx),
@@ -87,7 +98,30 @@ async def render(ctx: Ctx, roster: Roster | None, status: int = 200) -> Response
         page_size=ctx.settings.page_size,
     )
     return await ctx.render(
-        "university/students.html", status=status, view=view, stages=STAGES, roster=roster
+        "university/students.html",
+        status=status,
+        view=view,
+        stages=STAGES,
+        roster=roster,
+        university=university,
+    )
+
+
+@router.get("/students/{student_id}")
+async def student(ctx: University, student_id: str) -> Response:
+    """One of the office's students (read-only); another university's is "not found"."""
+    profile = await ctx.api.get("applications", f"/students/{student_id}")
+    listed = await ctx.api.get("applications", "/students")
+    applications: list[dict[str, Any]] = next(
+        (s["applications"] for s in listed if s["id"] == student_id), []
+    )
+    cohorts = {c["id"]: c for c in await ctx.api.get("applications", "/cohorts")}
+    return await ctx.render(
+        "university/student.html",
+        student=profile,
+        applications=applications,
+        cohorts=cohorts,
+        stage=stage({**profile, "applications": applications}),
     )
 
 
@@ -114,6 +148,7 @@ async def upload_roster(ctx: University) -> Response:
             new_id("stu"),
             name=row.name,
             department=row.department,
+            university=ctx.session.get("university"),
             invited_at=ctx.session["last_seen"],
             invited_by=ctx.sub,
         )
