@@ -184,6 +184,13 @@ class Person:
         expect(self.page).to_have_url(re.compile(re.escape(path) + r"$"))
         return path
 
+    def switch_language(self, language: str) -> None:
+        """Pick another language with the links every page has."""
+        self.page.locator(f"nav.languages a[hreflang='{language}']").click()
+        self.page.wait_for_load_state("load")
+        self.language = language
+        expect(self.page.locator("html")).to_have_attribute("lang", language)
+
     def submit(self, selector: str) -> None:
         self.page.click(selector)
         self.page.wait_for_load_state("load")

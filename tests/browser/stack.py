@@ -32,8 +32,9 @@ class Stack:
         for child in reversed(self.children):
             child.stop()
 
-    def add_user(self, role: str, email: str) -> str:
+    def add_user(self, role: str, email: str, university: str | None = None) -> str:
         """What the operator does: `python -m services.portal user add` (make user)."""
+        extra = ["--university", university] if university else []
         done = subprocess.run(
             [
                 sys.executable,
@@ -45,6 +46,7 @@ class Stack:
                 role,
                 "--email",
                 email,
+                *extra,
             ],
             cwd=ROOT,
             env={**os.environ, **self.env},

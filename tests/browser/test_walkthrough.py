@@ -336,7 +336,8 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         page = office.page
         expect(page.locator("table")).to_contain_text(second)
         office.check("students")
-        student_page = page.locator("table a", has_text=second).get_attribute("href")
+        row = page.locator("tr", has_text=student_emails[1])
+        student_page = row.locator("a", has_text=second).get_attribute("href")
         assert student_page
         page = office.visit_until(student_page, "student", "main", say("Cancelled"))
         expect(page.locator("h1")).to_have_text(second)

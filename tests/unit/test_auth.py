@@ -41,3 +41,11 @@ def test_role_check() -> None:
 def test_missing_secret_is_explained() -> None:
     with pytest.raises(RuntimeError, match="JWT_SECRET is not set"):
         mint_token(CommonSettings(), Role.STUDENT, "s")
+
+
+def test_a_university_office_token_names_its_university() -> None:
+    token = mint_token(settings(), Role.UNIVERSITY, "uni-1", university="Taipei Tech")
+    assert decode_token(settings(), token) == Principal(Role.UNIVERSITY, "uni-1", "Taipei Tech")
+    # Only a university office's token carries one.
+    other = mint_token(settings(), Role.STUDENT, "stu-1", university="Taipei Tech")
+    assert decode_token(settings(), other).university is None

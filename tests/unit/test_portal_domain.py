@@ -8,16 +8,20 @@ from datetime import UTC, datetime, timedelta
 from services.portal import i18n
 from services.portal.domain import (
     SessionPolicy,
-    cohort_actions,
+    Standing,
+    can_answer,
+    cohort_steps,
     csrf_token,
     csrf_valid,
     digest,
     keep_known,
     list_view,
     normalise_email,
+    note_code_valid,
     parse_roster,
     reorder,
     safe_next,
+    standing,
     student_domain_allowed,
     window_start,
 )
@@ -116,12 +120,57 @@ def test_roster_rows_and_problems() -> None:
     assert roster.errors == [(3, "bad_email"), (4, "duplicate"), (5, "missing_columns")]
 
 
-def test_cohort_buttons_follow_the_state() -> None:
-    assert cohort_actions("planned", 0) == ("open",)
-    assert cohort_actions("open", 0) == ("close",)
-    assert cohort_actions("closed", 0) == ("open", "round")
-    assert cohort_actions("closed", 1) == ("round",)  # no reopening after a round
-    assert cohort_actions("finished", 3) == ()
+def test_cohort_buttons_follow_the_services_allowed_actions() -> None:
+    assert cohort_steps({"state": "draft", "allowed_actions": ["open"]}) == ["open"]
+    # Open again from closed: a reopening, only offered before the first round.
+    closed = {"state": "closed", "allowed_actions": ["open", "run_round"]}
+    assert cohort_steps(closed) == ["reopen", "run_round"]
+    matching = {"state": "matching", "allowed_actions": ["run_round", "finish"]}
+    assert cohort_steps(matching) == ["run_round", "finish"]
+    assert cohort_steps({"state": "finished", "allowed_actions": []}) == []
+    assert cohort_steps({"state": "open"}) == []  # another reader's view: no actions
+
+
+def test_a_proposal_is_answered_when_the_service_allows_it() -> None:
+    assert can_answer({"status": "accepted", "allowed_actions": ["accept", "decline"]})
+    assert not can_answer({"status": "accepted", "allowed_actions": []})  # answered already
+    assert not can_answer({"status": "proposed"})
+
+
+def test_note_codes_are_codes_not_text() -> None:
+    assert note_code_valid("KK-2026-014") and note_code_valid("case/2026.7_b")
+    assert not note_code_valid("Yamada asked to stop")  # spaces: free text, maybe a name
+    assert not note_code_valid("-leading") and not note_code_valid("x" * 41)
+
+
+def test_the_standing_of_an_application_takes_matchings_newer_facts() -> None:
+    proposed = {
+        "state": "proposed",
+        "proposal_id": "prop-1",
+        "proposal": {"proposal_id": "prop-1", "status": "proposed"},
+    }
+    # The applications service has not heard yet; matching already has the answer.
+    assert standing(proposed, {}, {}).state == "proposed"
+    assert standing(proposed, {"prop-1": {"status": "declined"}}, {}).state == "declined"
+    assert standing(proposed, {"prop-1": {"status": "confirmed"}}, {}).state == "placed"
+    cancelled = standing(
+        proposed, {"prop-1": {"status": "cancelled", "cancel_reason": "position_closed"}}, {}
+    )
+    assert cancelled == Standing("cancelled", ("match_cancel_reason", "position_closed"))
+    # A placement the coordinator cancelled, before and after the applications service knows.
+    placed = {**proposed, "state": "placed"}
+    gone = {"prop-1": {"status": "cancelled", "cancel_reason": "company_withdrew"}}
+    assert standing(placed, {}, gone) == Standing(
+        "cancelled", ("placement_cancel_reason", "company_withdrew")
+    )
+    known = {
+        "state": "cancelled",
+        "proposal_id": None,
+        "proposal": {"proposal_id": "prop-1", "status": "placement_cancelled", "reason": "other"},
+    }
+    assert standing(known, {}, {}) == Standing("cancelled", ("placement_cancel_reason", "other"))
+    # What the applications service says stands when matching says nothing newer.
+    assert standing({"state": "not_matched", "proposal": None}, {}, {}).state == "not_matched"
 
 
 def test_language_from_accept_language() -> None:
@@ -139,7 +188,20 @@ def test_times_are_shown_in_the_persons_zone() -> None:
     i18n.use("ja", "Asia/Tokyo")
     assert i18n.format_moment(moment) == "2026/07/01 09:30 (日本時間)"
     i18n.use("en", "Asia/Tokyo")
-    assert i18n.format_moment(moment) == "1 Jul 2026 09:30 (Japan Time)"
+    assert i18n.format_moment(moment) == "1 Jul 2026 09:30 (Japan time)"  # as the mails say
+    i18n.use("ja", "Asia/Taipei")
+    assert i18n.format_moment(moment) == "2026/07/01 08:30 (台湾時間)"
+    i18n.use("en", "Europe/London")
+    assert i18n.format_moment(moment) == "1 Jul 2026 01:30 (United Kingdom Time)"
+
+
+def test_people_choose_their_zone_from_a_list_in_their_language() -> None:
+    i18n.use("zh-TW")
+    options = dict(i18n.time_zone_options())
+    assert options["Asia/Taipei"] == "臺灣時間 (UTC+08:00)"
+    assert options["Asia/Tokyo"] == "日本時間 (UTC+09:00)"
+    # A zone stored from elsewhere (the API takes any IANA name) stays selectable.
+    assert "America/Sao_Paulo" in dict(i18n.time_zone_options("America/Sao_Paulo"))
 
 
 def test_confirmations_agree_with_their_count_in_every_language() -> None:
