@@ -1,7 +1,8 @@
 """The coordinator's decisions that take something away, in a real browser, in each language:
 cancelling a proposal and suspending a company are confirmed on a page of their own first
 (what it does, who is told), then the student reads the cancellation with its reason in words
-on their status page, and the company reads its suspension. A university office sees only its
+on their status page, and the company follows the link in the mail about its suspension and
+reads it on its page. A university office sees only its
 own university's students; another's is "not found". The data is set up through the APIs,
 so that this test spends its time on the pages the walk-through does not reach."""
 
@@ -27,6 +28,7 @@ from tests.browser.stack import Stack
 
 pytestmark = pytest.mark.browser
 LANGUAGES = ("en", "zh-TW", "ja")
+COMPANY_LINK = re.compile(r"https?://[^\s/]+/company(?=\s|$)")
 
 
 class Api:
@@ -198,11 +200,6 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
             time.sleep(0.5)
         (proposal,) = api.coordinator("GET", f"/proposals?cohort_id={cohort}", service="matching")
 
-        # The company that will be suspended is signed in already (a suspended company's
-        # contact cannot sign in again).
-        company = person("company", "ja")
-        company.sign_in(suspended["contact"]["email"], "/company", "/company")
-
         coordinator = person("coordinator", "en")
         email = f"decider-{tag}@city.kitakyushu.example"
         stack.add_user("coordinator", email)
@@ -241,6 +238,7 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
         coordinator.check("proposal-cancelled")
 
         page = coordinator.visit(suspend_page, "suspend-company")
+        suspended_at = time.time() - 1
         coordinator.submit("form[action$='/suspend'] button[name=confirmed]")
         expect(page.locator(".notice[role=status]")).to_contain_text(suspended["name_ja"])
         coordinator.check("company-suspended")
@@ -259,8 +257,12 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
             translate_in("ja", "The city office cancelled it.")
         )
 
-        # The suspended company reads what happened, in its language.
-        page = company.visit("/company", "overview-suspended")
+        # The suspended company opens the link in the mail that tells it (signing in first)
+        # and reads what happened, in its language.
+        company = person("company", "ja")
+        company.follow_mail(suspended["contact"]["email"], COMPANY_LINK, suspended_at)
+        company.check("overview-suspended")
+        page = company.page
         expect(page.locator("main")).to_contain_text(translate_in("ja", "Suspended"))
         page = company.visit("/company/positions", "positions-closed")
         expect(page.locator("table")).to_contain_text(translate_in("ja", "Closed"))

@@ -203,6 +203,7 @@ def time_ago(seconds: float):  # type: ignore[no-untyped-def]
 async def test_an_approved_company_contact_signs_in_and_a_pending_one_does_not(
     portal: Portal,
 ) -> None:
+    """Also after a suspension: the mail that says so links to the company's pages."""
     coordinator = {"Authorization": f"Bearer {portal.infra.token(Role.COORDINATOR, 'c')}"}
     emails = [f"hr-{uuid.uuid4().hex[:6]}@example.jp" for _ in range(2)]
     ids = []
@@ -228,7 +229,8 @@ async def test_an_approved_company_contact_signs_in_and_a_pending_one_does_not(
     assert approved["status"] == "approved"
 
     await portal.request_link(emails[0])
-    signed_in = await portal.verify(await portal.link_for(emails[0]))
+    first = await portal.link_for(emails[0])
+    signed_in = await portal.verify(first)
     assert signed_in.headers["location"] == "/company"
     overview = await portal.client.get("/company/profile")  # needs only applications
     assert overview.status_code == 200 and "響灘テスト株式会社" in overview.text
@@ -236,6 +238,21 @@ async def test_an_approved_company_contact_signs_in_and_a_pending_one_does_not(
 
     await portal.request_link(emails[1])  # pending: no link
     assert await portal.store.links.count_documents({"email": emails[1]}) == 0
+
+    await portal.services_post(f"/companies/{ids[0]}/suspend", coordinator)
+    await portal.client.post(
+        "/sign-out", data={"csrf_token": await portal.csrf("/company/profile")}
+    )
+    await portal.request_link(emails[0])
+
+    async def new_link() -> str | None:
+        link = await portal.link_for(emails[0])
+        return link if link != first else None
+
+    signed_in = await portal.verify(await eventually(new_link, timeout=20))
+    assert signed_in.headers["location"] == "/company"
+    profile = await portal.client.get("/company/profile")
+    assert profile.status_code == 200 and "停止中" in profile.text  # suspended, in Japanese
 
 
 async def test_without_the_applications_service_no_link_is_pretended(portal: Portal) -> None:

@@ -30,6 +30,11 @@ from shared.ids import new_id
 log = logging.getLogger(__name__)
 router = APIRouter()
 AnyCtx = Annotated[Ctx, Depends(load_ctx)]
+# A company's contact signs in once the city office has approved the company, and still after a
+# suspension or rejection: the mail that tells them links to their pages, and confirmed
+# placements stay (the services refuse what such a company may no longer do). A registration
+# still waiting for a decision gets no link.
+COMPANY_SIGN_IN = ("approved", "suspended", "rejected")
 
 
 async def resolve(ctx: Ctx, email: str) -> tuple[PortalRole, str, str | None] | None:
@@ -50,7 +55,10 @@ async def resolve(ctx: Ctx, email: str) -> tuple[PortalRole, str, str | None] | 
         raise ServiceUnavailable("applications")
     for company in companies or []:
         contact = company.get("contact") or {}
-        if company.get("status") == "approved" and str(contact.get("email", "")).lower() == email:
+        if (
+            company.get("status") in COMPANY_SIGN_IN
+            and str(contact.get("email", "")).lower() == email
+        ):
             return PortalRole.COMPANY, company["id"], company.get("name_ja")
     if student_domain_allowed(email, ctx.settings.student_domains):
         # A new student: the id is reserved in the link and the account made when it is used.
