@@ -15,7 +15,7 @@ LOCK_PYTHON := 3.11
 LOCK := $(UV) pip compile --quiet --universal --python-version $(LOCK_PYTHON) --generate-hashes \
 	--custom-compile-command "make lock" $(LOCK_FLAGS)
 
-.PHONY: run test lint unit integration bench schemas token lock deploy-check clean user translations vendor browser-check
+.PHONY: run test lint unit integration bench schemas token lock deploy-check clean dlq user translations vendor browser-check
 
 $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -84,6 +84,10 @@ vendor:
 # A token for local use: make token ROLE=student SUB=stu-001
 token: $(STAMP)
 	$(PY) -m shared.auth mint --role $(ROLE) --sub $(SUB)
+
+# Dead-letter queues: make dlq (list), make dlq ARGS="redrive --topic T --offset P:O" (see shared/dlq.py).
+dlq: $(STAMP)
+	$(PY) -m shared.dlq $(ARGS)
 
 # `matching` (PyPI) is the benchmark's baseline only; it is not a dependency of the platform.
 bench: $(STAMP)

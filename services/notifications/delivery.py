@@ -19,6 +19,7 @@ from email.utils import formataddr, formatdate
 from typing import Any
 
 import aiosmtplib
+from pymongo.errors import PyMongoError
 
 from services.notifications.domain import COORDINATOR
 from services.notifications.rendering import Renderer, Site, build_context
@@ -142,7 +143,25 @@ class Deliverer:
         except Exception as exc:
             await self._failed_attempt(message, exc)
             return
-        await self.record_sent(message, email, meta)
+        await self._until_recorded(message, email, meta)
+
+    async def _until_recorded(
+        self, message: Doc, email: EmailMessage, meta: dict[str, Any]
+    ) -> None:
+        """Only this process knows the SMTP server took the e-mail: if the database is down
+        now, keep trying to record it rather than let the lease run out and send it twice."""
+        delay = 0.5
+        while True:
+            try:
+                await self.record_sent(message, email, meta)
+                return
+            except PyMongoError as exc:
+                log.warning(
+                    "sent, but not yet recorded; retrying",
+                    extra={"message_id": message["_id"], "retry_in_s": delay, "error": str(exc)},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def record_sent(self, message: Doc, email: EmailMessage, meta: dict[str, Any]) -> None:
         await self.store.update(
@@ -157,6 +176,8 @@ class Deliverer:
                 "message_header_id": email["Message-ID"],
                 "last_error": None,
             },
+            # A claim lost with a crashed database reads "pending": the mail still went out.
+            statuses=("sending", "pending"),
         )
         self.counts["sent"] += 1
         log.info(

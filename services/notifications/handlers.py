@@ -23,7 +23,7 @@ from shared.events import (
     PositionPublished,
     RoundCompleted,
 )
-from shared.mongo import Session
+from shared.mongo import Session, after_commit
 from shared.runtime import ServiceRuntime
 
 NOTIFIED = (
@@ -46,7 +46,7 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
         async def handle(event: CloudEvent[Any], session: Session) -> None:
             await store.record_facts(session, event)
             if await store.plan_messages(session, event, topic, plan(event)):
-                wake()
+                after_commit(session, wake)  # woken before the commit it would find nothing
 
         return handle
 
@@ -66,6 +66,6 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
             await store.erase(session, party_id)
         else:
             await store.upsert_contact(session, record)
-            wake()  # messages waiting for this address can go now
+            after_commit(session, wake)  # messages waiting for this address can go now
 
     runtime.consumes_contacts(contact)

@@ -187,9 +187,16 @@ class NotificationsStore:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def update(self, message_id: str, fields: Doc, *, only_if_sending: bool = True) -> bool:
+    async def update(
+        self,
+        message_id: str,
+        fields: Doc,
+        *,
+        only_if_sending: bool = True,
+        statuses: tuple[str, ...] = ("sending",),
+    ) -> bool:
         query: Doc = {"_id": message_id}
         if only_if_sending:
-            query["status"] = "sending"  # an erasure meanwhile wins
+            query["status"] = {"$in": list(statuses)}  # an erasure meanwhile wins
         result = await self.messages.update_one(query, {"$set": fields})
         return result.modified_count == 1
