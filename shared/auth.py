@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.bounds import role_id_problem
 from shared.settings import CommonSettings
 
 ALGORITHM = "HS256"
@@ -36,6 +37,13 @@ class Principal:
     sub: str  # the student id, the company id, or the coordinator's id
     university: str | None = None  # a university office's own university (a token claim)
 
+    def __post_init__(self) -> None:
+        # Every party is its role plus an id of that role's form (shared/bounds.py): a student
+        # token whose sub is a company's id, or an empty sub, names no one (ValueError -> 401).
+        problem = role_id_problem(self.role.value, self.sub)
+        if problem:
+            raise ValueError(problem)
+
     @property
     def is_coordinator(self) -> bool:
         return self.role is Role.COORDINATOR
@@ -49,13 +57,22 @@ def mint_token(
     *,
     university: str | None = None,
 ) -> str:
+    """A signed token for `sub` acting as `role` (a university office's names its
+    `university`). Refuses what `decode_token` would refuse: an id that is not of the role's
+    form, or a lifetime over JWT_MAX_TTL_SECONDS."""
+    Principal(role, sub)  # raises ValueError for an id that is not of the role's form
+    lifetime = ttl or timedelta(seconds=settings.jwt_ttl_seconds)
+    if lifetime.total_seconds() > settings.jwt_max_ttl_seconds:
+        raise ValueError(
+            f"a token may live at most {settings.jwt_max_ttl_seconds} s (JWT_MAX_TTL_SECONDS)"
+        )
     now = datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": sub,
         "role": role.value,
         "iss": settings.jwt_issuer,
         "iat": now,
-        "exp": now + (ttl or timedelta(seconds=settings.jwt_ttl_seconds)),
+        "exp": now + lifetime,
     }
     if university is not None:
         claims["university"] = university
@@ -69,8 +86,9 @@ def decode_token(settings: CommonSettings, token: str) -> Principal:
             settings.require_jwt_secret(),
             algorithms=[ALGORITHM],
             issuer=settings.jwt_issuer,
-            options={"require": ["sub", "role", "exp"]},
+            options={"require": ["sub", "role", "exp", "iat", "iss"]},
         )
+        check_lifetime(settings, claims)
         return Principal(Role(claims["role"]), str(claims["sub"]), university_of(claims))
     except (jwt.InvalidTokenError, ValueError) as exc:
         raise HTTPException(
@@ -84,6 +102,16 @@ def university_of(claims: dict[str, object]) -> str | None:
     """The university a university office's token names (the portal puts it there)."""
     value = claims.get("university")
     return str(value) if claims.get("role") == Role.UNIVERSITY.value and value else None
+
+
+def check_lifetime(settings: CommonSettings, claims: dict[str, Any]) -> None:
+    """A token may not claim to live longer (exp - iat) than JWT_MAX_TTL_SECONDS: a leaked
+    long-lived token would be a standing key. (PyJWT has already checked both are numbers.)"""
+    lifetime = float(claims["exp"]) - float(claims["iat"])
+    if lifetime > settings.jwt_max_ttl_seconds:
+        raise ValueError(
+            f"token lifetime {lifetime:.0f} s exceeds the maximum {settings.jwt_max_ttl_seconds} s"
+        )
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -115,6 +143,7 @@ def require(*roles: Role):
             )
         return principal
 
+    check.roles = roles  # type: ignore[attr-defined]  # read by shared.http for the OpenAPI 403
     return check
 
 
@@ -125,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         "mint", help="print a bearer token (uses JWT_SECRET from the environment)"
     )
     mint.add_argument("--role", required=True, choices=[r.value for r in Role])
-    mint.add_argument("--sub", required=True, help="student id, company id or coordinator id")
+    mint.add_argument(
+        "--sub", required=True, help="stu-..., co-..., uni-... or the coordinator's id"
+    )
     mint.add_argument("--hours", type=float, default=8.0)
     mint.add_argument("--university", help="a university office's university (role university)")
     args = parser.parse_args(argv)

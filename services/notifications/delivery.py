@@ -112,8 +112,11 @@ class Deliverer:
                 raise
             except Exception:
                 log.exception("delivery pass failed")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that coincides with a wake-up, and the service then never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.policy.poll_seconds)
+                async with asyncio.timeout(self.policy.poll_seconds):
+                    await self._wake.wait()
 
     async def deliver_due(self) -> int:
         handled = 0
@@ -205,7 +208,7 @@ class Deliverer:
                 "time_zone": self.policy.coordinator_time_zone,
             }
         else:
-            contact = await self.store.contacts.find_one({"_id": recipient_id})
+            contact = await self.store.contact(message["recipient_kind"], recipient_id)
             if contact is None:
                 raise TransientDeliveryError(f"no contact yet for {recipient_id}")
         data = message["data"]
@@ -216,7 +219,7 @@ class Deliverer:
                 raise TransientDeliveryError(f"no facts yet for position {data['position_id']}")
         student_name = None
         if "student_id" in data and recipient_id != data["student_id"]:
-            student = await self.store.contacts.find_one({"_id": data["student_id"]})
+            student = await self.store.contact("student", data["student_id"])
             student_name = student["name"] if student else None
         language = language_of(contact.get("preferred_language"))
         context = build_context(
