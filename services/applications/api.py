@@ -22,7 +22,7 @@ from services.applications.store import ApplicationsStore, Doc
 from shared.auth import Principal, Role, current_principal, require
 from shared.bounds import CohortId, CompanyId, Id, StudentId
 from shared.documents import to_response, utcnow
-from shared.errors import DomainError, not_found
+from shared.errors import DomainError, forbidden, not_found
 from shared.events.vocabulary import CohortState, CompanyStatus
 from shared.mongo import in_transaction
 

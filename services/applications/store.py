@@ -205,7 +205,8 @@ class ApplicationsStore:
         await self.companies.update_one(
             {"_id": company_id}, {"$set": {"contact": changed["contact"]}}, session=session
         )
-        await self.outbox.add_contact(session, company_id, self._company_contact(changed))
+        contact_record = self._company_contact(changed)
+        await self.outbox.add_contact(session, contact_record.key, contact_record)
         return changed
 
     async def get_company(self, company_id: str, session: Session | None = None) -> Doc:

@@ -21,6 +21,7 @@ from services.matching.app import create_app as create_matching
 from services.notifications.app import NotificationsSettings
 from services.notifications.app import create_app as create_notifications
 from shared.auth import Role, mint_token
+from shared.events.contacts import contact_key
 from shared.settings import CommonSettings
 from tests.driver import ApplicationsDriver
 from tests.infra import Infra, eventually, read_mailbox, running
@@ -108,8 +109,10 @@ async def test_a_company_changes_its_position_while_the_window_is_open(platform:
     }
     changed = {**body, "title": "Wafer inspection software", "capacity": 2, "min_jlpt": None}
 
-    # Only its company (or the coordinator) may change it; the rules of a new position hold.
-    await apps.call("PUT", f"/positions/{position}", apps.auth(Role.COMPANY, other), changed, 403)
+    # Only its company (or the coordinator) may change it: to another company it does not
+    # exist (404), a student may not change positions at all (403); the rules of a new
+    # position hold.
+    await apps.call("PUT", f"/positions/{position}", apps.auth(Role.COMPANY, other), changed, 404)
     await apps.call("PUT", f"/positions/{position}", apps.auth(Role.STUDENT, "stu-1"), changed, 403)
     bad = await apps.call(
         "PUT", f"/positions/{position}", owner, {**changed, "end_date": "2027-06-01"}, 422
@@ -235,7 +238,9 @@ async def test_a_company_keeps_its_contact_language_and_time_zone(platform: Plat
 
     # The restricted contacts record follows: the notifications service's copy changes.
     async def copied() -> bool:
-        doc = await platform.mongo[platform.notifications_db]["contacts"].find_one({"_id": company})
+        doc = await platform.mongo[platform.notifications_db]["contacts"].find_one(
+            {"_id": contact_key("company", company)}
+        )
         return bool(
             doc
             and doc["email"] == contact["email"]
