@@ -52,6 +52,7 @@ class RoundIn(BaseModel):
 
 
 rounds = APIRouter(prefix="/rounds", tags=["rounds"])
+previews = APIRouter(prefix="/round-preview", tags=["rounds"])
 
 SUMMARY_HIDE = ("input", "pairs", "exclusions", "unmatched_student_ids", "proposal_ids")
 
@@ -74,7 +75,8 @@ async def start_round(
     return to_response(doc, hide=("input",))
 
 
-@rounds.post("/preview", summary="What a round would propose now; nothing is stored or sent")
+# Not under /rounds: GET /rounds/{round_id} would also answer /rounds/preview.
+@previews.post("", summary="What a round would propose now; nothing is stored or sent")
 async def preview_round(body: RoundIn, _: Coordinator, store: Store) -> dict[str, Any]:
     seed = body.seed if body.seed is not None else 0
     async with store.db.client.start_session() as session:
@@ -329,4 +331,4 @@ async def cohort_statistics(cohort_id: CohortId, _: Coordinator, store: Store) -
     return await store.statistics(cohort_id)
 
 
-ROUTERS = [rounds, proposals, placements, cohorts]
+ROUTERS = [rounds, previews, proposals, placements, cohorts]

@@ -132,7 +132,7 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
         while True:  # matching hears of both applications and of the closing by event
             try:
                 preview = api.coordinator(
-                    "POST", "/rounds/preview", {"cohort_id": cohort}, "matching"
+                    "POST", "/round-preview", {"cohort_id": cohort}, "matching"
                 )
                 if len(preview["pairs"]) == 2:
                     api.coordinator("POST", "/rounds", {"cohort_id": cohort}, "matching")

@@ -189,7 +189,7 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
         while True:  # matching hears of the application and of the closing by event
             try:
                 preview = api.coordinator(
-                    "POST", "/rounds/preview", {"cohort_id": cohort}, "matching"
+                    "POST", "/round-preview", {"cohort_id": cohort}, "matching"
                 )
                 if preview["pairs"]:
                     api.coordinator("POST", "/rounds", {"cohort_id": cohort}, "matching")

@@ -184,7 +184,7 @@ async def test_a_company_changes_its_position_while_the_window_is_open(platform:
 
 async def _preview_pairs(platform: Platform, cohort: str, expected: int) -> int | None:
     r = await platform.matching.post(
-        "/rounds/preview",
+        "/round-preview",
         headers=platform.apps.auth(Role.COORDINATOR, "coordinator"),
         json={"cohort_id": cohort},
     )
@@ -270,7 +270,7 @@ async def test_a_university_office_reads_only_its_own_students(platform: Platfor
     await apps.call("GET", f"/students/{theirs}", taipei_tech, expect=404)  # not theirs
     await apps.call("GET", "/students/stu-nobody", taipei_tech, expect=404)
     # A token that names no university sees nobody; the office reads no proposals.
-    await apps.call("GET", "/students", platform.university(None), expect=403)
+    assert await apps.call("GET", "/students", platform.university(None)) == []
     r = await platform.matching.get("/proposals", headers=taipei_tech)
     assert r.status_code == 403
     # The office changes nothing.

@@ -200,7 +200,7 @@ async def render_cohort(
 @router.post("/cohorts/{cohort_id}/preview")
 async def preview_round(ctx: Coordinator, cohort_id: str) -> Response:
     await ctx.form()
-    preview = await ctx.api.post("matching", "/rounds/preview", {"cohort_id": cohort_id})
+    preview = await ctx.api.post("matching", "/round-preview", {"cohort_id": cohort_id})
     return await render_cohort(ctx, cohort_id, preview=preview)
 
 
