@@ -16,7 +16,7 @@ LOCK := $(UV) pip compile --quiet --universal --python-version $(LOCK_PYTHON) --
 	--custom-compile-command "make lock" $(LOCK_FLAGS)
 
 .PHONY: run test lint unit integration bench schemas token lock deploy-check clean dlq analytics \
-	vendor-charts
+	vendor-charts user translations vendor browser-check
 
 $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,19 @@ $(STAMP): requirements/dev.txt
 run: $(STAMP)
 	$(PY) -m deploy.embedded
 
-test: $(STAMP)
+test: $(STAMP) browser-check
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	@$(MAKE) --no-print-directory deploy-check
 	$(PY) -m pytest
+
+# The browser tests drive Debian's Chromium; say how to get it rather than skip them.
+CHROMIUM ?= /usr/bin/chromium
+browser-check:
+	@test -x $(CHROMIUM) || { echo; \
+	  echo "make test needs Chromium for the portal's browser tests, and $(CHROMIUM) is missing."; \
+	  echo "Install it (Debian/Ubuntu, as root):  apt-get install -y chromium fonts-noto-cjk"; \
+	  echo "or point CHROMIUM=/path/to/chromium at another build."; echo; exit 1; }
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
@@ -60,6 +68,36 @@ vendor-charts:
 	cp /tmp/kki-charts/vega-embed-7.3.0/package/build/vega-embed.min.js $(CHARTS)/vega-embed-7.3.0.min.js
 	for p in vega-6.4.0 vega-lite-6.5.0 vega-embed-7.3.0; do \
 	  cp /tmp/kki-charts/$$p/package/LICENSE $(CHARTS)/$$p.LICENSE; done
+# Let a coordinator or a university officer sign in to the portal:
+# make user ROLE=coordinator EMAIL=someone@city.kitakyushu.lg.jp
+# make user ROLE=university EMAIL=office@ntut.edu.tw UNIVERSITY="National Taipei University of Technology"
+# (optional: TIME_ZONE=Asia/Taipei)
+user: $(STAMP)
+	$(PY) -m services.portal user add --role $(ROLE) --email $(EMAIL) \
+	  $(if $(UNIVERSITY),--university "$(UNIVERSITY)") $(if $(TIME_ZONE),--time-zone "$(TIME_ZONE)")
+
+# The portal's gettext catalogs: extract the messages, merge them into each language's .po,
+# compile the .mo files (committed, so that a fresh clone and the image need no build step;
+# tests/unit/test_portal_translations.py fails when a message is missing, untranslated or the
+# .mo is stale).
+LOCALES := services/portal/locale
+translations: $(STAMP)
+	$(VENV)/bin/pybabel extract -F services/portal/babel.cfg -k Np_:1,2 --no-location --sort-output \
+	  --project=portal --copyright-holder="City of Kitakyushu" -o $(LOCALES)/messages.pot services/portal
+	for l in zh_TW ja; do \
+	  if [ -f $(LOCALES)/$$l/LC_MESSAGES/messages.po ]; then \
+	    $(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date -i $(LOCALES)/messages.pot -d $(LOCALES) -l $$l; \
+	  else $(VENV)/bin/pybabel init -i $(LOCALES)/messages.pot -d $(LOCALES) -l $$l; fi; done
+	$(VENV)/bin/pybabel compile --statistics -d $(LOCALES)
+
+# Re-copy the vendored front-end packages from the npm registry (see static/vendor/README.md).
+vendor:
+	rm -rf /tmp/kki-vendor && mkdir -p /tmp/kki-vendor && cd /tmp/kki-vendor && \
+	  npm pack --silent htmx.org@2.0.11 sortablejs@1.15.7 axe-core@4.14.1 && \
+	  for f in *.tgz; do mkdir -p $${f%.tgz} && tar xzf $$f -C $${f%.tgz}; done
+	cp /tmp/kki-vendor/htmx.org-2.0.11/package/dist/htmx.min.js services/portal/static/vendor/htmx-2.0.11.min.js
+	cp /tmp/kki-vendor/sortablejs-1.15.7/package/Sortable.min.js services/portal/static/vendor/Sortable-1.15.7.min.js
+	cp /tmp/kki-vendor/axe-core-4.14.1/package/axe.min.js tests/browser/vendor/axe-4.14.1.min.js
 
 # A token for local use: make token ROLE=student SUB=stu-001
 token: $(STAMP)

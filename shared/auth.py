@@ -58,8 +58,9 @@ def mint_token(
     *,
     university: str | None = None,
 ) -> str:
-    """A signed token for `sub` acting as `role`. Refuses what `decode_token` would refuse: an
-    id that is not of the role's form, or a lifetime over JWT_MAX_TTL_SECONDS."""
+    """A signed token for `sub` acting as `role` (a university office's names its
+    `university`). Refuses what `decode_token` would refuse: an id that is not of the role's
+    form, or a lifetime over JWT_MAX_TTL_SECONDS."""
     Principal(role, sub)  # raises ValueError for an id that is not of the role's form
     lifetime = ttl or timedelta(seconds=settings.jwt_ttl_seconds)
     if lifetime.total_seconds() > settings.jwt_max_ttl_seconds:

@@ -31,8 +31,8 @@ from faststream.specification import AsyncAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from swagger_ui_bundle import swagger_ui_path
 
-from shared.asyncapi import annotate
 from shared.access_log import AccessLog
+from shared.asyncapi import annotate
 from shared.connections import kafka_client_options, kafka_security, mongo_client_options
 from shared.consumer import BatchHandler, ContactHandler, EventHandler, IdempotentConsumer
 from shared.errors import install_error_handlers

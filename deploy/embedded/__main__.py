@@ -40,10 +40,11 @@ class LauncherSettings(BaseSettings):
 
 
 SERVICES = {"applications": 8001, "matching": 8002, "notifications": 8003}
+PORTAL = {"portal": 8000}  # the web front end: started after the services it calls
 
 
 def service_port(name: str) -> int:
-    return int(os.environ.get(f"{name.upper()}_HTTP_PORT", SERVICES[name]))
+    return int(os.environ.get(f"{name.upper()}_HTTP_PORT", {**SERVICES, **PORTAL}[name]))
 
 
 def jwt_secret(data_dir: Path) -> str:
@@ -115,12 +116,18 @@ def main() -> int:
 
     children: list[Child] = []
 
+    # The portal calls the three services and links mails to itself.
+    urls = {f"{n.upper()}_URL": f"http://{conf.host}:{service_port(n)}" for n in SERVICES}
+    portal_url = f"http://{conf.host}:{service_port('portal')}"
+    urls["PUBLIC_BASE_URL"] = os.environ.get("PUBLIC_BASE_URL", portal_url)
+
     def start_service(name: str) -> Child:
+        extra = urls if name == "portal" else {}
         return spawn(
             name,
             [sys.executable, "-m", f"services.{name}"],
             servers.logs / f"{name}.log",
-            env={**env, f"{name.upper()}_HTTP_PORT": str(service_port(name))},
+            env={**env, **extra, f"{name.upper()}_HTTP_PORT": str(service_port(name))},
         )
 
     supervisor = Supervisor(say=lambda line: print(line, flush=True))
@@ -132,6 +139,7 @@ def main() -> int:
             child = start_service(name)
             children.append(child)
             print(f"  {name}: starting on port {service_port(name)} ...", flush=True)
+        children.append(start_service("portal"))
         for child in children:
             wait_ready(
                 child,
@@ -173,6 +181,10 @@ def print_banner(conf: LauncherSettings, env: dict[str, str], servers: EmbeddedS
     lines = [
         "",
         "Kitakyushu x Taipei Tech internship platform is running.",
+        "",
+        f"  Open the portal: {base}:{service_port('portal')}/",
+        "  (sign in as the coordinator after: make user ROLE=coordinator EMAIL=you@example.org;",
+        "   the sign-in link arrives in the mailbox folder below)",
         "",
     ]
     for name in SERVICES:

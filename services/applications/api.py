@@ -12,6 +12,7 @@ from services.applications.domain import (
     ApplicationIn,
     CohortIn,
     CompanyIn,
+    ContactIn,
     PositionIn,
     RankingIn,
     StudentIn,
@@ -183,6 +184,16 @@ async def list_companies(principal: CompanyOrCoordinator, store: Store) -> list[
     ]
 
 
+DIRECTORY_FIELDS = ("name_ja", "name_en", "sector", "ward")
+
+
+@companies.get("/directory", summary="Approved host companies: names and sector, no contact")
+async def company_directory(_: AnyPrincipal, store: Store) -> list[dict[str, Any]]:
+    approved = store.companies.find({"status": CompanyStatus.APPROVED.value})
+    docs = await approved.sort("_id").to_list()
+    return [{"id": c["_id"], **{k: c.get(k) for k in DIRECTORY_FIELDS}} for c in docs]
+
+
 @companies.get("/{company_id}")
 async def get_company(
     company_id: CompanyId, principal: CompanyOrCoordinator, store: Store
@@ -190,6 +201,20 @@ async def get_company(
     if not principal.is_coordinator and principal.sub != company_id:
         raise not_found("company", company_id)
     return company_response(await store.get_company(company_id), principal)
+
+
+@companies.put(
+    "/{company_id}/contact",
+    summary="Change the contact person, their language and time zone (the company itself or "
+    "the coordinator)",
+)
+async def change_contact(
+    company_id: CompanyId, body: ContactIn, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    if not principal.is_coordinator and principal.sub != company_id:
+        raise not_found("company", company_id)
+    company = await transact(store, lambda s: store.change_contact(s, company_id, body))
+    return company_response(company, principal)
 
 
 async def decide(
@@ -249,7 +274,32 @@ async def publish_position(
         if body.company_id not in (None, principal.sub):
             raise not_found("company", str(body.company_id))
         company_id = principal.sub
-    return to_response(await transact(store, lambda s: store.publish_position(s, company_id, body)))
+    doc = await transact(store, lambda s: store.publish_position(s, company_id, body))
+    return (await position_responses(store, [doc], principal))[0]
+
+
+async def position_responses(
+    store: ApplicationsStore, docs: list[Doc], principal: Principal
+) -> list[dict[str, Any]]:
+    """Positions with what the reader may do with each now: its company (and the
+    coordinator) may edit an open position while the cohort takes positions, and close it."""
+    cohort_ids = list({d["cohort_id"] for d in docs})
+    states = {
+        c["_id"]: lifecycle.cohort_state(c)
+        for c in await store.cohorts.find({"_id": {"$in": cohort_ids}}).to_list()
+    }
+    out = []
+    for doc in docs:
+        mine = principal.is_coordinator or (
+            principal.role is Role.COMPANY and doc["company_id"] == principal.sub
+        )
+        actions: list[str] = []
+        if mine and doc["state"] == "open":
+            if states.get(doc["cohort_id"]) in lifecycle.POSITION_PUBLISHING:
+                actions.append("edit")
+            actions.append("close")
+        out.append({**to_response(doc), "allowed_actions": actions})
+    return out
 
 
 @positions.get("", summary="Positions: all for students and the coordinator, its own for a company")
@@ -273,7 +323,7 @@ async def list_positions(
         for k, v in {"cohort_id": cohort_id, "company_id": company_id, "state": state}.items()
         if v is not None
     }
-    return [to_response(p) for p in await store.list_positions(query)]
+    return await position_responses(store, await store.list_positions(query), principal)
 
 
 @positions.get("/{position_id}")
@@ -281,7 +331,22 @@ async def get_position(position_id: Id, principal: Participant, store: Store) ->
     position = await store.get_position(position_id)
     if principal.role is Role.COMPANY and position["company_id"] != principal.sub:
         raise not_found("position", position_id)
-    return to_response(position)
+    return (await position_responses(store, [position], principal))[0]
+
+
+@positions.put(
+    "/{position_id}",
+    summary="Change an open position while its cohort is a draft or open (its company or the "
+    "coordinator); position-published is published again for the same id",
+)
+async def edit_position(
+    position_id: Id, body: PositionIn, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    position = await owned_position(position_id, principal, store)
+    if body.company_id not in (None, position["company_id"]):
+        raise DomainError("a position stays with its company", field="company_id")
+    doc = await transact(store, lambda s: store.edit_position(s, position, body))
+    return (await position_responses(store, [doc], principal))[0]
 
 
 @positions.post("/{position_id}/close")
@@ -289,7 +354,21 @@ async def close_position(
     position_id: Id, principal: CompanyOrCoordinator, store: Store
 ) -> dict[str, Any]:
     position = await owned_position(position_id, principal, store)
-    return to_response(await transact(store, lambda s: store.close_position(s, position)))
+    doc = await transact(store, lambda s: store.close_position(s, position))
+    return (await position_responses(store, [doc], principal))[0]
+
+
+APPLICANT_FIELDS = (
+    "name",
+    "department",
+    "degree_program",
+    "graduation_year",
+    "jlpt_level",
+    "english_level",
+    "skills",
+    "available_from",
+    "available_to",
+)
 
 
 @positions.get("/{position_id}/applicants", summary="Active applicants to one of your positions")
@@ -313,23 +392,46 @@ async def list_applicants(
                 "student_id": application["student_id"],
                 "student_rank": application["ranked_position_ids"].index(position["_id"]) + 1,
                 "motivation": application["motivation"],
-                **{
-                    k: student.get(k)
-                    for k in (
-                        "name",
-                        "department",
-                        "degree_program",
-                        "graduation_year",
-                        "jlpt_level",
-                        "english_level",
-                        "skills",
-                        "available_from",
-                        "available_to",
-                    )
-                },
+                **{k: student.get(k) for k in APPLICANT_FIELDS},
             }
         )
     return result
+
+
+@positions.get(
+    "/{position_id}/applicants/{student_id}",
+    summary="One student who applied to one of your positions (any application state)",
+)
+async def get_applicant(
+    position_id: Id, student_id: StudentId, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    position = await owned_position(position_id, principal, store)
+    application = await store.applications.find_one(
+        {"student_id": student_id, "ranked_position_ids": position["_id"]},
+        sort=[("submitted_at", -1)],
+    )
+    student = await store.students.find_one({"_id": student_id})
+    if application is None or student is None:
+        raise not_found("applicant", student_id)
+    return {
+        "application_id": application["_id"],
+        "student_id": student_id,
+        "state": application["state"],
+        "student_rank": application["ranked_position_ids"].index(position["_id"]) + 1,
+        "motivation": application["motivation"],
+        **{k: student.get(k) for k in APPLICANT_FIELDS},
+    }
+
+
+@positions.get("/{position_id}/ranking", summary="The current ranking of one of your positions")
+async def get_ranking(
+    position_id: Id, principal: CompanyOrCoordinator, store: Store
+) -> dict[str, Any]:
+    position = await owned_position(position_id, principal, store)
+    ranking = await store.rankings.find_one({"_id": position["_id"]})
+    if ranking is None:
+        return {"id": position["_id"], "ranked_student_ids": [], "ranked_at": None}
+    return to_response(ranking)
 
 
 @positions.put("/{position_id}/ranking", summary="Rank the applicants to one of your positions")
@@ -349,6 +451,59 @@ def check_self(principal: Principal, student_id: str) -> None:
         raise not_found("student", student_id)
 
 
+UNIVERSITY_FIELDS = (
+    "name",
+    "email",
+    "university",
+    "department",
+    "degree_program",
+    "graduation_year",
+    "jlpt_level",
+    "preferred_language",
+    "consent_to_data_use",
+)
+
+
+def university_scope(principal: Principal) -> dict[str, Any]:
+    """A university office sees only its own university's students (its token names the
+    university); the coordinator sees everyone."""
+    if principal.role is not Role.UNIVERSITY:
+        return {}
+    # A token that names no university sees no one (a filter nothing matches).
+    return {"university": principal.university or {"$in": []}}
+
+
+@students.get(
+    "",
+    summary="Students and their applications (the coordinator: all; a university office: "
+    "its own university's)",
+)
+async def list_students(
+    principal: Annotated[Principal, Depends(require(Role.COORDINATOR, Role.UNIVERSITY))],
+    store: Store,
+) -> list[dict[str, Any]]:
+    found = await store.students.find(university_scope(principal)).sort("_id").to_list()
+    ids = [s["_id"] for s in found]
+    applications: dict[str, list[dict[str, Any]]] = {}
+    views = await application_responses(
+        store, await store.list_applications({"student_id": {"$in": ids}}), principal
+    )
+    for a in views:
+        if a.get("replaced_by"):
+            continue  # an edit: the application that replaced it stands for both
+        applications.setdefault(a["student_id"], []).append(
+            {k: a.get(k) for k in ("id", "cohort_id", "state", "submitted_at", "respond_by")}
+        )
+    return [
+        {
+            "id": s["_id"],
+            **{k: s.get(k) for k in UNIVERSITY_FIELDS},
+            "applications": applications.get(s["_id"], []),
+        }
+        for s in found
+    ]
+
+
 @students.put(
     "/{student_id}",
     summary="Create or update a student profile (consent_to_data_use=false withdraws the "
@@ -361,10 +516,22 @@ async def upsert_student(
     return to_response(await transact(store, lambda s: store.upsert_student(s, student_id, body)))
 
 
-@students.get("/{student_id}")
+@students.get(
+    "/{student_id}",
+    summary="A student's profile: the student, the coordinator, or their university's office",
+)
 async def get_student(
-    student_id: StudentId, principal: StudentOrCoordinator, store: Store
+    student_id: StudentId,
+    principal: Annotated[
+        Principal, Depends(require(Role.STUDENT, Role.COORDINATOR, Role.UNIVERSITY))
+    ],
+    store: Store,
 ) -> dict[str, Any]:
+    if principal.role is Role.UNIVERSITY:
+        student = await store.students.find_one({"_id": student_id, **university_scope(principal)})
+        if student is None:
+            raise not_found("student", student_id)  # not theirs: as if it did not exist
+        return to_response(student)
     check_self(principal, student_id)
     return to_response(await store.get_student(student_id))
 

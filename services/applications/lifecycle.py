@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.errors import conflict
+from shared.errors import DomainError, conflict
 from shared.events.vocabulary import (
     COHORT_TRANSITIONS,
     CohortState,
@@ -47,7 +47,11 @@ def cohort_state(cohort: Doc) -> CohortState:
 
 
 def cohort_actions(state: CohortState) -> list[str]:
-    return [COHORT_ACTIONS[s] for s in COHORT.allowed(state)]
+    actions = [COHORT_ACTIONS[s] for s in COHORT.allowed(state)]
+    if state is CohortState.MATCHING:
+        # Residual rounds: not a transition (the cohort stays matching), but a step all the same.
+        actions.insert(0, COHORT_ACTIONS[CohortState.MATCHING])
+    return actions
 
 
 def state_after_round(current: CohortState) -> CohortState | None:
@@ -71,6 +75,33 @@ def check_can_publish_positions(cohort: Doc) -> None:
         raise conflict(
             f"cohort {cohort['_id']!r} is {state.value}: positions can be published while it "
             "is a draft or open",
+            field="cohort_id",
+            extra={
+                "current_state": state.value,
+                "allowed": [s.value for s in COHORT.allowed(state)],
+            },
+        )
+
+
+def check_can_edit_position(position: Doc, cohort: Doc, cohort_id: str) -> None:
+    """An open position may change while its cohort takes positions (no round has seen it);
+    it stays in its cohort."""
+    if cohort_id != position["cohort_id"]:
+        raise DomainError(
+            f"a position stays in its cohort ({position['cohort_id']!r}); publish a new "
+            "position for another cohort",
+            field="cohort_id",
+        )
+    if position["state"] != "open":
+        raise conflict(
+            f"position {position['_id']!r} is closed and can no longer be changed",
+            extra={"current_state": position["state"], "allowed": []},
+        )
+    state = cohort_state(cohort)
+    if state not in POSITION_PUBLISHING:
+        raise conflict(
+            f"cohort {cohort['_id']!r} is {state.value}: a position can be changed while its "
+            "cohort is a draft or open, before any round",
             field="cohort_id",
             extra={
                 "current_state": state.value,

@@ -17,6 +17,7 @@ from services.applications.domain import (
     ApplicationIn,
     CohortIn,
     CompanyIn,
+    ContactIn,
     PositionIn,
     RankingIn,
     StudentIn,
@@ -196,6 +197,18 @@ class ApplicationsStore:
         )
         return {**company, "status": status.value, "decided_at": at, "closed_position_ids": closed}
 
+    async def change_contact(self, session: Session, company_id: str, contact: ContactIn) -> Doc:
+        """The company's contact person, language and time zone (the restricted `contacts`
+        record follows, so mails go to the new address in the new language and zone)."""
+        company = await self.get_company(company_id, session)
+        changed = {**company, "contact": contact.model_dump(mode="json")}
+        await self.companies.update_one(
+            {"_id": company_id}, {"$set": {"contact": changed["contact"]}}, session=session
+        )
+        contact_record = self._company_contact(changed)
+        await self.outbox.add_contact(session, contact_record.key, contact_record)
+        return changed
+
     async def get_company(self, company_id: str, session: Session | None = None) -> Doc:
         return await find_or_404(self.companies, "company", company_id, session)
 
@@ -232,28 +245,45 @@ class ApplicationsStore:
             "published_at": utcnow(),
         }
         await self.positions.insert_one(doc, session=session)
-        await self.outbox.add(
-            session,
-            PositionPublished(
-                position_id=doc["_id"],
-                cohort_id=body.cohort_id,
-                company_id=company_id,
-                company_name_ja=company["name_ja"],
-                company_name_en=company["name_en"],
-                sector=company["sector"],
-                track=body.track,
-                title=body.title,
-                capacity=body.capacity,
-                required_skills=body.required_skills,
-                min_jlpt=body.min_jlpt,
-                min_english=body.min_english,
-                paid=body.paid,
-                start_date=body.start_date,
-                end_date=body.end_date,
-                location=body.location,
-            ),
-        )
+        await self.outbox.add(session, self._position_published(doc["_id"], company, body))
         return doc
+
+    async def edit_position(self, session: Session, position: Doc, body: PositionIn) -> Doc:
+        """Change an open position while its cohort takes positions (a draft, or its window
+        open): no round has seen it yet. The same `position-published` event is published
+        again for the same id; its consumers upsert by id."""
+        company = await self.get_company(position["company_id"], session)
+        domain.check_company_can_publish(company)
+        cohort = await self.get_cohort(position["cohort_id"], session)
+        lifecycle.check_can_edit_position(position, cohort, body.cohort_id)
+        fields = body.model_dump(mode="json", exclude={"company_id", "cohort_id"})
+        edited_at = utcnow()
+        await self.positions.update_one(
+            {"_id": position["_id"]}, {"$set": {**fields, "edited_at": edited_at}}, session=session
+        )
+        await self.outbox.add(session, self._position_published(position["_id"], company, body))
+        return {**position, **fields, "edited_at": edited_at}
+
+    @staticmethod
+    def _position_published(position_id: str, company: Doc, body: PositionIn) -> PositionPublished:
+        return PositionPublished(
+            position_id=position_id,
+            cohort_id=body.cohort_id,
+            company_id=company["_id"],
+            company_name_ja=company["name_ja"],
+            company_name_en=company["name_en"],
+            sector=company["sector"],
+            track=body.track,
+            title=body.title,
+            capacity=body.capacity,
+            required_skills=body.required_skills,
+            min_jlpt=body.min_jlpt,
+            min_english=body.min_english,
+            paid=body.paid,
+            start_date=body.start_date,
+            end_date=body.end_date,
+            location=body.location,
+        )
 
     async def close_position(
         self,

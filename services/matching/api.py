@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.matching.domain import lifecycle
 from services.matching.domain.lifecycle import PlacementStatus, ProposalStatus
+from services.matching.domain.rounds import run_round
 from services.matching.store import Doc, MatchingStore, pair_docs, replay
 from shared.auth import Principal, Role, require
 from shared.bounds import MAX_RESPOND_WITHIN_HOURS, CohortId, Id, Seed
@@ -57,6 +58,7 @@ class RoundIn(BaseModel):
 
 
 rounds = APIRouter(prefix="/rounds", tags=["rounds"])
+previews = APIRouter(prefix="/round-preview", tags=["rounds"])
 
 SUMMARY_HIDE = ("input", "pairs", "exclusions", "unmatched_student_ids", "proposal_ids")
 
@@ -86,6 +88,34 @@ async def start_round(
         elapsed = time.perf_counter() - started
         request.app.state.round_duration.labels(outcome).observe(elapsed)
     return to_response(doc, hide=("input",))
+
+
+# Not under /rounds: GET /rounds/{round_id} would also answer /rounds/preview.
+@previews.post("", summary="What a round would propose now; nothing is stored or sent")
+async def preview_round(body: RoundIn, _: Coordinator, store: Store) -> dict[str, Any]:
+    seed = body.seed if body.seed is not None else 0
+    async with store.db.client.start_session() as session:
+        round_input = await store.round_input(session, body.cohort_id, seed)
+    result = run_round(round_input)
+    return {
+        "cohort_id": body.cohort_id,
+        "seed": seed,
+        "students": len(round_input.students),
+        "positions": len(round_input.positions),
+        "seats": result.seats,
+        "pairs": pair_docs(result),
+        "unmatched_student_ids": list(result.unmatched_student_ids),
+        "exclusions": [
+            {
+                "student_id": e.student_id,
+                "position_id": e.position_id,
+                "reason": e.reason.value,
+                "detail": e.detail,
+            }
+            for e in result.exclusions
+        ],
+        "stable": result.certificate.stable,
+    }
 
 
 @rounds.get("")
@@ -356,4 +386,4 @@ async def record_outcome(
     return placement_response(doc, principal)
 
 
-ROUTERS = [rounds, proposals, placements]
+ROUTERS = [rounds, previews, proposals, placements]

@@ -48,6 +48,7 @@ class Launcher:
             "APPLICATIONS_HTTP_PORT": str(self.ports["applications"]),
             "MATCHING_HTTP_PORT": str(self.ports["matching"]),
             "NOTIFICATIONS_HTTP_PORT": str(self.ports["notifications"]),
+            "PORTAL_HTTP_PORT": str(self.ports["portal"]),
         }
         for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_HOST", "JWT_SECRET"):
             env.pop(name, None)  # exercise the embedded default, as on a fresh machine
@@ -86,7 +87,7 @@ class Launcher:
 def launcher(tmp_path: Path):  # type: ignore[no-untyped-def]
     if not (ROOT / ".venv" / "bin" / "python").exists():
         pytest.skip("the README example uses .venv/bin/python (created by make)")
-    names = ("kafka", "mongo", "smtp", "applications", "matching", "notifications")
+    names = ("kafka", "mongo", "smtp", "applications", "matching", "notifications", "portal")
     la = Launcher(tmp_path / "data", {n: free_port() for n in names})
     yield la
     if la.proc is not None and la.proc.poll() is None:
@@ -95,6 +96,11 @@ def launcher(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_make_run_readme_example_ctrl_c_and_restart(launcher: Launcher) -> None:
     banner = launcher.start()
+    # The portal's address comes first: it is where people start.
+    portal = f"http://127.0.0.1:{launcher.ports['portal']}/"
+    assert banner.index(portal) < banner.index(f":{launcher.ports['applications']}/docs")
+    with urllib.request.urlopen(portal, timeout=10) as r:
+        assert "Kitakyushu" in r.read().decode()
     for name in ("applications", "matching", "notifications"):
         port = launcher.ports[name]
         assert f"http://127.0.0.1:{port}/docs" in banner

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 def launcher(tmp_path: Path) -> Iterator[Launcher]:
     if not (ROOT / ".venv" / "bin" / "python").exists():
         pytest.skip("the launcher runs from .venv (created by make)")
-    names = ("kafka", "mongo", "smtp", "applications", "matching", "notifications")
+    names = ("kafka", "mongo", "smtp", "applications", "matching", "notifications", "portal")
     la = Launcher(tmp_path / "data", {n: free_port() for n in names})
     yield la
     if la.proc is not None and la.proc.poll() is None:
@@ -85,6 +85,6 @@ def test_a_killed_service_and_a_frozen_broker_are_restarted(launcher: Launcher) 
         os.kill(p, signal.SIGSTOP)
     wait_for_line(launcher, "is running but does not answer; restarting it", 60)
     wait_for_line(launcher, "kafka (noida-db) restarted", 60)
-    for name in ("applications", "matching", "notifications"):
+    for name in ("applications", "matching", "notifications", "portal"):
         ready(launcher.ports[name], 90)
     assert launcher.interrupt() == 0

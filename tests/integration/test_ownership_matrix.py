@@ -266,7 +266,20 @@ def operations(ids: dict[str, str]) -> list[Op]:
         Op("applications", "GET", "/positions", participants),
         Op("applications", "GET", "/positions/{position_id}", participants, a | s | {STU_T}),
         Op("applications", "GET", "/positions/{position_id}/applicants", companies, a),
-        Op("applications", "GET", "/students/{student_id}", students, s),
+        Op("applications", "GET", "/students/{student_id}", students | {Role.UNIVERSITY}, s),
+        # The portal's reads: the directory for anyone signed in, a company's applicant and
+        # ranking, the students' list for the coordinator and university offices (its own
+        # university's; this office's token names none, so it sees no one).
+        Op("applications", "GET", "/companies/directory", anyone),
+        Op(
+            "applications",
+            "GET",
+            "/positions/{position_id}/applicants/{student_id}",
+            companies,
+            a,
+        ),
+        Op("applications", "GET", "/positions/{position_id}/ranking", companies, a),
+        Op("applications", "GET", "/students", frozenset({Role.COORDINATOR, Role.UNIVERSITY})),
         Op("applications", "GET", "/applications", students),
         Op("applications", "GET", "/applications/{application_id}", students, s),
         Op("matching", "GET", "/rounds", coord),
@@ -361,6 +374,16 @@ def operations(ids: dict[str, str]) -> list[Op]:
         ),
         Op("matching", "POST", "/rounds", coord, body={"cohort_id": ids["spare_cohort"]}),
         Op("matching", "POST", "/rounds/{round_id}/replay", coord),
+        Op("matching", "POST", "/round-preview", coord, body={"cohort_id": ids["cohort_id"]}),
+        Op(
+            "applications",
+            "PUT",
+            "/companies/{company_id}/contact",
+            companies,
+            a,
+            body={"name": "担当", "email": "hr-a@matrix.example", "preferred_language": "ja"},
+        ),
+        Op("applications", "PUT", "/positions/{position_id}", companies, a, body=position_body),
         Op("matching", "POST", "/proposals/{proposal_id}/accept", answerers, a | s),
         Op("matching", "POST", "/proposals/{proposal_id}/decline", answerers, a | s),
         Op("matching", "POST", "/proposals/{proposal_id}/cancel", coord),

@@ -140,3 +140,11 @@ def test_a_previous_secret_is_accepted_during_a_rotation_but_never_signs() -> No
     with pytest.raises(HTTPException) as err:
         decode_token(rotating, expired)
     assert "expired" in str(err.value.detail)
+
+
+def test_a_university_office_token_names_its_university() -> None:
+    token = mint_token(settings(), Role.UNIVERSITY, "uni-1", university="Taipei Tech")
+    assert decode_token(settings(), token) == Principal(Role.UNIVERSITY, "uni-1", "Taipei Tech")
+    # Only a university office's token carries one.
+    other = mint_token(settings(), Role.STUDENT, "stu-1", university="Taipei Tech")
+    assert decode_token(settings(), other).university is None

@@ -75,7 +75,7 @@ def test_rounds_run_on_closed_and_matching_cohorts() -> None:
 
 def test_cohort_actions_for_the_coordinators_page() -> None:
     assert apps.cohort_actions(CohortState.CLOSED) == ["open", "run_round"]
-    assert apps.cohort_actions(CohortState.MATCHING) == ["finish"]
+    assert apps.cohort_actions(CohortState.MATCHING) == ["run_round", "finish"]  # residual rounds
     assert apps.cohort_state({"state": "planned"}) is CohortState.DRAFT  # stored before v1.1
 
 

@@ -1,0 +1,97 @@
+"""python -m services.portal                  serve the portal
+python -m services.portal user add --role coordinator --email someone@city.kitakyushu.lg.jp
+python -m services.portal user add --role university --email office@ntut.edu.tw \
+    --university "National Taipei University of Technology"
+python -m services.portal user list | user remove --email ..."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.portal.domain import PortalRole, normalise_email
+from services.portal.settings import PortalSettings
+from services.portal.store import PortalStore
+from shared.auth import _embedded_env_file
+from shared.ids import new_id
+from shared.mongo import connect
+
+OPERATOR_ROLES = (PortalRole.COORDINATOR, PortalRole.UNIVERSITY)
+SUB_PREFIX = {PortalRole.COORDINATOR: "coord", PortalRole.UNIVERSITY: "uni"}
+# The program's one partner university (students' profiles name it the same way).
+DEFAULT_UNIVERSITY = "National Taipei University of Technology"
+
+
+async def users(args: argparse.Namespace, settings: PortalSettings) -> int:
+    client = connect(settings.mongodb_uri)
+    store = PortalStore(client[settings.database])
+    try:
+        await store.ensure_indexes()
+        if args.action == "list":
+            for user in await store.list_users():
+                print(
+                    f"{user['role']:<12} {user['_id']:<40} {user['sub']:<20} "
+                    f"{user.get('university') or ''}"
+                )
+            return 0
+        email = normalise_email(args.email or "")
+        if email is None:
+            print(f"not an e-mail address: {args.email!r}", file=sys.stderr)
+            return 2
+        if args.action == "remove":
+            removed = await store.remove_user(email)
+            print(f"removed {email}" if removed else f"{email} was not registered")
+            return 0 if removed else 1
+        role = PortalRole(args.role)
+        extra: dict[str, str] = {}
+        if args.time_zone:
+            try:
+                ZoneInfo(args.time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                print(f"not an IANA time zone: {args.time_zone!r}", file=sys.stderr)
+                return 2
+            extra["time_zone"] = args.time_zone
+        if role is PortalRole.UNIVERSITY:
+            # The office sees only the students of this university.
+            extra["university"] = (args.university or DEFAULT_UNIVERSITY).strip()
+        user = await store.add_user(email, role, new_id(SUB_PREFIX[role]), name=args.name, **extra)
+        if user["role"] != role.value:
+            print(f"{email} is already registered as {user['role']}", file=sys.stderr)
+            return 1
+        where = f", university {user['university']!r}" if user.get("university") else ""
+        print(f"{email} may sign in as {role.value} (id {user['sub']}{where})")
+        return 0
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.portal")
+    commands = parser.add_subparsers(dest="command")
+    user = commands.add_parser("user", help="people the operator lets sign in")
+    user.add_argument("action", choices=["add", "list", "remove"])
+    user.add_argument("--role", choices=[r.value for r in OPERATOR_ROLES], default="coordinator")
+    user.add_argument("--email")
+    user.add_argument("--name", help="shown on the pages (optional)")
+    user.add_argument(
+        "--university",
+        help=f"role university: whose students the office sees (default {DEFAULT_UNIVERSITY!r})",
+    )
+    user.add_argument(
+        "--time-zone", help="IANA zone for dates on the pages (default Asia/Tokyo or Asia/Taipei)"
+    )
+    args = parser.parse_args(argv)
+    settings = PortalSettings(_env_file=_embedded_env_file())  # type: ignore[call-arg]
+    if args.command == "user":
+        return asyncio.run(users(args, settings))
+    from services.portal.app import create_app
+    from shared.serve import serve
+
+    serve(create_app(settings), settings, settings.http_port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""Pure rules of the portal: sign-in secrets, sessions, who may register, lists, rosters and
+which step comes next. No I/O."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import math
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import EmailStr, TypeAdapter, ValidationError
+
+
+class PortalRole(StrEnum):
+    COORDINATOR = "coordinator"
+    COMPANY = "company"
+    STUDENT = "student"
+    UNIVERSITY = "university"
+
+
+HOME = {
+    PortalRole.COORDINATOR: "/coordinator",
+    PortalRole.COMPANY: "/company",
+    PortalRole.STUDENT: "/student",
+    PortalRole.UNIVERSITY: "/university",
+}
+
+# Stored per party, not inferred from the language (TEAM.md): students and the university
+# office are in Taipei, companies and the city office in Kitakyushu.
+DEFAULT_TIME_ZONE = {
+    PortalRole.COORDINATOR: "Asia/Tokyo",
+    PortalRole.COMPANY: "Asia/Tokyo",
+    PortalRole.STUDENT: "Asia/Taipei",
+    PortalRole.UNIVERSITY: "Asia/Taipei",
+}
+
+_EMAIL = TypeAdapter(EmailStr)
+
+
+def normalise_email(value: str) -> str | None:
+    """The address in the one form we store and compare, or None if it is not an address."""
+    value = value.strip()
+    if not value or len(value) > 254:
+        return None
+    try:
+        return str(_EMAIL.validate_python(value)).lower()
+    except ValidationError:
+        return None
+
+
+def student_domain_allowed(email: str, domains: tuple[str, ...]) -> bool:
+    """Empty `domains` admits any address; else the domain or one of its subdomains."""
+    if not domains:
+        return True
+    domain = email.rsplit("@", 1)[-1].lower()
+    return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+# -- secrets -------------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> str:
+    """What we store instead of a sign-in link or session secret: a leaked database does not
+    give anyone a way in."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def csrf_token(key: str, session_key: str) -> str:
+    """The form token bound to one browser session (the synchronizer-token pattern, derived
+    rather than stored): an attacker's page cannot read it, so cannot forge a form post."""
+    return hmac.new(key.encode(), f"csrf:{session_key}".encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_valid(key: str, session_key: str, presented: str | None) -> bool:
+    return bool(presented) and hmac.compare_digest(csrf_token(key, session_key), presented or "")
+
+
+def safe_next(path: str | None, default: str = "/") -> str:
+    """Only a path on this site: never another host (`//evil`, `https://evil`, `\\\\evil`)."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return default
+    return path
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle: timedelta
+    absolute: timedelta
+
+    def expired(self, created_at: datetime, last_seen: datetime, now: datetime) -> bool:
+        return now - last_seen > self.idle or now - created_at > self.absolute
+
+
+def window_start(now: datetime, minutes: int) -> datetime:
+    """The fixed window a rate-limited request falls in."""
+    size = minutes * 60
+    return datetime.fromtimestamp(math.floor(now.timestamp() / size) * size, tz=now.tzinfo)
+
+
+# -- lists -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ListView:
+    """One page of a filtered, sorted list, and what the page needs to draw its controls."""
+
+    items: list[Any]
+    page: int
+    pages: int
+    total: int
+    sort: str
+    descending: bool
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # Missing values last, whatever their type; strings compare case-insensitively.
+    if value is None:
+        return (1, "")
+    if isinstance(value, str):
+        return (0, value.casefold())
+    return (0, value)
+
+
+def list_view(
+    rows: Iterable[Any],
+    params: Mapping[str, str],
+    *,
+    sorts: Mapping[str, Callable[[Any], Any]],
+    default_sort: str,
+    filters: Mapping[str, Callable[[Any, str], bool]] | None = None,
+    page_size: int = 20,
+    newest_first: bool = False,
+) -> ListView:
+    """Filter by every known, non-empty parameter; sort by an allowed key; cut one page."""
+    filters = filters or {}
+    kept: dict[str, str] = {}
+    selected = list(rows)
+    for name, keep in filters.items():
+        value = (params.get(name) or "").strip()
+        if value:
+            kept[name] = value
+            selected = [row for row in selected if keep(row, value)]
+    asked = params.get("sort") or ""
+    sort = asked if asked in sorts else default_sort
+    order = params.get("order")
+    descending = order == "desc" if order in ("asc", "desc") else newest_first
+    selected.sort(key=lambda row: _sort_key(sorts[sort](row)), reverse=descending)
+    total = len(selected)
+    pages = max(1, math.ceil(total / page_size))
+    try:
+        page = min(max(1, int(params.get("page", "1"))), pages)
+    except ValueError:
+        page = 1
+    start = (page - 1) * page_size
+    return ListView(
+        items=selected[start : start + page_size],
+        page=page,
+        pages=pages,
+        total=total,
+        sort=sort,
+        descending=descending,
+        params=kept,
+    )
+
+
+def contains(text: str | None, needle: str) -> bool:
+    return needle.casefold() in (text or "").casefold()
+
+
+# -- ranked lists (a company's ranking, a student's application) ------------------------------
+
+
+def reorder(order: list[str], item: str, action: str) -> list[str]:
+    """Move one item up, down, to the top, or remove it: the keyboard and no-JavaScript way to
+    reorder a ranked list (drag and drop does the same in the browser)."""
+    if item not in order:
+        return list(order)
+    result = list(order)
+    index = result.index(item)
+    if action == "remove":
+        result.pop(index)
+    elif action == "up" and index > 0:
+        result[index - 1], result[index] = result[index], result[index - 1]
+    elif action == "down" and index < len(result) - 1:
+        result[index + 1], result[index] = result[index], result[index + 1]
+    elif action == "top":
+        result.insert(0, result.pop(index))
+    return result
+
+
+def keep_known(order: Iterable[str], known: Iterable[str]) -> list[str]:
+    """The submitted order, without unknown or repeated ids (a tampered form cannot add any)."""
+    allowed = set(known)
+    seen: list[str] = []
+    for item in order:
+        if item in allowed and item not in seen:
+            seen.append(item)
+    return seen
+
+
+# -- roster ---------------------------------------------------------------------------------
+
+ROSTER_MAX_ROWS = 2000
+ROSTER_MAX_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    email: str
+    name: str
+    department: str
+
+
+@dataclass
+class Roster:
+    rows: list[RosterRow]
+    errors: list[tuple[int, str]]  # (line number, problem code)
+
+
+def parse_roster(text: str) -> Roster:
+    """A roster CSV (e-mail, name, department; a header line is optional)."""
+    rows: list[RosterRow] = []
+    errors: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    for line_no, record in enumerate(reader, start=1):
+        cells = [c.strip() for c in record]
+        if not any(cells):
+            continue
+        if line_no == 1 and cells[0].lower() in ("email", "e-mail", "mail"):
+            continue
+        if len(rows) >= ROSTER_MAX_ROWS:
+            errors.append((line_no, "too_many_rows"))
+            break
+        if len(cells) < 3:
+            errors.append((line_no, "missing_columns"))
+            continue
+        email = normalise_email(cells[0])
+        if email is None:
+            errors.append((line_no, "bad_email"))
+            continue
+        name, department = cells[1][:200], cells[2][:200]
+        if not name or not department:
+            errors.append((line_no, "missing_columns"))
+            continue
+        if email in seen:
+            errors.append((line_no, "duplicate"))
+            continue
+        seen.add(email)
+        rows.append(RosterRow(email, name, department))
+    return Roster(rows, errors)
+
+
+# -- what comes next --------------------------------------------------------------------------
+
+
+def cohort_steps(cohort: Mapping[str, Any]) -> list[str]:
+    """The coordinator's buttons for a cohort: the steps the applications service allows now
+    (`allowed_actions`), with "open" named "reopen" when the window was open before."""
+    return [
+        "reopen" if action == "open" and cohort.get("state") == "closed" else str(action)
+        for action in cohort.get("allowed_actions") or ()
+    ]
+
+
+def can_answer(proposal: Mapping[str, Any]) -> bool:
+    """The reader may accept or decline this proposal now (the matching service says so)."""
+    return "accept" in (proposal.get("allowed_actions") or ())
+
+
+PENDING_PROPOSAL = ("proposed", "accepted")
+# An application's status once its proposal has ended this way.
+ENDED_PROPOSAL_STATE = {
+    "confirmed": "placed",
+    "declined": "declined",
+    "expired": "expired",
+    "cancelled": "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where one application stands, as a page shows it: the status, and why it was cancelled
+    (a label kind and a reason code) when it was."""
+
+    state: str
+    reason: tuple[str, str] | None = None
+
+
+def standing(
+    application: Mapping[str, Any],
+    proposals: Mapping[str, Mapping[str, Any]],
+    placements: Mapping[str, Mapping[str, Any]],
+) -> Standing:
+    """The application's status from the applications service, with the matching service's
+    newer facts about its current proposal folded in. The applications service learns them
+    by event a moment later; the student who has just answered should see their answer, not
+    the status of a second ago. `proposals` by id, `placements` by proposal id."""
+    state = str(application["state"])
+    known = application.get("proposal") or {}
+    proposal_id = application.get("proposal_id") or known.get("proposal_id")
+    proposal = proposals.get(proposal_id or "") or {}
+    placement = placements.get(proposal_id or "") or {}
+    if state == "proposed" and proposal.get("status") in ENDED_PROPOSAL_STATE:
+        state = ENDED_PROPOSAL_STATE[proposal["status"]]
+    if state == "placed" and placement.get("status") == "cancelled":
+        state = "cancelled"
+    if state != "cancelled":
+        return Standing(state)
+    if placement.get("status") == "cancelled":
+        return Standing(state, ("placement_cancel_reason", placement["cancel_reason"]))
+    if known.get("status") == "placement_cancelled" and known.get("reason"):
+        return Standing(state, ("placement_cancel_reason", known["reason"]))
+    reason = proposal.get("cancel_reason") or known.get("reason")
+    return Standing(state, ("match_cancel_reason", reason) if reason else None)
+
+
+# The coordinator's reference into the city's case file (shared.events.catalog.NOTE_CODE):
+# a code, never free text, because placement-cancelled is a public event.
+NOTE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$")
+
+
+def note_code_valid(value: str) -> bool:
+    return bool(NOTE_CODE.fullmatch(value))

@@ -1,0 +1,152 @@
+"""The portal's own MongoDB database: who may sign in, sign-in links, sessions and rate limits.
+
+Nothing else: the services own the program's data and the portal reads it through their APIs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.portal.domain import PortalRole, digest
+from shared.documents import utcnow
+
+Doc = dict[str, Any]
+
+
+class PortalStore:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
+        # Operator-configured coordinators and university officers, and students (registered
+        # themselves or invited from a roster). Keyed by the lower-case e-mail address.
+        self.users = db["users"]
+        self.links = db["sign_in_links"]
+        self.sessions = db["sessions"]
+        self.limits = db["rate_limits"]
+
+    async def ensure_indexes(self) -> None:
+        await self.users.create_index([("role", ASCENDING), ("sub", ASCENDING)], unique=True)
+        await self.links.create_index("expires_at")
+        await self.sessions.create_index("expires_at")
+        await self.sessions.create_index("sub")
+        await self.limits.create_index("expires_at")
+
+    # people -------------------------------------------------------------------------------
+
+    async def find_user(self, email: str) -> Doc | None:
+        return await self.users.find_one({"_id": email})
+
+    async def user_by_sub(self, role: PortalRole, sub: str) -> Doc | None:
+        return await self.users.find_one({"role": role.value, "sub": sub})
+
+    async def add_user(self, email: str, role: PortalRole, sub: str, **extra: Any) -> Doc:
+        """Add a person once; adding an address again changes nothing and returns the first."""
+        doc = {"_id": email, "role": role.value, "sub": sub, "created_at": utcnow(), **extra}
+        try:
+            await self.users.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.find_user(email)
+            assert existing is not None
+            return existing
+        return doc
+
+    async def list_users(self, role: PortalRole | None = None) -> list[Doc]:
+        query = {"role": role.value} if role else {}
+        return await self.users.find(query).sort("_id").to_list()
+
+    async def remove_user(self, email: str) -> bool:
+        return (await self.users.delete_one({"_id": email})).deleted_count == 1
+
+    async def forget(self, role: PortalRole, sub: str) -> None:
+        """Erasure: the person's address, invitation and sessions go."""
+        await self.users.delete_many({"role": role.value, "sub": sub})
+        await self.sessions.delete_many({"role": role.value, "sub": sub})
+        await self.links.delete_many({"role": role.value, "sub": sub})
+
+    # sign-in links --------------------------------------------------------------------------
+
+    async def create_link(
+        self, secret: str, *, email: str, role: PortalRole, sub: str, next_path: str, ttl: timedelta
+    ) -> None:
+        now = utcnow()
+        await self.links.insert_one(
+            {
+                "_id": digest(secret),
+                "email": email,
+                "role": role.value,
+                "sub": sub,
+                "next": next_path,
+                "created_at": now,
+                "expires_at": now + ttl,
+                "used_at": None,
+            }
+        )
+
+    async def peek_link(self, secret: str) -> Doc | None:
+        return await self.links.find_one(
+            {"_id": digest(secret), "used_at": None, "expires_at": {"$gt": utcnow()}}
+        )
+
+    async def use_link(self, secret: str) -> Doc | None:
+        """The link's facts if it is unused and unexpired; it is spent in the same step, so a
+        second use (or a race of two) gets nothing."""
+        now = utcnow()
+        return await self.links.find_one_and_update(
+            {"_id": digest(secret), "used_at": None, "expires_at": {"$gt": now}},
+            {"$set": {"used_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    # sessions -------------------------------------------------------------------------------
+
+    async def create_session(self, secret: str, *, expires_at: datetime, **facts: Any) -> Doc:
+        now = utcnow()
+        doc = {
+            "_id": digest(secret),
+            "created_at": now,
+            "last_seen": now,
+            "expires_at": expires_at,
+            **facts,
+        }
+        await self.sessions.insert_one(doc)
+        return doc
+
+    async def get_session(self, secret: str) -> Doc | None:
+        return await self.sessions.find_one({"_id": digest(secret)})
+
+    async def touch_session(self, session_id: str, at: datetime) -> None:
+        await self.sessions.update_one({"_id": session_id}, {"$set": {"last_seen": at}})
+
+    async def update_session(self, session_id: str, changes: Doc) -> None:
+        await self.sessions.update_one({"_id": session_id}, {"$set": changes})
+
+    async def pop_flash(self, session_id: str) -> Doc | None:
+        doc = await self.sessions.find_one_and_update(
+            {"_id": session_id, "flash": {"$ne": None}}, {"$set": {"flash": None}}
+        )
+        return doc.get("flash") if doc else None
+
+    async def delete_session(self, session_id: str) -> None:
+        await self.sessions.delete_one({"_id": session_id})
+
+    async def sweep(self, now: datetime) -> None:
+        """Expired links, sessions and counters go (SecantusDB has no TTL indexes, so we do it)."""
+        for collection in (self.links, self.sessions, self.limits):
+            await collection.delete_many({"expires_at": {"$lt": now}})
+
+    # rate limits ----------------------------------------------------------------------------
+
+    async def count_hit(self, key: str, window: datetime, window_length: timedelta) -> int:
+        """Count one request against `key` in this window; returns the count so far."""
+        doc = await self.limits.find_one_and_update(
+            {"_id": f"{key}@{window.isoformat()}"},
+            {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": window + window_length}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None
+        return int(doc["count"])
