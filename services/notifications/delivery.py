@@ -4,65 +4,43 @@ Risk chosen: a message is marked sent only after the SMTP server accepted it. A 
 between leaves it "sending" with a lease; when the lease runs out it is sent again. So a
 crash can duplicate an e-mail (with the same Message-ID, which mail clients collapse) but
 never lose one. The opposite choice (mark, then send) could lose messages silently.
+
+One pass: claim a batch of due messages (one indexed query, one update), read the facts they
+need (three queries), decide and compose each (no I/O), send them concurrently over the
+mailer's pool of SMTP connections, then record every outcome in one bulk write. The sender
+sleeps until it is woken (a message was planned, a contact arrived, a retry was asked for)
+or until the earliest open message falls due; `poll_seconds` is only a safety net.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate
 from typing import Any
 
-import aiosmtplib
-
-from services.notifications.domain import COORDINATOR, language_of
-from services.notifications.rendering import Renderer, build_context
+from services.notifications.compose import (
+    Composed,
+    Facts,
+    TransientDeliveryError,
+    compose,
+    unwanted_reason,
+)
+from services.notifications.domain import COORDINATOR
+from services.notifications.rendering import Renderer
+from services.notifications.smtp_pool import Mailer, SmtpConfig, is_permanent
 from services.notifications.store import Doc, NotificationsStore
 from shared.kafka import IdempotentProducer, dlq_topic
 from shared.settings import CommonSettings
 
+__all__ = ["Deliverer", "DeliveryPolicy", "Mailer", "SmtpConfig", "TransientDeliveryError"]
+
 log = logging.getLogger(__name__)
 
 CONSUMER = "notifications-delivery"
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    start_tls: bool
-    use_tls: bool
-    timeout: float
-    sender: str
-
-
-class Mailer:
-    def __init__(self, config: SmtpConfig) -> None:
-        self.config = config
-
-    async def send(self, message: EmailMessage) -> None:
-        c = self.config
-        await aiosmtplib.send(
-            message,
-            hostname=c.host,
-            port=c.port,
-            username=c.username,
-            password=c.password,
-            start_tls=c.start_tls,
-            use_tls=c.use_tls,
-            timeout=c.timeout,
-        )
-
-
-class TransientDeliveryError(Exception):
-    """Not deliverable yet (e.g. the contact has not arrived); try again later."""
 
 
 @dataclass
@@ -75,6 +53,13 @@ class DeliveryPolicy:
     coordinator_email: str
     coordinator_name: str
     coordinator_language: str
+    batch_size: int = 50
+
+
+@dataclass
+class _GiveUp:
+    message: Doc
+    error: str
 
 
 class Deliverer:
@@ -95,65 +80,116 @@ class Deliverer:
         self.settings = settings
         self._wake = asyncio.Event()
         self.counts = {"sent": 0, "retried": 0, "failed": 0, "suppressed": 0}
+        # Outcomes of the batch in hand, written together by `_flush`; one pass at a time.
+        self._outcomes: list[tuple[Doc, Doc]] = []
+        self._give_ups: list[_GiveUp] = []
+        self._one_pass = asyncio.Lock()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.deliver_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivery pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.policy.poll_seconds)
+        try:
+            while True:
+                self._wake.clear()  # before reading, so a wake-up during the pass is kept
+                next_due: datetime | None = None
+                try:
+                    await self.deliver_due()
+                    next_due = await self.store.next_due()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("delivery pass failed")
+                timeout = self.policy.poll_seconds
+                if next_due is not None:
+                    until_due = (next_due - datetime.now(UTC)).total_seconds()
+                    # A small floor: a message due right now is claimed on the next pass.
+                    timeout = max(0.05, min(timeout, until_due))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        finally:
+            await self.mailer.close()
 
     async def deliver_due(self) -> int:
+        """Deliver everything due now, batch by batch; returns how many were handled."""
         handled = 0
-        while True:
-            lease = datetime.now(UTC) + timedelta(seconds=self.policy.lease_seconds)
-            message = await self.store.claim_due(lease)
-            if message is None:
-                return handled
-            await self.deliver(message)
-            handled += 1
+        async with self._one_pass:
+            while True:
+                lease = datetime.now(UTC) + timedelta(seconds=self.policy.lease_seconds)
+                batch = await self.store.claim_due(lease, limit=self.policy.batch_size)
+                if batch:
+                    await self._deliver_batch(batch)
+                    handled += len(batch)
+                if len(batch) < self.policy.batch_size:
+                    return handled
 
-    async def deliver(self, message: Doc) -> None:
-        try:
-            email, meta = await self.compose(message)
-        except TransientDeliveryError as exc:
-            await self._wait_for_facts(message, str(exc))
-            return
-        if email is None:
+    async def _deliver_batch(self, messages: list[Doc]) -> None:
+        """Decide, compose and send claimed messages, then record every outcome at once."""
+        # What an interrupted batch left behind is not written: its leases run out instead.
+        self._outcomes, self._give_ups = [], []
+        facts = await self.store.facts_for(messages)
+        facts.contacts[COORDINATOR] = {
+            "name": self.policy.coordinator_name,
+            "email": self.policy.coordinator_email,
+            "preferred_language": self.policy.coordinator_language,
+        }
+        ready: list[tuple[Doc, Composed]] = []
+        for message in messages:
+            composed = self._compose(message, facts)
+            if composed is not None:
+                ready.append((message, composed))
+        # Each send returns its error instead of raising: one bad address must not stop the
+        # batch. The mailer bounds the concurrency and the rate.
+        errors = await asyncio.gather(*(self._send(c.email) for _, c in ready))
+        for (message, composed), error in zip(ready, errors, strict=True):
+            if error is None:
+                await self.record_sent(message, composed.email, {"language": composed.language})
+            elif is_permanent(error):
+                self._fail(message, _describe(error), attempts=message["attempts"] + 1)
+            else:
+                self._failed_attempt(message, error)
+        await self._flush()
+
+    def _compose(self, message: Doc, facts: Facts) -> Composed | None:
+        """The e-mail to send, or None when the message's outcome is already decided."""
+        why = unwanted_reason(message, facts)
+        if why is not None:
             self.counts["suppressed"] += 1
-            await self.store.update(
-                message["_id"], {"status": "suppressed", "last_error": meta["why"]}
-            )
-            log.info("message suppressed", extra={"message_id": message["_id"], "why": meta["why"]})
-            return
+            self._outcomes.append((message, {"status": "suppressed", "last_error": why}))
+            log.info("message suppressed", extra={"message_id": message["_id"], "why": why})
+            return None
+        try:
+            return compose(message, facts, self.renderer, sender=self.mailer.config.sender)
+        except TransientDeliveryError as exc:
+            self._wait_for_facts(message, str(exc))
+        except Exception as exc:  # a template that cannot render: retrying will tell
+            log.exception("message could not be composed", extra={"message_id": message["_id"]})
+            self._failed_attempt(message, exc)
+        return None
+
+    async def _send(self, email: EmailMessage) -> Exception | None:
         try:
             await self.mailer.send(email)
         except Exception as exc:
-            await self._failed_attempt(message, exc)
-            return
-        await self.record_sent(message, email, meta)
+            return exc
+        return None
 
     async def record_sent(self, message: Doc, email: EmailMessage, meta: dict[str, Any]) -> None:
-        await self.store.update(
-            message["_id"],
-            {
-                "status": "sent",
-                "sent_at": datetime.now(UTC),
-                "to": email["To"],
-                "subject": email["Subject"],
-                "body": email.get_content(),
-                "language": meta["language"],
-                "message_header_id": email["Message-ID"],
-                "last_error": None,
-            },
+        """The SMTP server accepted `message`: mark it sent (in the batch's bulk write)."""
+        self._outcomes.append(
+            (
+                message,
+                {
+                    "status": "sent",
+                    "sent_at": datetime.now(UTC),
+                    "to": email["To"],
+                    "subject": email["Subject"],
+                    "body": email.get_content(),
+                    "language": meta["language"],
+                    "message_header_id": email["Message-ID"],
+                    "last_error": None,
+                },
+            )
         )
         self.counts["sent"] += 1
         log.info(
@@ -166,71 +202,31 @@ class Deliverer:
             },
         )
 
-    async def compose(self, message: Doc) -> tuple[EmailMessage | None, dict[str, Any]]:
-        """The e-mail for a message, None when it must not be sent (recipient erased)."""
-        recipient_id = message["recipient_id"]
-        contact: dict[str, Any] | None
-        if recipient_id == COORDINATOR:
-            contact = {
-                "name": self.policy.coordinator_name,
-                "email": self.policy.coordinator_email,
-                "preferred_language": self.policy.coordinator_language,
-            }
-        else:
-            if await self.store.erasures.find_one({"_id": recipient_id}):
-                return None, {"why": "recipient erased"}
-            contact = await self.store.contacts.find_one({"_id": recipient_id})
-            if contact is None:
-                raise TransientDeliveryError(f"no contact yet for {recipient_id}")
-        data = message["data"]
-        position = None
-        if "position_id" in data:
-            position = await self.store.positions.find_one({"_id": data["position_id"]})
-            if position is None:
-                raise TransientDeliveryError(f"no facts yet for position {data['position_id']}")
-        student_name = None
-        if "student_id" in data and recipient_id != data["student_id"]:
-            student = await self.store.contacts.find_one({"_id": data["student_id"]})
-            student_name = student["name"] if student else None
-        language = language_of(contact.get("preferred_language"))
-        context = build_context(
-            data,
-            language,
-            recipient_name=contact["name"],
-            student_name=student_name,
-            position=position,
-        )
-        subject, body, used = self.renderer.render(message["template"], language, context)
-        email = EmailMessage()
-        email["From"] = self.mailer.config.sender
-        email["To"] = formataddr((contact["name"], contact["email"]))
-        email["Subject"] = subject
-        email["Date"] = formatdate(localtime=False)
-        # Stable per (event, recipient): a resend after a crash is recognisably the same mail.
-        digest = hashlib.sha256(message["_id"].encode()).hexdigest()[:32]
-        email["Message-ID"] = f"<{digest}@kitakyushu-internships>"
-        email["X-Event-Id"] = message["event_id"]
-        email["X-Template"] = message["template"]
-        email.set_content(body)
-        email["Content-Language"] = used.value  # after set_content, which resets Content-*
-        return email, {"language": used.value}
-
-    async def _wait_for_facts(self, message: Doc, why: str) -> None:
+    def _wait_for_facts(self, message: Doc, why: str) -> None:
         waited = (datetime.now(UTC) - message["created_at"]).total_seconds()
         if waited > self.policy.wait_for_facts_seconds:
-            await self._give_up(message, f"gave up after {waited:.0f} s: {why}")
+            self._fail(
+                message, f"gave up after {waited:.0f} s: {why}", attempts=message["attempts"]
+            )
             return
-        retry_at = datetime.now(UTC) + timedelta(seconds=min(5.0, self.policy.poll_seconds * 2))
-        await self.store.update(
-            message["_id"], {"status": "pending", "next_attempt_at": retry_at, "last_error": why}
+        # Look again soon, then less often: facts usually arrive within a second.
+        retry_in = max(0.5, min(waited, 30.0))
+        self._outcomes.append(
+            (
+                message,
+                {
+                    "status": "pending",
+                    "next_attempt_at": datetime.now(UTC) + timedelta(seconds=retry_in),
+                    "last_error": why,
+                },
+            )
         )
 
-    async def _failed_attempt(self, message: Doc, exc: Exception) -> None:
+    def _failed_attempt(self, message: Doc, exc: Exception) -> None:
         attempts = message["attempts"] + 1
-        error = f"{type(exc).__name__}: {exc}"[:1000]
+        error = _describe(exc)
         if attempts >= self.policy.max_attempts:
-            await self.store.update(message["_id"], {"attempts": attempts})
-            await self._give_up({**message, "attempts": attempts}, error)
+            self._fail(message, error, attempts=attempts)
             return
         delay = min(self.policy.retry_base_seconds * 2 ** (attempts - 1), 3600.0)
         self.counts["retried"] += 1
@@ -243,33 +239,72 @@ class Deliverer:
                 "error": error,
             },
         )
-        await self.store.update(
-            message["_id"],
-            {
-                "status": "pending",
-                "attempts": attempts,
-                "last_error": error,
-                "next_attempt_at": datetime.now(UTC) + timedelta(seconds=delay),
-            },
+        self._outcomes.append(
+            (
+                message,
+                {
+                    "status": "pending",
+                    "attempts": attempts,
+                    "last_error": error,
+                    "next_attempt_at": datetime.now(UTC) + timedelta(seconds=delay),
+                },
+            )
         )
 
-    async def _give_up(self, message: Doc, error: str) -> None:
-        """Mark failed and report on the event's DLQ so operations see it."""
+    def _fail(self, message: Doc, error: str, *, attempts: int) -> None:
+        """Give up: reported on the event's DLQ, then marked failed (see `_flush`)."""
+        self._give_ups.append(_GiveUp({**message, "attempts": attempts}, error))
+
+    async def _flush(self) -> None:
+        """Report give-ups on their DLQs, then write every outcome in one bulk write. A give-up
+        whose report Kafka did not acknowledge is not marked failed: its lease runs out and
+        it is tried (and reported) again, so operations always hear of it."""
+        give_ups, self._give_ups = self._give_ups, []
+        outcomes, self._outcomes = self._outcomes, []
+        if give_ups:
+            acks = await asyncio.gather(
+                *(self._report(g) for g in give_ups), return_exceptions=True
+            )
+            for give_up, ack in zip(give_ups, acks, strict=True):
+                message = give_up.message
+                if isinstance(ack, BaseException):
+                    log.error(
+                        "could not report a failed message; will retry",
+                        extra={"message_id": message["_id"], "error": repr(ack)},
+                    )
+                    continue
+                outcomes.append(
+                    (
+                        message,
+                        {
+                            "status": "failed",
+                            "attempts": message["attempts"],
+                            "last_error": give_up.error,
+                            "failed_at": datetime.now(UTC),
+                        },
+                    )
+                )
+                self.counts["failed"] += 1
+                log.error(
+                    "message failed", extra={"message_id": message["_id"], "error": give_up.error}
+                )
+        await self.store.record(outcomes)
+
+    async def _report(self, give_up: _GiveUp) -> None:
+        message = give_up.message
         await self.producer.send_and_wait(
             self.settings.topic(dlq_topic(message["topic"])),
             value=message["event_json"].encode(),
             key=message["_id"].encode(),
             headers=[
-                ("dlq-error", error.encode()),
+                ("dlq-error", give_up.error.encode()),
                 ("dlq-consumer", CONSUMER.encode()),
                 ("dlq-attempts", str(message["attempts"]).encode()),
                 ("dlq-recipient", message["recipient_id"].encode()),
                 ("dlq-template", message["template"].encode()),
             ],
         )
-        await self.store.update(
-            message["_id"],
-            {"status": "failed", "last_error": error, "failed_at": datetime.now(UTC)},
-        )
-        self.counts["failed"] += 1
-        log.error("message failed", extra={"message_id": message["_id"], "error": error})
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]

@@ -7,6 +7,7 @@ from typing import Any
 
 from services.notifications.domain import plan
 from services.notifications.store import NotificationsStore
+from shared.after_commit import after_commit
 from shared.events import (
     ApplicationSubmitted,
     CloudEvent,
@@ -37,7 +38,7 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
     def planner(topic: str) -> Any:
         async def handle(event: CloudEvent[Any], session: Session) -> None:
             if await store.plan_messages(session, event, topic, plan(event)):
-                wake()
+                after_commit(session, wake)  # before it, the sender would find nothing
 
         return handle
 
@@ -57,6 +58,6 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
             await store.erase(session, party_id)
         else:
             await store.upsert_contact(session, record)
-            wake()  # messages waiting for this address can go now
+            after_commit(session, wake)  # messages waiting for this address can go now
 
     runtime.consumes_contacts(contact)

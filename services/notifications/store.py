@@ -3,12 +3,15 @@ position facts, erasure markers, and the message log keyed by (event id, recipie
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.notifications.compose import Facts
 from services.notifications.domain import Planned
 from shared.documents import utcnow
 from shared.events import CloudEvent, ContactRecord
@@ -30,6 +33,7 @@ class NotificationsStore:
         self.messages = db["messages"]
 
     async def ensure_indexes(self) -> None:
+        # The claim's index: equality on status, range on next_attempt_at (see claim_due).
         await self.messages.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self.messages.create_index([("cohort_id", ASCENDING), ("status", ASCENDING)])
         await self.messages.create_index("recipient_id")
@@ -104,18 +108,99 @@ class NotificationsStore:
             session=session,
         )
 
-    async def claim_due(self, lease_until: datetime) -> Doc | None:
-        """Take the next due message. Its lease makes a crashed sender's message due again."""
-        return await self.messages.find_one_and_update(
-            {"status": {"$in": ["pending", "sending"]}, "next_attempt_at": {"$lte": utcnow()}},
-            {"$set": {"status": "sending", "next_attempt_at": lease_until}},
-            sort=[("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
+    async def claim_due(self, lease_until: datetime, *, limit: int = 1) -> list[Doc]:
+        """Take up to `limit` due messages: pending ones whose time has come, and "sending"
+        ones whose lease ran out (their sender crashed). Each claim has its own lease id;
+        only that claim's outcome is recorded (`record`), so a slow sender whose lease was
+        taken over cannot overwrite the new holder's result.
+
+        Both queries are an equality on `status` and a range on `next_attempt_at`, served
+        by the (status, next_attempt_at) index: they read only open messages, however many
+        sent ones the log holds.
+        """
+        now = utcnow()
+        ids: list[str] = []
+        for status in ("pending", "sending"):
+            if len(ids) < limit:
+                found = self.messages.find(
+                    {"status": status, "next_attempt_at": {"$lte": now}}, {"_id": 1}
+                )
+                found = found.sort("next_attempt_at", ASCENDING).limit(limit - len(ids))
+                ids += [d["_id"] for d in await found.to_list()]
+        if not ids:
+            return []
+        lease_id = uuid.uuid4().hex
+        # `_id` first: the server looks the ids up instead of scanning.
+        await self.messages.update_many(
+            {
+                "_id": {"$in": ids},
+                "status": {"$in": ["pending", "sending"]},
+                "next_attempt_at": {"$lte": now},
+            },
+            {"$set": {"status": "sending", "next_attempt_at": lease_until, "lease_id": lease_id}},
+        )
+        # Another sender may have claimed some of them between the find and the update.
+        claimed = await self.messages.find({"_id": {"$in": ids}, "lease_id": lease_id}).to_list()
+        order = {message_id: i for i, message_id in enumerate(ids)}
+        return sorted(claimed, key=lambda d: order[d["_id"]])
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest open message falls due (a retry, a lease that runs out, a
+        message planned for later), so an idle sender can sleep until then."""
+        earliest: datetime | None = None
+        for status in ("pending", "sending"):
+            first = await self.messages.find_one(
+                {"status": status}, {"next_attempt_at": 1}, sort=[("next_attempt_at", ASCENDING)]
+            )
+            if first is not None and (earliest is None or first["next_attempt_at"] < earliest):
+                earliest = first["next_attempt_at"]
+        return earliest
+
+    async def facts_for(self, messages: list[Doc]) -> Facts:
+        """Contacts, erasures and position facts for a batch of messages, in three queries."""
+        parties = sorted(
+            {m["recipient_id"] for m in messages}
+            | {m["data"]["student_id"] for m in messages if "student_id" in m["data"]}
+        )
+        positions = sorted(
+            {m["data"]["position_id"] for m in messages if "position_id" in m["data"]}
+        )
+        contacts, erased, facts = await asyncio.gather(
+            self.contacts.find({"_id": {"$in": parties}}).to_list(),
+            self.erasures.find({"_id": {"$in": parties}}, {"_id": 1}).to_list(),
+            self.positions.find({"_id": {"$in": positions}}).to_list(),
+        )
+        return Facts(
+            contacts={c["_id"]: c for c in contacts},
+            erased={e["_id"] for e in erased},
+            positions={p["_id"]: p for p in facts},
         )
 
-    async def update(self, message_id: str, fields: Doc, *, only_if_sending: bool = True) -> bool:
-        query: Doc = {"_id": message_id}
-        if only_if_sending:
-            query["status"] = "sending"  # an erasure meanwhile wins
-        result = await self.messages.update_one(query, {"$set": fields})
-        return result.modified_count == 1
+    async def record(self, outcomes: list[tuple[Doc, Doc]]) -> int:
+        """Write the outcome of each claimed message (the fields to set) in one bulk write,
+        only where the claim still holds: an erasure meanwhile ("suppressed") or another
+        sender's later claim wins. The rendered text (`to`, `subject`, `body`) is not kept
+        when an erasure has marked the message meanwhile. Returns how many were written."""
+        if not outcomes:
+            return 0
+        ops = [
+            UpdateOne(
+                {"_id": message["_id"], "status": "sending", "lease_id": message["lease_id"]},
+                [{"$set": {k: _unless_erased(k, v) for k, v in fields.items()}}],
+            )
+            for message, fields in outcomes
+        ]
+        result = await self.messages.bulk_write(ops, ordered=False)
+        return result.modified_count
+
+
+PERSONAL = frozenset({"to", "subject", "body"})
+
+
+def _unless_erased(name: str, value: Any) -> Any:
+    """An update-pipeline value: literal (a "$" in a subject is text, not a field path), and
+    for personal fields None once the message is marked erased."""
+    literal = {"$literal": value}
+    if name in PERSONAL:
+        return {"$cond": [{"$eq": ["$erased", True]}, None, literal]}
+    return literal

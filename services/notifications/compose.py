@@ -1,0 +1,86 @@
+"""Deciding whether a planned message is still wanted, and composing its e-mail (pure).
+
+The facts both need (contacts, erasures, position facts) are read for a whole batch of
+messages at once by `NotificationsStore.facts_for`, so a batch costs a few queries instead
+of a few per message. To add a rule, extend `unwanted_reason`; to give templates more facts,
+add them to `Facts` (and to `facts_for`) and to `compose`'s context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+from typing import Any
+
+from services.notifications.domain import language_of
+from services.notifications.rendering import Renderer, build_context
+
+Doc = dict[str, Any]
+
+
+class TransientDeliveryError(Exception):
+    """Not deliverable yet (e.g. the contact has not arrived); try again later."""
+
+
+@dataclass
+class Facts:
+    """What composing a batch of messages may need, keyed by id."""
+
+    contacts: dict[str, Doc] = field(default_factory=dict)  # incl. "coordinator"
+    erased: set[str] = field(default_factory=set)
+    positions: dict[str, Doc] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Composed:
+    email: EmailMessage
+    language: str  # the language the text was rendered in
+
+
+def unwanted_reason(message: Doc, facts: Facts) -> str | None:
+    """Why `message` must not be sent any more; None when it should go out."""
+    if message["recipient_id"] in facts.erased:
+        return "recipient erased"
+    return None
+
+
+def message_header_id(message_id: str) -> str:
+    """Stable per (event, recipient): a resend after a crash is recognisably the same mail."""
+    digest = hashlib.sha256(message_id.encode()).hexdigest()[:32]
+    return f"<{digest}@kitakyushu-internships>"
+
+
+def compose(message: Doc, facts: Facts, renderer: Renderer, *, sender: str) -> Composed:
+    """The e-mail for one message. Raises TransientDeliveryError while facts are missing."""
+    recipient_id = message["recipient_id"]
+    contact = facts.contacts.get(recipient_id)
+    if contact is None:
+        raise TransientDeliveryError(f"no contact yet for {recipient_id}")
+    data = message["data"]
+    position = None
+    if "position_id" in data:
+        position = facts.positions.get(data["position_id"])
+        if position is None:
+            raise TransientDeliveryError(f"no facts yet for position {data['position_id']}")
+    student_name = None
+    if "student_id" in data and recipient_id != data["student_id"]:
+        student = facts.contacts.get(data["student_id"])
+        student_name = student["name"] if student else None
+    language = language_of(contact.get("preferred_language"))
+    context = build_context(
+        data, language, recipient_name=contact["name"], student_name=student_name, position=position
+    )
+    subject, body, used = renderer.render(message["template"], language, context)
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = formataddr((contact["name"], contact["email"]))
+    email["Subject"] = subject
+    email["Date"] = formatdate(localtime=False)
+    email["Message-ID"] = message_header_id(message["_id"])
+    email["X-Event-Id"] = message["event_id"]
+    email["X-Template"] = message["template"]
+    email.set_content(body)
+    email["Content-Language"] = used.value  # after set_content, which resets Content-*
+    return Composed(email, used.value)
