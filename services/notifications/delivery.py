@@ -80,6 +80,7 @@ class Deliverer:
         self.settings = settings
         self._wake = asyncio.Event()
         self.counts = {"sent": 0, "retried": 0, "failed": 0, "suppressed": 0}
+        self.passes = 0  # completed passes of `run`, for readiness and tests
         # Outcomes of the batch in hand, written together by `_flush`; one pass at a time.
         self._outcomes: list[tuple[Doc, Doc]] = []
         self._give_ups: list[_GiveUp] = []
@@ -100,6 +101,7 @@ class Deliverer:
                     raise
                 except Exception:
                     log.exception("delivery pass failed")
+                self.passes += 1
                 timeout = self.policy.poll_seconds
                 if next_due is not None:
                     until_due = (next_due - datetime.now(UTC)).total_seconds()

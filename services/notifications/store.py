@@ -114,24 +114,34 @@ class NotificationsStore:
         only that claim's outcome is recorded (`record`), so a slow sender whose lease was
         taken over cannot overwrite the new holder's result.
 
-        Both queries are an equality on `status` and a range on `next_attempt_at`, served
-        by the (status, next_attempt_at) index: they read only open messages, however many
+        The queries are an equality on `status` and a range on `next_attempt_at`, served by
+        the (status, next_attempt_at) index: they read only open messages, however many
         sent ones the log holds.
         """
-        now = utcnow()
-        ids: list[str] = []
-        for status in ("pending", "sending"):
-            if len(ids) < limit:
-                found = self.messages.find(
-                    {"status": status, "next_attempt_at": {"$lte": now}}, {"_id": 1}
-                )
-                found = found.sort("next_attempt_at", ASCENDING).limit(limit - len(ids))
-                ids += [d["_id"] for d in await found.to_list()]
-        if not ids:
-            return []
+        claimed: list[Doc] = []
+        for _ in range(3):  # another sender took some of the candidates: look again
+            now = utcnow()
+            want = limit - len(claimed)
+            ids: list[str] = []
+            for status in ("pending", "sending"):
+                if len(ids) < want:
+                    found = self.messages.find(
+                        {"status": status, "next_attempt_at": {"$lte": now}}, {"_id": 1}
+                    )
+                    found = found.sort("next_attempt_at", ASCENDING).limit(want - len(ids))
+                    ids += [d["_id"] for d in await found.to_list()]
+            if not ids:
+                break
+            taken = await self._claim(ids, now, lease_until)
+            claimed += taken
+            if len(taken) == len(ids) or len(claimed) >= limit:
+                break
+        return claimed
+
+    async def _claim(self, ids: list[str], now: datetime, lease_until: datetime) -> list[Doc]:
         lease_id = uuid.uuid4().hex
         # `_id` first: the server looks the ids up instead of scanning.
-        await self.messages.update_many(
+        result = await self.messages.update_many(
             {
                 "_id": {"$in": ids},
                 "status": {"$in": ["pending", "sending"]},
@@ -139,7 +149,8 @@ class NotificationsStore:
             },
             {"$set": {"status": "sending", "next_attempt_at": lease_until, "lease_id": lease_id}},
         )
-        # Another sender may have claimed some of them between the find and the update.
+        if not result.modified_count:
+            return []
         claimed = await self.messages.find({"_id": {"$in": ids}, "lease_id": lease_id}).to_list()
         order = {message_id: i for i, message_id in enumerate(ids)}
         return sorted(claimed, key=lambda d: order[d["_id"]])

@@ -1,0 +1,126 @@
+"""Composing a message from batch facts, the "still wanted" rule, and the mailer's pure
+parts (rate spacing, permanent refusals), without servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiosmtplib
+import pytest
+
+from services.notifications.compose import (
+    Facts,
+    TransientDeliveryError,
+    compose,
+    message_header_id,
+    unwanted_reason,
+)
+from services.notifications.rendering import Renderer
+from services.notifications.smtp_pool import RateLimit, is_permanent
+
+POSITION = {
+    "title": "Wafer inspection software",
+    "location": "Kitakyushu Science and Research Park",
+    "company_name_ja": "響灘半導体株式会社",
+    "company_name_en": "Hibikinada Semiconductor Co., Ltd.",
+    "sector": "semiconductor",
+    "start_date": "2027-07-01",
+    "end_date": "2027-08-31",
+}
+
+
+def proposal_to_company() -> dict[str, Any]:
+    return {
+        "_id": "evt-1:co-1",
+        "event_id": "evt-1",
+        "recipient_id": "co-1",
+        "template": "match_proposed.company",
+        "attempts": 0,
+        "data": {
+            "proposal_id": "prop-1",
+            "round_id": "round-1",
+            "cohort_id": "2027-summer",
+            "student_id": "stu-1",
+            "position_id": "pos-1",
+            "company_id": "co-1",
+            "student_rank": 1,
+            "respond_by": "2027-05-14T14:59:00+00:00",
+            "residence_status": "designated_activities",
+        },
+    }
+
+
+def facts() -> Facts:
+    return Facts(
+        contacts={
+            "co-1": {"name": "山田 花子", "email": "hr@co.example", "preferred_language": "ja"},
+            "stu-1": {"name": "林怡君", "email": "yj@example.tw", "preferred_language": "zh-TW"},
+        },
+        positions={"pos-1": POSITION},
+    )
+
+
+def test_a_message_is_composed_from_the_batch_facts() -> None:
+    composed = compose(proposal_to_company(), facts(), Renderer(), sender="City <c@x.example>")
+    email = composed.email
+    assert composed.language == "ja"
+    assert str(email["To"]) == "山田 花子 <hr@co.example>"
+    assert email["Message-ID"] == message_header_id("evt-1:co-1")
+    assert email["X-Template"] == "match_proposed.company"
+    assert "林怡君" in email.get_content()  # the student's name, from the same facts
+
+
+def test_the_message_id_is_stable_per_event_and_recipient() -> None:
+    assert message_header_id("evt-1:co-1") == message_header_id("evt-1:co-1")
+    assert message_header_id("evt-1:co-1") != message_header_id("evt-1:stu-1")
+
+
+@pytest.mark.parametrize("missing", ["contact", "position"])
+def test_missing_facts_mean_later_not_never(missing: str) -> None:
+    known = facts()
+    if missing == "contact":
+        del known.contacts["co-1"]
+    else:
+        known.positions.clear()
+    with pytest.raises(TransientDeliveryError, match=missing):
+        compose(proposal_to_company(), known, Renderer(), sender="c@x.example")
+
+
+def test_a_message_to_an_erased_party_is_no_longer_wanted() -> None:
+    known = facts()
+    assert unwanted_reason(proposal_to_company(), known) is None
+    known.erased.add("co-1")
+    assert unwanted_reason(proposal_to_company(), known) == "recipient erased"
+
+
+async def test_the_rate_limit_spaces_starts_evenly() -> None:
+    limit = RateLimit(per_second=50)
+    starts: list[float] = []
+
+    async def one() -> None:
+        await limit.wait()
+        starts.append(time.monotonic())
+
+    began = time.monotonic()
+    await asyncio.gather(*(one() for _ in range(10)))
+    # Slots are reserved 1/50 s apart from the first: the tenth cannot start before 9/50 s.
+    assert starts[-1] - began >= 9 / 50
+
+
+def test_no_rate_limit_means_no_wait() -> None:
+    waiting = RateLimit(per_second=None).wait()
+    with pytest.raises(StopIteration):  # finishes without ever suspending
+        waiting.send(None)
+
+
+def test_only_a_refusal_of_every_recipient_for_good_is_permanent() -> None:
+    refused = aiosmtplib.SMTPRecipientRefused(550, "no such user", "a@x.example")
+    busy = aiosmtplib.SMTPRecipientRefused(451, "try later", "a@x.example")
+    assert is_permanent(refused)
+    assert is_permanent(aiosmtplib.SMTPRecipientsRefused([refused]))
+    assert not is_permanent(aiosmtplib.SMTPRecipientsRefused([refused, busy]))
+    assert not is_permanent(busy)
+    assert not is_permanent(aiosmtplib.SMTPServerDisconnected("gone"))
+    assert not is_permanent(aiosmtplib.SMTPSenderRefused(550, "bad sender", "c@x.example"))
