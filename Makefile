@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench schemas token lock clean
+.PHONY: run test lint unit integration bench bench-pipeline schemas token lock clean
 
 $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ token: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet matching==1.4.3
 	$(PY) benchmarks/matching_bench.py
+
+# The event pipeline and e-mail delivery against raw baselines on the embedded stack
+# (starts its own servers on free ports; about 6 minutes). ARGS="--reps 1" for a quick look.
+bench-pipeline: $(STAMP)
+	$(PY) benchmarks/pipeline_bench.py $(ARGS)
 
 # Re-pin everything from requirements/*.in (run after changing them; review the diff).
 lock:

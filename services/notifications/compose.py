@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formataddr, formatdate
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
 
 from services.notifications.domain import language_of
@@ -35,8 +37,12 @@ class Facts:
 
 @dataclass(frozen=True)
 class Composed:
-    email: EmailMessage
+    email: Message
     language: str  # the language the text was rendered in
+    # The text as a reader sees it, for the message log.
+    to: str
+    subject: str
+    body: str
 
 
 def unwanted_reason(message: Doc, facts: Facts) -> str | None:
@@ -73,14 +79,24 @@ def compose(message: Doc, facts: Facts, renderer: Renderer, *, sender: str) -> C
         data, language, recipient_name=contact["name"], student_name=student_name, position=position
     )
     subject, body, used = renderer.render(message["template"], language, context)
-    email = EmailMessage()
-    email["From"] = sender
-    email["To"] = formataddr((contact["name"], contact["email"]))
-    email["Subject"] = subject
+    name = _one_line(contact["name"])
+    # The compat32 message API on purpose: the modern EmailMessage parses every header it
+    # is given and refolds it when sent, which made composing cost more CPU than sending.
+    # Non-ASCII names and subjects are encoded here instead (RFC 2047), the body as UTF-8.
+    email = MIMEText(body, "plain", "utf-8")
+    email["From"] = formataddr(parseaddr(sender), charset="utf-8")
+    email["To"] = formataddr((name, contact["email"]), charset="utf-8")
+    email["Subject"] = (
+        subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject").encode()
+    )
     email["Date"] = formatdate(localtime=False)
     email["Message-ID"] = message_header_id(message["_id"])
     email["X-Event-Id"] = message["event_id"]
     email["X-Template"] = message["template"]
-    email.set_content(body)
-    email["Content-Language"] = used.value  # after set_content, which resets Content-*
-    return Composed(email, used.value)
+    email["Content-Language"] = used.value
+    return Composed(email, used.value, f"{name} <{contact['email']}>", subject, body)
+
+
+def _one_line(text: str) -> str:
+    """No line breaks in a header: a name cannot add headers of its own."""
+    return " ".join(text.split())

@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 from services.notifications.compose import (
@@ -62,6 +62,14 @@ class _GiveUp:
     error: str
 
 
+@dataclass
+class _Outcomes:
+    """What became of one batch, written together by `_flush`."""
+
+    writes: list[tuple[Doc, Doc]] = field(default_factory=list)
+    give_ups: list[_GiveUp] = field(default_factory=list)
+
+
 class Deliverer:
     def __init__(
         self,
@@ -81,9 +89,7 @@ class Deliverer:
         self._wake = asyncio.Event()
         self.counts = {"sent": 0, "retried": 0, "failed": 0, "suppressed": 0}
         self.passes = 0  # completed passes of `run`, for readiness and tests
-        # Outcomes of the batch in hand, written together by `_flush`; one pass at a time.
-        self._outcomes: list[tuple[Doc, Doc]] = []
-        self._give_ups: list[_GiveUp] = []
+        self._batch = _Outcomes()  # of the batch being sent
         self._one_pass = asyncio.Lock()
 
     def wake(self) -> None:
@@ -113,22 +119,57 @@ class Deliverer:
             await self.mailer.close()
 
     async def deliver_due(self) -> int:
-        """Deliver everything due now, batch by batch; returns how many were handled."""
+        """Deliver everything due now, batch by batch; returns how many were handled.
+
+        While a batch is being sent, the next one is claimed and the previous one recorded:
+        the database's work overlaps the SMTP conversations instead of taking turns."""
         handled = 0
         async with self._one_pass:
-            while True:
-                lease = datetime.now(UTC) + timedelta(seconds=self.policy.lease_seconds)
-                batch = await self.store.claim_due(lease, limit=self.policy.batch_size)
-                if batch:
-                    await self._deliver_batch(batch)
-                    handled += len(batch)
-                if len(batch) < self.policy.batch_size:
-                    return handled
+            claiming: asyncio.Task[list[Doc]] | None = asyncio.create_task(self._claim())
+            recording: asyncio.Task[None] | None = None
+            try:
+                while claiming is not None:
+                    batch = await claiming
+                    claiming = None
+                    if len(batch) == self.policy.batch_size:  # more may be due
+                        claiming = asyncio.create_task(self._claim())
+                    if batch:
+                        outcomes = await self._deliver_batch(batch)
+                        handled += len(batch)
+                        if recording is not None:
+                            await recording
+                        recording = asyncio.create_task(self._flush(outcomes))
+                if recording is not None:
+                    await recording
+                    recording = None
+            finally:
+                await self._settle(claiming, recording)
+        return handled
 
-    async def _deliver_batch(self, messages: list[Doc]) -> None:
-        """Decide, compose and send claimed messages, then record every outcome at once."""
-        # What an interrupted batch left behind is not written: its leases run out instead.
-        self._outcomes, self._give_ups = [], []
+    async def _claim(self) -> list[Doc]:
+        lease = datetime.now(UTC) + timedelta(seconds=self.policy.lease_seconds)
+        return await self.store.claim_due(lease, limit=self.policy.batch_size)
+
+    async def _settle(
+        self, claiming: asyncio.Task[list[Doc]] | None, recording: asyncio.Task[None] | None
+    ) -> None:
+        """After an interrupted pass: the previous batch's outcomes are still written (those
+        mails went out), and a batch claimed ahead is handed back instead of waiting for its
+        lease to run out."""
+        if recording is not None:
+            await asyncio.wait({recording}, timeout=self.policy.lease_seconds / 4)
+            if recording.done() and not recording.cancelled() and recording.exception():
+                log.error("recording outcomes failed", exc_info=recording.exception())
+        if claiming is None:
+            return
+        if not claiming.done():
+            claiming.cancel()
+        with contextlib.suppress(BaseException):
+            await self.store.release(await claiming)
+
+    async def _deliver_batch(self, messages: list[Doc]) -> _Outcomes:
+        """Decide, compose and send claimed messages; returns their outcomes to record."""
+        self._batch = _Outcomes()
         facts = await self.store.facts_for(messages)
         facts.contacts[COORDINATOR] = {
             "name": self.policy.coordinator_name,
@@ -145,19 +186,25 @@ class Deliverer:
         errors = await asyncio.gather(*(self._send(c.email) for _, c in ready))
         for (message, composed), error in zip(ready, errors, strict=True):
             if error is None:
-                await self.record_sent(message, composed.email, {"language": composed.language})
+                meta = {
+                    "language": composed.language,
+                    "to": composed.to,
+                    "subject": composed.subject,
+                    "body": composed.body,
+                }
+                await self.record_sent(message, composed.email, meta)
             elif is_permanent(error):
                 self._fail(message, _describe(error), attempts=message["attempts"] + 1)
             else:
                 self._failed_attempt(message, error)
-        await self._flush()
+        return self._batch
 
     def _compose(self, message: Doc, facts: Facts) -> Composed | None:
         """The e-mail to send, or None when the message's outcome is already decided."""
         why = unwanted_reason(message, facts)
         if why is not None:
             self.counts["suppressed"] += 1
-            self._outcomes.append((message, {"status": "suppressed", "last_error": why}))
+            self._batch.writes.append((message, {"status": "suppressed", "last_error": why}))
             log.info("message suppressed", extra={"message_id": message["_id"], "why": why})
             return None
         try:
@@ -169,24 +216,25 @@ class Deliverer:
             self._failed_attempt(message, exc)
         return None
 
-    async def _send(self, email: EmailMessage) -> Exception | None:
+    async def _send(self, email: Message) -> Exception | None:
         try:
             await self.mailer.send(email)
         except Exception as exc:
             return exc
         return None
 
-    async def record_sent(self, message: Doc, email: EmailMessage, meta: dict[str, Any]) -> None:
-        """The SMTP server accepted `message`: mark it sent (in the batch's bulk write)."""
-        self._outcomes.append(
+    async def record_sent(self, message: Doc, email: Message, meta: dict[str, Any]) -> None:
+        """The SMTP server accepted `message`: mark it sent (in the batch's bulk write).
+        `meta` holds the language and the text as the reader sees it (to, subject, body)."""
+        self._batch.writes.append(
             (
                 message,
                 {
                     "status": "sent",
                     "sent_at": datetime.now(UTC),
-                    "to": email["To"],
-                    "subject": email["Subject"],
-                    "body": email.get_content(),
+                    "to": meta["to"],
+                    "subject": meta["subject"],
+                    "body": meta["body"],
                     "language": meta["language"],
                     "message_header_id": email["Message-ID"],
                     "last_error": None,
@@ -213,7 +261,7 @@ class Deliverer:
             return
         # Look again soon, then less often: facts usually arrive within a second.
         retry_in = max(0.5, min(waited, 30.0))
-        self._outcomes.append(
+        self._batch.writes.append(
             (
                 message,
                 {
@@ -241,7 +289,7 @@ class Deliverer:
                 "error": error,
             },
         )
-        self._outcomes.append(
+        self._batch.writes.append(
             (
                 message,
                 {
@@ -255,19 +303,18 @@ class Deliverer:
 
     def _fail(self, message: Doc, error: str, *, attempts: int) -> None:
         """Give up: reported on the event's DLQ, then marked failed (see `_flush`)."""
-        self._give_ups.append(_GiveUp({**message, "attempts": attempts}, error))
+        self._batch.give_ups.append(_GiveUp({**message, "attempts": attempts}, error))
 
-    async def _flush(self) -> None:
-        """Report give-ups on their DLQs, then write every outcome in one bulk write. A give-up
-        whose report Kafka did not acknowledge is not marked failed: its lease runs out and
-        it is tried (and reported) again, so operations always hear of it."""
-        give_ups, self._give_ups = self._give_ups, []
-        outcomes, self._outcomes = self._outcomes, []
-        if give_ups:
+    async def _flush(self, batch: _Outcomes) -> None:
+        """Report give-ups on their DLQs, then write every outcome at once. A give-up whose
+        report Kafka did not acknowledge is not marked failed: its lease runs out and it is
+        tried (and reported) again, so operations always hear of it."""
+        outcomes = list(batch.writes)
+        if batch.give_ups:
             acks = await asyncio.gather(
-                *(self._report(g) for g in give_ups), return_exceptions=True
+                *(self._report(g) for g in batch.give_ups), return_exceptions=True
             )
-            for give_up, ack in zip(give_ups, acks, strict=True):
+            for give_up, ack in zip(batch.give_ups, acks, strict=True):
                 message = give_up.message
                 if isinstance(ack, BaseException):
                     log.error(

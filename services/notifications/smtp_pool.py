@@ -18,7 +18,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 
@@ -108,7 +108,7 @@ class Mailer:
         self._reaper: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         """Send one message; returns once the server accepted it, raises otherwise."""
         async with self._slots:
             self.stats.in_flight += 1
@@ -119,7 +119,7 @@ class Mailer:
             finally:
                 self.stats.in_flight -= 1
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: Message) -> None:
         conn = self._take_idle()
         reused = conn is not None
         if conn is None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from email import message_from_bytes, policy
 from typing import Any
 
 import aiosmtplib
 import pytest
+from aiosmtplib.email import flatten_message
 
 from services.notifications.compose import (
     Facts,
@@ -64,12 +66,26 @@ def facts() -> Facts:
 
 def test_a_message_is_composed_from_the_batch_facts() -> None:
     composed = compose(proposal_to_company(), facts(), Renderer(), sender="City <c@x.example>")
-    email = composed.email
     assert composed.language == "ja"
-    assert str(email["To"]) == "山田 花子 <hr@co.example>"
-    assert email["Message-ID"] == message_header_id("evt-1:co-1")
-    assert email["X-Template"] == "match_proposed.company"
-    assert "林怡君" in email.get_content()  # the student's name, from the same facts
+    assert composed.to == "山田 花子 <hr@co.example>"
+    assert "林怡君" in composed.body  # the student's name, from the same facts
+    # What a mail client reads back from the wire.
+    wire = message_from_bytes(flatten_message(composed.email), policy=policy.default)
+    assert str(wire["To"]) == "山田 花子 <hr@co.example>"
+    assert str(wire["Subject"]) == composed.subject and "マッチング" in composed.subject
+    assert wire["Message-ID"] == message_header_id("evt-1:co-1")
+    assert wire["X-Template"] == "match_proposed.company"
+    assert wire["Content-Language"] == "ja"
+    assert wire.get_content() == composed.body
+
+
+def test_a_line_break_in_a_name_cannot_add_a_header() -> None:
+    known = facts()
+    known.contacts["co-1"]["name"] = "山田\r\nBcc: victim@example.com"
+    composed = compose(proposal_to_company(), known, Renderer(), sender="c@x.example")
+    wire = message_from_bytes(flatten_message(composed.email), policy=policy.default)
+    assert wire["Bcc"] is None
+    assert wire["To"].addresses[0].addr_spec == "hr@co.example"
 
 
 def test_the_message_id_is_stable_per_event_and_recipient() -> None:
