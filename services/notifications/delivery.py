@@ -5,11 +5,13 @@ between leaves it "sending" with a lease; when the lease runs out it is sent aga
 crash can duplicate an e-mail (with the same Message-ID, which mail clients collapse) but
 never lose one. The opposite choice (mark, then send) could lose messages silently.
 
-One pass: claim a batch of due messages (one indexed query, one update), read the facts they
-need (three queries), decide and compose each (no I/O), send them concurrently over the
-mailer's pool of SMTP connections, then record every outcome in one bulk write. The sender
-sleeps until it is woken (a message was planned, a contact arrived, a retry was asked for)
-or until the earliest open message falls due; `poll_seconds` is only a safety net.
+A pass works in batches: claim due messages (one snapshot transaction on an index that
+touches only open messages), read the facts they need (three queries), decide and compose
+each (no I/O), send them concurrently over the mailer's pool of SMTP connections, and record
+every outcome in one transaction. The next batch is claimed and the previous one recorded
+while a batch is being sent. The sender sleeps until it is woken (a message was planned, a
+contact arrived, a retry was asked for) or until the earliest open message falls due;
+`poll_seconds` is only a safety net.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class Deliverer:
         self.settings = settings
         self._wake = asyncio.Event()
         self.counts = {"sent": 0, "retried": 0, "failed": 0, "suppressed": 0}
-        self.passes = 0  # completed passes of `run`, for readiness and tests
+        self.passes = 0  # completed passes of `run` (diagnostics, tests)
         self._batch = _Outcomes()  # of the batch being sent
         self._one_pass = asyncio.Lock()
 
