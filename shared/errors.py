@@ -12,11 +12,20 @@ from fastapi.responses import JSONResponse
 class DomainError(Exception):
     """A rule was broken by the request. Carries the HTTP status, the field and the reason."""
 
-    def __init__(self, reason: str, *, field: str | None = None, status_code: int = 422) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        field: str | None = None,
+        status_code: int = 422,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.field = field
         self.status_code = status_code
+        # More facts for the client, e.g. a 409's current state and allowed next states.
+        self.extra = extra or {}
 
 
 def not_found(what: str, ident: str) -> DomainError:
@@ -27,8 +36,10 @@ def forbidden(reason: str) -> DomainError:
     return DomainError(reason, status_code=status.HTTP_403_FORBIDDEN)
 
 
-def conflict(reason: str, field: str | None = None) -> DomainError:
-    return DomainError(reason, field=field, status_code=status.HTTP_409_CONFLICT)
+def conflict(
+    reason: str, field: str | None = None, extra: dict[str, Any] | None = None
+) -> DomainError:
+    return DomainError(reason, field=field, status_code=status.HTTP_409_CONFLICT, extra=extra)
 
 
 def _body(errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -40,7 +51,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse(
             status_code=exc.status_code,
-            content=_body([{"field": exc.field, "reason": exc.reason}]),
+            content=_body([{"field": exc.field, "reason": exc.reason, **exc.extra}]),
         )
 
     @app.exception_handler(RequestValidationError)

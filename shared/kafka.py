@@ -1,64 +1,170 @@
-"""Kafka helpers: topic creation, the idempotent producer, and the DLQ naming."""
+"""Kafka helpers: topics and their configuration, the recovering idempotent producer, the
+idle-fetch pause, and the DLQ naming."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 
 log = logging.getLogger(__name__)
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+JSON_CONTENT_TYPE = "application/json"
+DAY_MS = 24 * 3600 * 1000
+
+# The producer's own state (producer id, epoch, sequence numbers) no longer matches the
+# broker's: after a broker restart that forgot it, or when another producer fenced this one.
+# aiokafka does not recover from these by itself; a new producer does.
+PRODUCER_STATE_ERRORS: tuple[type[BaseException], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+    ProducerClosed,
+)
 
 
 def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """True for errors that say Kafka is unreachable or busy (bad weather)."""
+    return isinstance(exc, KafkaError | TimeoutError | ConnectionError | OSError)
+
+
+@dataclass(frozen=True)
+class TopicPolicy:
+    """How the topics are configured: what the code wants, not what the broker defaults to
+    (Apache Kafka deletes after 7 days by default, which would break replay from offset 0)."""
+
+    partitions: int = 3
+    replication: int = 1
+    # Event topics and their DLQs keep everything: every consumer may replay from offset 0.
+    retention_ms: int = -1
+    # Compacted topics (contacts): a superseded or erased record is compacted away within
+    # max_compaction_lag_ms, and a tombstone itself is dropped delete_retention_ms later.
+    max_compaction_lag_ms: int = DAY_MS // 2
+    delete_retention_ms: int = DAY_MS // 2
+
+    def configs(self, compacted: bool) -> dict[str, str]:
+        if compacted:
+            return {
+                "cleanup.policy": "compact",
+                "max.compaction.lag.ms": str(self.max_compaction_lag_ms),
+                "delete.retention.ms": str(self.delete_retention_ms),
+            }
+        return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+
+
+@dataclass
+class TopicReport:
+    created: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+
 async def ensure_topics(
     bootstrap: str,
-    topics: list[str],
+    topics: Iterable[str],
     *,
     partitions: int,
     replication: int,
     compacted: frozenset[str] = frozenset(),
-) -> None:
-    """Create missing topics (and their DLQs); existing ones are left as they are."""
+    policy: TopicPolicy | None = None,
+) -> TopicReport:
+    """Create missing topics (and their DLQs) with the configuration the code owns; report
+    existing topics whose configuration differs (they are not altered: that is an operator's
+    decision, e.g. `kafka-configs.sh --alter`)."""
+    policy = policy or TopicPolicy(partitions=partitions, replication=replication)
+    wanted: dict[str, tuple[int, dict[str, str]]] = {}
+    for topic in topics:
+        is_compacted = topic in compacted
+        # The contacts topic is keyed by party; one partition keeps it simple to compact.
+        wanted[topic] = (1 if is_compacted else partitions, policy.configs(is_compacted))
+        # A DLQ keeps everything, also for a compacted topic: each entry is evidence.
+        wanted.setdefault(dlq_topic(topic), (partitions, policy.configs(False)))
+    report = TopicReport()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted: list[NewTopic] = []
-        for topic in topics:
-            for name in (topic, dlq_topic(topic)):
-                if name in existing or any(t.name == name for t in wanted):
-                    continue
-                configs = {"cleanup.policy": "compact"} if name in compacted else {}
-                # The contacts topic is keyed by party; one partition keeps it simple to compact.
-                count = 1 if name in compacted else partitions
-                wanted.append(NewTopic(name, count, replication, topic_configs=configs))
-        if wanted:
+        new = [
+            NewTopic(name, count, replication, topic_configs=configs)
+            for name, (count, configs) in wanted.items()
+            if name not in existing
+        ]
+        if new:
             # Errors per topic (e.g. another service created it first) come back in the
             # response rather than raised; "already exists" is what we wanted anyway.
-            response = await admin.create_topics(wanted)
+            response = await admin.create_topics(new)
             for topic, code, message in response.topic_errors:
                 if code not in (0, TopicAlreadyExistsError.errno):
                     raise RuntimeError(f"could not create topic {topic}: {message}")
-            log.info("topics created", extra={"topics": [t.name for t in wanted]})
+            report.created = [t.name for t in new]
+            log.info("topics created", extra={"topics": report.created})
+        report.mismatches = await _config_mismatches(
+            admin, {n: wanted[n][1] for n in wanted if n in existing}
+        )
     finally:
         await admin.close()
+    for line in report.mismatches:
+        log.warning("topic configuration differs from what the code wants: " + line)
+    return report
+
+
+async def _config_mismatches(
+    admin: AIOKafkaAdminClient, wanted: dict[str, dict[str, str]]
+) -> list[str]:
+    if not wanted:
+        return []
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
+    found: dict[str, dict[str, str]] = {}
+    try:
+        for response in await admin.describe_configs(resources):
+            for _code, _message, _type, name, entries in response.resources:
+                found[name] = {entry[0]: entry[1] for entry in entries}
+    except KafkaError as exc:
+        return [f"could not read topic configurations: {exc!r}"]
+    lines = []
+    for name, configs in sorted(wanted.items()):
+        actual = found.get(name, {})
+        for key, value in configs.items():
+            if actual.get(key) != value:
+                lines.append(
+                    f"{name}: {key}={actual.get(key)} on the broker, the code wants {value}"
+                )
+    return lines
 
 
 class IdempotentProducer:
     """An aiokafka producer with idempotence on, created when started (aiokafka needs the
-    running event loop at construction)."""
+    running event loop at construction), and recreated when its producer state is lost."""
 
     def __init__(self, bootstrap: str, client_id: str) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
         self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+        self.recreated = 0
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -66,13 +172,25 @@ class IdempotentProducer:
             client_id=self.client_id,
             enable_idempotence=True,  # implies acks=all; no duplicates from producer retries
             linger_ms=5,
+            request_timeout_ms=15_000,
         )
         await self._producer.start()
 
     async def stop(self) -> None:
         if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+            producer, self._producer = self._producer, None
+            try:
+                await asyncio.wait_for(producer.stop(), timeout=10)
+            except Exception as exc:  # a broken producer may not stop cleanly
+                log.warning("producer did not stop cleanly", extra={"error": repr(exc)})
+
+    async def recreate(self, reason: BaseException | str) -> None:
+        """Replace the producer with a new one (new producer id, sequences from zero)."""
+        async with self._lock:
+            log.warning("recreating the Kafka producer", extra={"reason": repr(reason)[:300]})
+            await self.stop()
+            await self.start()
+            self.recreated += 1
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -85,4 +203,37 @@ class IdempotentProducer:
         return await self.producer.send(topic, **kwargs)
 
     async def send_and_wait(self, topic: str, **kwargs: Any) -> Any:
-        return await self.producer.send_and_wait(topic, **kwargs)
+        try:
+            return await self.producer.send_and_wait(topic, **kwargs)
+        except PRODUCER_STATE_ERRORS as exc:
+            await self.recreate(exc)
+            raise
+
+
+def hold_empty_fetches(consumer: AIOKafkaConsumer, seconds: float) -> None:
+    """Make an idle consumer wait `seconds` after a fetch that came back empty early.
+
+    Apache Kafka holds an empty fetch for `fetch_max_wait_ms`; a broker that answers at once
+    (the embedded noida-db does, in ~0.4 ms) turns every idle consumer into a busy loop of
+    ~1,000 fetches/s (20 % of a core each, measured). aiokafka has no setting for a client-side
+    pause, so this wraps its fetch step (aiokafka 0.14, pinned): a node with a fetch in
+    flight gets no new fetch, so the pause spaces fetches out. A fetch that took at least
+    half of `fetch_max_wait_ms` (a broker that holds fetches) is not paused.
+    """
+    if seconds <= 0:
+        return
+    fetcher = consumer._fetcher
+    original = fetcher._proc_fetch_request
+    held_ms = consumer._fetch_max_wait_ms / 2
+
+    async def fetch_then_pause(assignment: Any, node_id: int, request: Any) -> bool:
+        started = time.monotonic()
+        has_data: bool = await original(assignment, node_id, request)
+        if not has_data and (time.monotonic() - started) * 1000 < held_ms:
+            try:
+                await asyncio.sleep(seconds)
+            except asyncio.CancelledError:
+                return False  # the assignment changed or the consumer stops
+        return has_data
+
+    fetcher._proc_fetch_request = fetch_then_pause

@@ -1,5 +1,10 @@
-"""The wiring every service shares: MongoDB client, Kafka broker and producer, outbox relay,
-idempotent consumer, periodic jobs, and the HTTP app with health, readiness and AsyncAPI."""
+"""The wiring every service shares: MongoDB client, Kafka producer, outbox relay, idempotent
+consumer, periodic jobs, and the HTTP app with health, readiness and AsyncAPI.
+
+`self.broker` is a FastStream broker that is never started: it only describes the service's
+channels (what it publishes and what it consumes, each with its payload model) for the
+AsyncAPI document. Consuming is done by `shared.consumer.IdempotentConsumer` (see there why).
+"""
 
 from __future__ import annotations
 
@@ -17,15 +22,22 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from swagger_ui_bundle import swagger_ui_path
 
-from shared.consumer import IdempotentConsumer
+from shared.consumer import BatchHandler, ContactHandler, EventHandler, IdempotentConsumer
 from shared.errors import install_error_handlers
-from shared.events.catalog import EventData
+from shared.events.catalog import CATALOG, EventData
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
 from shared.events.envelope import CloudEvent
-from shared.kafka import IdempotentProducer, ensure_topics
+from shared.kafka import (
+    IdempotentProducer,
+    TopicPolicy,
+    TopicReport,
+    ensure_topics,
+    is_unavailable,
+)
 from shared.mongo import connect, ping
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import CommonSettings
+from shared.weather import KAFKA
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +58,11 @@ class ServiceRuntime:
         self.settings = settings
         self.client = connect(settings.mongodb_uri)
         self.db = self.client[database]
+        # Never started: it documents the channels (see the module docstring).
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=name,
-            # Through our handlers (JSON lines), not FastStream's own coloured stdout handler.
             logger=logging.getLogger(f"faststream.{name}"),
-            # Our consumer logs one structured line per event; FastStream's own lines go to DEBUG.
             log_level=logging.DEBUG,
         )
         self.producer = IdempotentProducer(settings.kafka_bootstrap_servers, client_id=name)
@@ -61,16 +72,21 @@ class ServiceRuntime:
             topic_name=settings.topic,
             poll_seconds=settings.outbox_poll_seconds,
             batch_size=settings.outbox_batch_size,
+            lease_seconds=settings.outbox_lease_seconds,
+            verify_after_seconds=settings.outbox_verify_after_seconds,
+            stuck_seconds=settings.outbox_stuck_seconds,
+            ensure_topics=self.ensure_topics,
         )
         self.outbox = Outbox(self.db, source=f"/services/{name}", on_added=self.relay.wake)
         self.consumer = IdempotentConsumer(
             name=name,
-            broker=self.broker,
             client=self.client,
             db=self.db,
             producer=self.producer,
             settings=settings,
         )
+        self.topic_mismatches: list[str] = []
+        self.kafka_started = False
         self.topics: list[str] = [m.event_name for m in publishes]
         self.compacted: set[str] = set()
         self._setups: list[Callable[[], Awaitable[Any]]] = []
@@ -99,14 +115,53 @@ class ServiceRuntime:
             self.topics.append(CONTACTS_TOPIC)
         self.compacted.add(CONTACTS_TOPIC)
 
-    def consumes(self, topic: str, handler: Any) -> None:
+    def consumes(self, topic: str, handler: EventHandler) -> None:
+        """Apply every event of `topic` with `handler(event, session)`, effectively once."""
         if topic not in self.topics:
             self.topics.append(topic)
         self.consumer.subscribe(topic, handler)
+        model = CATALOG[topic]
+        self._document_subscriber(
+            topic,
+            CloudEvent[model],  # type: ignore[valid-type]
+            (handler.__doc__ or f"{self.name} applies {topic}").strip(),
+        )
 
-    def consumes_contacts(self, handler: Any) -> None:
+    def consumes_batch(self, topic: str, handler: BatchHandler) -> None:
+        """Like `consumes`, but `handler(events, session)` gets all new events of one poll
+        for one partition at once (in order), e.g. to write them with one bulk_write."""
+        if topic not in self.topics:
+            self.topics.append(topic)
+        self.consumer.subscribe_batch(topic, handler)
+        model = CATALOG[topic]
+        self._document_subscriber(
+            topic,
+            CloudEvent[model],  # type: ignore[valid-type]
+            (handler.__doc__ or f"{self.name} applies {topic}").strip(),
+        )
+
+    def consumes_contacts(self, handler: ContactHandler) -> None:
+        """Keep a private copy of contacts: `handler(party_id, record or None, session)`."""
         self._declare_contacts()
         self.consumer.subscribe_contacts(handler)
+        self._document_subscriber(
+            CONTACTS_TOPIC, ContactRecord, f"{self.name} keeps its private contacts copy"
+        )
+
+    def _document_subscriber(self, topic: str, payload: Any, description: str) -> None:
+        """Declare a consumed channel with its payload model on the AsyncAPI broker."""
+
+        async def document(message: Any) -> None:  # never called: the broker never starts
+            raise AssertionError("documentation only")
+
+        document.__name__ = f"{self.name}_{topic}".replace("-", "_").replace(".", "_")
+        document.__annotations__ = {"message": payload, "return": None}
+        self.broker.subscriber(
+            self.settings.topic(topic),
+            group_id=self.consumer.group_id,
+            title=f"{self.name}:{topic}",
+            description=description,
+        )(document)
 
     def on_start(self, setup: Callable[[], Awaitable[Any]]) -> None:
         """Register an async setup step (indexes, seed data) run before consuming starts."""
@@ -125,16 +180,17 @@ class ServiceRuntime:
         await self.consumer.ensure_indexes()
         for setup in self._setups:
             await setup()
-        await ensure_topics(
-            self.settings.kafka_bootstrap_servers,
-            [self.settings.topic(t) for t in self.topics],
-            partitions=self.settings.kafka_topic_partitions,
-            replication=self.settings.kafka_replication_factor,
-            compacted=frozenset(self.settings.topic(t) for t in self.compacted),
-        )
-        await self.producer.start()
-        await self.broker.start()
-        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox"))
+        try:
+            await self._start_kafka_side()
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            # The HTTP side works without Kafka (the outbox keeps what is to be published);
+            # the Kafka side starts as soon as the broker answers.
+            KAFKA.down(exc)
+            self._tasks.append(
+                asyncio.create_task(self._start_kafka_side_later(), name=f"{self.name}-kafka")
+            )
         for loop_name, loop in self._background:
             self._tasks.append(asyncio.create_task(loop(), name=loop_name))  # type: ignore[arg-type]
         for job_name, seconds, job in self._periodic:
@@ -150,7 +206,7 @@ class ServiceRuntime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        await self.broker.stop()
+        await self.consumer.stop()
         # One last pass so that what committed just before shutdown is not left waiting;
         # then hand the lease over at once instead of letting it run out.
         try:
@@ -159,9 +215,50 @@ class ServiceRuntime:
                 await self.relay.release_lease()
         except Exception:
             log.warning("final outbox pass failed; entries stay for the next start")
+        await self.relay.close()
         await self.producer.stop()
         await self.client.close()
         log.info("service stopped", extra={"service": self.name})
+
+    async def _start_kafka_side(self) -> None:
+        self.topic_mismatches = (await self.ensure_topics()).mismatches
+        try:
+            await self.producer.start()
+        except Exception:
+            await self.producer.stop()
+            raise
+        await self.consumer.start()
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox"))
+        self.kafka_started = True
+
+    async def _start_kafka_side_later(self) -> None:
+        delay = 1.0
+        while not self.kafka_started:
+            await asyncio.sleep(delay)
+            try:
+                await self._start_kafka_side()
+            except Exception as exc:
+                KAFKA.down(exc)
+                delay = min(delay * 2, 30.0)
+        KAFKA.up()
+
+    async def ensure_topics(self) -> TopicReport:
+        """Create the service's topics (and DLQs) with the configuration the code owns."""
+        s = self.settings
+        return await ensure_topics(
+            s.kafka_bootstrap_servers,
+            [s.topic(t) for t in self.topics],
+            partitions=s.kafka_topic_partitions,
+            replication=s.kafka_replication_factor,
+            compacted=frozenset(s.topic(t) for t in self.compacted),
+            policy=TopicPolicy(
+                partitions=s.kafka_topic_partitions,
+                replication=s.kafka_replication_factor,
+                retention_ms=s.kafka_event_retention_ms,
+                max_compaction_lag_ms=s.kafka_contacts_max_compaction_lag_ms,
+                delete_retention_ms=s.kafka_contacts_delete_retention_ms,
+            ),
+        )
 
     async def _repeat(self, name: str, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
         while True:
@@ -173,18 +270,40 @@ class ServiceRuntime:
                 log.exception("periodic job failed", extra={"job": name})
             await asyncio.sleep(seconds)
 
+    async def kafka_reachable(self) -> bool:
+        try:
+            await asyncio.wait_for(self.producer.producer.client.fetch_all_metadata(), 2.0)
+        except Exception as exc:
+            KAFKA.down(exc)
+            return False
+        KAFKA.up()
+        return True
+
     async def readiness(self) -> dict[str, Any]:
         mongo_ok = await ping(self.db)
-        kafka_ok = await self.broker.ping(timeout=2.0)
+        kafka_ok = self.kafka_started and await self.kafka_reachable()
+        consumer_ok = self.consumer.healthy
         return {
             "service": self.name,
-            "ready": bool(self.started and mongo_ok and kafka_ok and self.relay.healthy),
+            "ready": bool(
+                self.started and mongo_ok and kafka_ok and self.relay.healthy and consumer_ok
+            ),
             "mongodb": mongo_ok,
             "kafka": kafka_ok,
             "outbox_relay": self.relay.healthy,
+            "consumer": consumer_ok,
+            "partitions_assigned": self.consumer.assigned.is_set(),
             "events": dict(self.consumer.counts),
             "published": self.relay.published,
+            "republished": self.relay.republished,
+            "producer_recreated": self.producer.recreated,
+            "topic_config_mismatches": self.topic_mismatches,
         }
+
+    def liveness(self) -> dict[str, Any]:
+        """Alive unless the outbox relay is stuck: unsent events without progress for longer
+        than OUTBOX_STUCK_SECONDS (a restart gets a fresh producer and connections)."""
+        return {"service": self.name, "alive": not self.relay.stuck}
 
     def asyncapi(self) -> dict[str, Any]:
         spec = AsyncAPI(
@@ -233,8 +352,11 @@ def create_http_app(
     install_error_handlers(app)
 
     @app.get("/health/live", tags=["health"])
-    async def live() -> dict[str, str]:
-        return {"status": "ok", "service": runtime.name}
+    async def live(response: Response) -> dict[str, Any]:
+        report = runtime.liveness()
+        if not report["alive"]:
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"status": "ok" if report["alive"] else "stuck", **report}
 
     @app.get("/health/ready", tags=["health"])
     async def ready(response: Response) -> dict[str, Any]:

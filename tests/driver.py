@@ -49,6 +49,10 @@ class ApplicationsDriver:
             await self.call("POST", f"/cohorts/{cohort_id}/open", self.coordinator)
         return cohort_id
 
+    async def close(self, cohort_id: str) -> Any:
+        """Close the application window (a round needs it closed)."""
+        return await self.call("POST", f"/cohorts/{cohort_id}/close", self.coordinator)
+
     async def company(
         self, *, sector: str = "semiconductor", language: str = "ja", approve: bool = True
     ) -> str:

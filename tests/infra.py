@@ -179,14 +179,21 @@ class TopicReader:
         return [json.loads(r.value) for r in self.records if r.value is not None]
 
 
+_PARSED: dict[Path, EmailMessage] = {}
+
+
 def read_mailbox(mailbox: Path) -> list[EmailMessage]:
-    """Every message the SMTP sink saved, oldest first."""
+    """Every message the SMTP sink saved, oldest first. Each file is parsed once: the sink
+    renames complete files into place and never changes them, and the session's mailbox
+    grows to hundreds of messages that tests poll."""
     policy = email.policy.default
     messages = []
     for path in sorted(mailbox.glob("*.eml")):
-        with path.open("rb") as f:
-            messages.append(email.message_from_binary_file(f, policy=policy))
-    return messages  # type: ignore[return-value]
+        if path not in _PARSED:
+            with path.open("rb") as f:
+                _PARSED[path] = email.message_from_binary_file(f, policy=policy)  # type: ignore[assignment]
+        messages.append(_PARSED[path])
+    return messages
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:

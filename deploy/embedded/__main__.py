@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploy.embedded.processes import Child, spawn
 from deploy.embedded.servers import EmbeddedServers
+from deploy.embedded.supervisor import Supervised, Supervisor, kafka_serves
 from shared.auth import Role, mint_token
 from shared.settings import CommonSettings
 
@@ -111,19 +112,24 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     children: list[Child] = []
+
+    def start_service(name: str) -> Child:
+        return spawn(
+            name,
+            [sys.executable, "-m", f"services.{name}"],
+            servers.logs / f"{name}.log",
+            env={**env, f"{name.upper()}_HTTP_PORT": str(service_port(name))},
+        )
+
+    supervisor = Supervisor(say=lambda line: print(line, flush=True))
+    services: list[Supervised] = []
     try:
         print(f"starting the embedded stack (data in {data_dir}) ...", flush=True)
         servers.start()
         for name in SERVICES:
-            port = service_port(name)
-            child = spawn(
-                name,
-                [sys.executable, "-m", f"services.{name}"],
-                servers.logs / f"{name}.log",
-                env={**env, f"{name.upper()}_HTTP_PORT": str(port)},
-            )
+            child = start_service(name)
             children.append(child)
-            print(f"  {name}: starting on port {port} ...", flush=True)
+            print(f"  {name}: starting on port {service_port(name)} ...", flush=True)
         for child in children:
             wait_ready(
                 child,
@@ -131,11 +137,20 @@ def main() -> int:
                 conf.ready_timeout_seconds,
             )
         print_banner(conf, env, servers)
+        for child in list(servers.children):
+            kind = child.name.split()[0]
+            serves = None
+            if kind == "kafka":
+                # noida-db can stay alive without serving; a broker that does not answer
+                # three checks in a row (15 s) is restarted.
+                serves = lambda: kafka_serves(conf.host, conf.kafka_port)  # noqa: E731
+            supervisor.watch(Supervised(child.name, child, servers.restarter(kind), serves))
+        for child in children:
+            watched = Supervised(child.name, child, lambda n=child.name: start_service(n))  # type: ignore[misc]
+            supervisor.watch(watched)
+            services.append(watched)
         while not stopping:
-            for child in [*children, *servers.children]:
-                if not child.alive():
-                    print(f"\n{child.name} stopped unexpectedly:\n{child.log_tail()}", flush=True)
-                    stopping = True
+            supervisor.tick()
             time.sleep(0.5)
         return 0
     except RuntimeError as exc:
@@ -143,7 +158,7 @@ def main() -> int:
         return 1
     finally:
         print("\nstopping ...", flush=True)
-        for child in reversed(children):
+        for child in reversed([s.child for s in services] or children):
             child.stop()
         servers.stop()
         print("stopped; data kept in", data_dir, flush=True)

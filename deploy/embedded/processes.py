@@ -43,13 +43,14 @@ class Child:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 15.0, signal_first: signal.Signals = signal.SIGTERM) -> None:
         """SIGTERM the whole process group, SIGKILL what lingers. Waits for every member, not
         only the leader: wrappers such as `noida-db` start the real server as a child, which
         may still be saving its data when the wrapper has exited."""
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        for sig, wait in ((signal_first, timeout), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(self.pid, sig)
+                os.killpg(self.pid, signal.SIGCONT)  # a frozen (stopped) process gets it too
             except ProcessLookupError:
                 break
             if self._group_gone_within(wait):

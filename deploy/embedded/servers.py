@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +34,8 @@ class EmbeddedServers:
 
     @property
     def mongodb_uri(self) -> str:
-        return f"mongodb://{self.host}:{self.mongo_port}/?replicaSet=secantus"
+        # retryWrites=false: see CommonSettings.mongodb_uri.
+        return f"mongodb://{self.host}:{self.mongo_port}/?replicaSet=secantus&retryWrites=false"
 
     @property
     def mailbox(self) -> Path:
@@ -120,6 +123,32 @@ class EmbeddedServers:
         for child in [c for c in self.children if c.name.startswith("smtp")]:
             child.stop()
             self.children.remove(child)
+
+    def child(self, kind: str) -> Child:
+        """The running child of `kind` ("kafka", "mongodb" or "smtp")."""
+        return next(c for c in self.children if c.name.startswith(kind))
+
+    def restarter(self, kind: str) -> Callable[[], Child]:
+        """A function that stops what is left of `kind` and starts it again (same port, same
+        data): what the launcher's supervisor calls."""
+        start = {"kafka": self.start_kafka, "mongodb": self.start_mongo, "smtp": self.start_smtp}[
+            kind
+        ]
+
+        def again() -> Child:
+            for old in [c for c in self.children if c.name.startswith(kind)]:
+                old.stop()
+                self.children.remove(old)
+            return start()
+
+        return again
+
+    def kill(self, kind: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send `sig` to a server's whole process group and wait until it is gone (for
+        fault-injection tests: SIGKILL is a crash, SIGTERM an orderly stop)."""
+        child = self.child(kind)
+        child.stop(signal_first=sig)
+        self.children.remove(child)
 
     def stop(self) -> None:
         for child in reversed(self.children):

@@ -6,21 +6,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
+from services.applications import lifecycle
 from services.applications.domain import (
     ApplicationEdit,
     ApplicationIn,
     CohortIn,
-    CohortState,
     CompanyIn,
-    CompanyStatus,
     PositionIn,
     RankingIn,
     StudentIn,
+    window_is_open,
 )
 from services.applications.store import ApplicationsStore, Doc
 from shared.auth import Principal, Role, current_principal, require
-from shared.documents import to_response
+from shared.documents import to_response, utcnow
 from shared.errors import DomainError, forbidden, not_found
+from shared.events.vocabulary import CohortState, CompanyStatus
 from shared.mongo import in_transaction
 
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
@@ -30,7 +31,7 @@ AnyPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def store_of(request: Request) -> ApplicationsStore:
-    return request.app.state.store  # type: ignore[no-any-return]
+    return request.app.state.store
 
 
 Store = Annotated[ApplicationsStore, Depends(store_of)]
@@ -43,33 +44,58 @@ async def transact(store: ApplicationsStore, work: Any) -> Any:
 cohorts = APIRouter(prefix="/cohorts", tags=["cohorts"])
 
 
-@cohorts.post("", status_code=status.HTTP_201_CREATED)
-async def create_cohort(body: CohortIn, _: Coordinator, store: Store) -> dict[str, Any]:
-    return to_response(await transact(store, lambda s: store.create_cohort(s, body)))
+def cohort_response(cohort: Doc, principal: Principal) -> dict[str, Any]:
+    """A cohort with its lifecycle state, whether the window is open now, and what the
+    coordinator can do next."""
+    state = lifecycle.cohort_state(cohort)
+    return {
+        **to_response(cohort),
+        "state": state.value,
+        "window_open": window_is_open({**cohort, "state": state}, utcnow()),
+        "allowed_actions": lifecycle.cohort_actions(state) if principal.is_coordinator else [],
+    }
+
+
+async def transition(
+    store: ApplicationsStore, cohort_id: str, target: CohortState, principal: Principal
+) -> dict[str, Any]:
+    return cohort_response(
+        await transact(store, lambda s: store.transition_cohort(s, cohort_id, target)), principal
+    )
+
+
+@cohorts.post("", status_code=status.HTTP_201_CREATED, summary="Create a cohort (a draft)")
+async def create_cohort(body: CohortIn, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return cohort_response(await transact(store, lambda s: store.create_cohort(s, body)), principal)
 
 
 @cohorts.get("")
-async def list_cohorts(_: AnyPrincipal, store: Store) -> list[dict[str, Any]]:
-    return [to_response(c) for c in await store.cohorts.find().sort("_id").to_list()]
+async def list_cohorts(principal: AnyPrincipal, store: Store) -> list[dict[str, Any]]:
+    docs = await store.cohorts.find().sort("_id").to_list()
+    return [cohort_response(c, principal) for c in docs]
 
 
 @cohorts.get("/{cohort_id}")
-async def get_cohort(cohort_id: str, _: AnyPrincipal, store: Store) -> dict[str, Any]:
-    return to_response(await store.get_cohort(cohort_id))
+async def get_cohort(cohort_id: str, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
+    return cohort_response(await store.get_cohort(cohort_id), principal)
 
 
-@cohorts.post("/{cohort_id}/open", summary="Open the application window")
-async def open_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return to_response(
-        await transact(store, lambda s: store.set_cohort_state(s, cohort_id, CohortState.OPEN))
-    )
+@cohorts.post(
+    "/{cohort_id}/open",
+    summary="Open the application window (reopening is possible only before the first round)",
+)
+async def open_cohort(cohort_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return await transition(store, cohort_id, CohortState.OPEN, principal)
 
 
-@cohorts.post("/{cohort_id}/close", summary="Close the application window")
-async def close_cohort(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return to_response(
-        await transact(store, lambda s: store.set_cohort_state(s, cohort_id, CohortState.CLOSED))
-    )
+@cohorts.post("/{cohort_id}/close", summary="Close the application window (rounds need it)")
+async def close_cohort(cohort_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return await transition(store, cohort_id, CohortState.CLOSED, principal)
+
+
+@cohorts.post("/{cohort_id}/finish", summary="Finish matching: no further rounds")
+async def finish_cohort(cohort_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return await transition(store, cohort_id, CohortState.FINISHED, principal)
 
 
 companies = APIRouter(prefix="/companies", tags=["companies"])
@@ -84,10 +110,19 @@ async def register_company(body: CompanyIn, store: Store) -> dict[str, Any]:
     return to_response(await transact(store, lambda s: store.register_company(s, body)))
 
 
+def company_response(company: Doc, principal: Principal) -> dict[str, Any]:
+    status_ = CompanyStatus(company["status"])
+    actions = lifecycle.company_actions(status_) if principal.is_coordinator else []
+    return {**to_response(company), "allowed_actions": actions}
+
+
 @companies.get("")
 async def list_companies(principal: CompanyOrCoordinator, store: Store) -> list[dict[str, Any]]:
     query = {} if principal.is_coordinator else {"_id": principal.sub}
-    return [to_response(c) for c in await store.companies.find(query).sort("_id").to_list()]
+    return [
+        company_response(c, principal)
+        for c in await store.companies.find(query).sort("_id").to_list()
+    ]
 
 
 @companies.get("/{company_id}")
@@ -96,21 +131,35 @@ async def get_company(
 ) -> dict[str, Any]:
     if not principal.is_coordinator and principal.sub != company_id:
         raise not_found("company", company_id)
-    return to_response(await store.get_company(company_id))
+    return company_response(await store.get_company(company_id), principal)
 
 
-@companies.post("/{company_id}/approve")
-async def approve_company(company_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return to_response(
-        await transact(store, lambda s: store.decide_company(s, company_id, CompanyStatus.APPROVED))
-    )
+async def decide(
+    store: ApplicationsStore, company_id: str, status_: CompanyStatus, principal: Principal
+) -> dict[str, Any]:
+    company = await transact(store, lambda s: store.decide_company(s, company_id, status_))
+    return company_response(company, principal)
 
 
-@companies.post("/{company_id}/reject")
-async def reject_company(company_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    return to_response(
-        await transact(store, lambda s: store.decide_company(s, company_id, CompanyStatus.REJECTED))
-    )
+@companies.post("/{company_id}/approve", summary="Approve: the company may publish positions")
+async def approve_company(company_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return await decide(store, company_id, CompanyStatus.APPROVED, principal)
+
+
+@companies.post(
+    "/{company_id}/reject",
+    summary="Reject: closes its open positions and cancels their pending proposals",
+)
+async def reject_company(company_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return await decide(store, company_id, CompanyStatus.REJECTED, principal)
+
+
+@companies.post(
+    "/{company_id}/suspend",
+    summary="Suspend: closes its open positions and cancels their pending proposals",
+)
+async def suspend_company(company_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+    return await decide(store, company_id, CompanyStatus.SUSPENDED, principal)
 
 
 positions = APIRouter(prefix="/positions", tags=["positions"])
@@ -230,7 +279,11 @@ def check_self(principal: Principal, student_id: str) -> None:
         raise forbidden("a student may only see and change their own profile")
 
 
-@students.put("/{student_id}", summary="Create or update a student profile")
+@students.put(
+    "/{student_id}",
+    summary="Create or update a student profile (consent_to_data_use=false withdraws the "
+    "applications that can still be withdrawn)",
+)
 async def upsert_student(
     student_id: str, body: StudentIn, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
@@ -247,7 +300,9 @@ async def get_student(
 
 
 @students.delete(
-    "/{student_id}", summary="Erase a student (APPI/PDPA): profile, applications, contact"
+    "/{student_id}",
+    summary="Erase a student (APPI/PDPA): profile, applications, contact; 409 while a "
+    "placement is confirmed",
 )
 async def erase_student(
     student_id: str, principal: StudentOrCoordinator, store: Store
@@ -285,26 +340,57 @@ async def submit_application(
     principal: Annotated[Principal, Depends(require(Role.STUDENT))],
     store: Store,
 ) -> dict[str, Any]:
-    return to_response(
-        await transact(store, lambda s: store.submit_application(s, principal.sub, body))
-    )
+    doc = await transact(store, lambda s: store.submit_application(s, principal.sub, body))
+    return (await application_responses(store, [doc], principal))[0]
 
 
-@applications.get("")
+async def application_responses(
+    store: ApplicationsStore, docs: list[Doc], principal: Principal
+) -> list[dict[str, Any]]:
+    """Applications with their one status, the current proposal (id, deadline, answers) and
+    what the student may do now. A company reading an application to one of its positions
+    does not see the proposal: it may be with another company."""
+    cohorts_ = {
+        c["_id"]: c
+        for c in await store.cohorts.find(
+            {"_id": {"$in": list({d["cohort_id"] for d in docs})}}
+        ).to_list()
+    }
+    now = utcnow()
+    out = []
+    for doc in docs:
+        cohort = cohorts_.get(doc["cohort_id"])
+        window = cohort is not None and window_is_open(
+            {**cohort, "state": lifecycle.cohort_state(cohort)}, now
+        )
+        view = {**doc, **lifecycle.application_view(doc)}
+        response = to_response(view, hide=("proposals", "not_matched"))
+        response["allowed_actions"] = (
+            lifecycle.student_actions(view, window) if principal.sub == doc["student_id"] else []
+        )
+        if principal.role is Role.COMPANY:
+            for key in ("proposal", "proposal_id", "respond_by", "placement_id"):
+                response.pop(key, None)
+        out.append(response)
+    return out
+
+
+@applications.get("", summary="Applications with their status and current proposal")
 async def list_applications(
     principal: StudentOrCoordinator, store: Store, cohort_id: str | None = None
 ) -> list[dict[str, Any]]:
     query: dict[str, Any] = {} if principal.is_coordinator else {"student_id": principal.sub}
     if cohort_id:
         query["cohort_id"] = cohort_id
-    return [to_response(a) for a in await store.list_applications(query)]
+    return await application_responses(store, await store.list_applications(query), principal)
 
 
 @applications.get("/{application_id}")
 async def get_application(
     application_id: str, principal: AnyPrincipal, store: Store
 ) -> dict[str, Any]:
-    return to_response(await readable_application(application_id, principal, store))
+    doc = await readable_application(application_id, principal, store)
+    return (await application_responses(store, [doc], principal))[0]
 
 
 async def own_application(
@@ -327,17 +413,22 @@ async def edit_application(
 ) -> dict[str, Any]:
     application = await own_application(application_id, principal, store)
     _withdrawn, new = await transact(store, lambda s: store.edit_application(s, application, body))
-    return to_response(new)
+    return (await application_responses(store, [new], principal))[0]
 
 
-@applications.delete("/{application_id}", summary="Withdraw while the window is open")
+@applications.delete(
+    "/{application_id}",
+    summary="Withdraw (any time before a placement is confirmed; a pending proposal is "
+    "cancelled); 409 after confirmation",
+)
 async def withdraw_application(
     application_id: str,
     principal: Annotated[Principal, Depends(require(Role.STUDENT))],
     store: Store,
 ) -> dict[str, Any]:
-    application = await own_application(application_id, principal, store)
-    return to_response(await transact(store, lambda s: store.withdraw_application(s, application)))
+    await own_application(application_id, principal, store)
+    doc = await transact(store, lambda s: store.withdraw_application(s, application_id))
+    return (await application_responses(store, [doc], principal))[0]
 
 
 ROUTERS = [cohorts, companies, positions, students, applications]

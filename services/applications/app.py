@@ -5,14 +5,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import Field
 
+from services.applications import handlers
 from services.applications.api import ROUTERS
 from services.applications.store import ApplicationsStore
 from shared.events import (
     ApplicantsRanked,
     ApplicationSubmitted,
     ApplicationWithdrawn,
+    CohortStateChanged,
+    CompanyStatusChanged,
     PositionClosed,
     PositionPublished,
+    StudentProfileUpdated,
 )
 from shared.runtime import ServiceRuntime, create_http_app
 from shared.settings import CommonSettings
@@ -37,11 +41,15 @@ def create_app(settings: ApplicationsSettings | None = None) -> FastAPI:
             ApplicationSubmitted,
             ApplicationWithdrawn,
             ApplicantsRanked,
+            CohortStateChanged,
+            CompanyStatusChanged,
+            StudentProfileUpdated,
         ],
         publishes_contacts=True,
     )
     store = ApplicationsStore(runtime.db, runtime.outbox)
     runtime.on_start(store.ensure_indexes)
+    handlers.register(runtime, store)
     app = create_http_app(
         runtime,
         title="Applications service",

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from shared.errors import DomainError, conflict
-from shared.events.vocabulary import EnglishLevel, JLPTLevel, Language, Sector, Track
+from shared.events.timezones import TimeZoneName
+from shared.events.vocabulary import (
+    CohortState,
+    CompanyStatus,
+    EnglishLevel,
+    JLPTLevel,
+    Language,
+    Sector,
+    Track,
+)
 
 COHORT_ID = re.compile(r"^\d{4}-[a-z0-9]+(?:-[a-z0-9]+)*$")
 TAIPEI_TECH = "National Taipei University of Technology"
@@ -20,10 +28,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class CohortState(StrEnum):
-    PLANNED = "planned"
-    OPEN = "open"
-    CLOSED = "closed"
+# Deadlines are shown in each party's own zone; stored per party, never guessed from language.
+STUDENT_TIME_ZONE = "Asia/Taipei"
+COMPANY_TIME_ZONE = "Asia/Tokyo"
 
 
 class CohortIn(Strict):
@@ -46,16 +53,11 @@ class CohortIn(Strict):
         return self
 
 
-class CompanyStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-
-
 class ContactIn(Strict):
     name: str = Field(min_length=1, max_length=200)
     email: EmailStr
     preferred_language: Language = Language.JA
+    time_zone: TimeZoneName = COMPANY_TIME_ZONE
 
 
 class CompanyIn(Strict):
@@ -109,6 +111,7 @@ class StudentIn(Strict):
     available_from: date
     available_to: date
     preferred_language: Language = Language.ZH_TW
+    time_zone: TimeZoneName = STUDENT_TIME_ZONE
     consent_to_data_use: bool
 
     @field_validator("skills")

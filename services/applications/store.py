@@ -11,28 +11,37 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.applications import domain
+from services.applications import domain, lifecycle
 from services.applications.domain import (
     ApplicationEdit,
     ApplicationIn,
     CohortIn,
-    CohortState,
     CompanyIn,
-    CompanyStatus,
     PositionIn,
     RankingIn,
     StudentIn,
 )
+from services.applications.lifecycle import (
+    COHORT,
+    COMPANY,
+    POSITION_CLOSE_REASON,
+    ApplicationState,
+    cohort_state,
+)
 from shared.documents import find_or_404, utcnow
-from shared.errors import DomainError, conflict
+from shared.errors import conflict
 from shared.events import (
     ApplicantsRanked,
     ApplicationSubmitted,
     ApplicationWithdrawn,
+    CohortStateChanged,
+    CompanyStatusChanged,
     ContactRecord,
     PositionClosed,
     PositionPublished,
+    StudentProfileUpdated,
 )
+from shared.events.vocabulary import CohortState, CompanyStatus, PositionClosedReason
 from shared.ids import new_id
 from shared.mongo import Session
 from shared.outbox import Outbox
@@ -69,18 +78,71 @@ class ApplicationsStore:
             "name": body.name,
             "application_opens": body.application_opens,
             "application_closes": body.application_closes,
-            "state": CohortState.PLANNED.value,
+            "state": CohortState.DRAFT.value,
+            "rounds": 0,
             "created_at": utcnow(),
         }
         await self.cohorts.insert_one(doc, session=session)
+        await self._cohort_changed(session, doc, None, CohortState.DRAFT, doc["created_at"])
         return doc
 
-    async def set_cohort_state(self, session: Session, cohort_id: str, state: CohortState) -> Doc:
+    async def transition_cohort(
+        self, session: Session, cohort_id: str, target: CohortState, round_id: str | None = None
+    ) -> Doc:
+        """One step of the cohort's lifecycle, checked against its machine (409 otherwise)."""
         cohort = await self.get_cohort(cohort_id, session)
-        await self.cohorts.update_one(
-            {"_id": cohort_id}, {"$set": {"state": state.value}}, session=session
+        current = cohort_state(cohort)
+        COHORT.check(current, target, ident=cohort_id)
+        return await self._set_cohort_state(session, cohort, current, target, round_id)
+
+    async def _set_cohort_state(
+        self,
+        session: Session,
+        cohort: Doc,
+        current: CohortState,
+        target: CohortState,
+        round_id: str | None = None,
+    ) -> Doc:
+        at = utcnow()
+        changes = {"state": target.value, f"{target.value}_at": at}
+        await self.cohorts.update_one({"_id": cohort["_id"]}, {"$set": changes}, session=session)
+        updated = {**cohort, **changes}
+        await self._cohort_changed(session, updated, current, target, at, round_id)
+        return updated
+
+    async def _cohort_changed(
+        self,
+        session: Session,
+        cohort: Doc,
+        current: CohortState | None,
+        target: CohortState,
+        at: Any,
+        round_id: str | None = None,
+    ) -> None:
+        await self.outbox.add(
+            session,
+            CohortStateChanged(
+                cohort_id=cohort["_id"],
+                from_state=current,
+                to_state=target,
+                application_opens=cohort["application_opens"],
+                application_closes=cohort["application_closes"],
+                round_id=round_id,
+                changed_at=at,
+            ),
         )
-        return {**cohort, "state": state.value}
+
+    async def round_completed(self, session: Session, cohort_id: str, round_id: str) -> None:
+        """A round ran: count it, and move the cohort on to matching if it is not there yet."""
+        cohort = await self.cohorts.find_one_and_update(
+            {"_id": cohort_id}, {"$inc": {"rounds": 1}}, session=session
+        )
+        if cohort is None:
+            return  # a cohort this service does not know: nothing to move
+        current = cohort_state(cohort)
+        target = lifecycle.state_after_round(current)
+        if target is not None:
+            await self._set_cohort_state(session, cohort, current, target, round_id)
 
     async def get_cohort(self, cohort_id: str, session: Session | None = None) -> Doc:
         return await find_or_404(self.cohorts, "cohort", cohort_id, session)
@@ -100,13 +162,37 @@ class ApplicationsStore:
         return doc
 
     async def decide_company(self, session: Session, company_id: str, status: CompanyStatus) -> Doc:
+        """Approve, reject or suspend. Rejecting or suspending closes the company's open
+        positions (matching then cancels their pending proposals)."""
         company = await self.get_company(company_id, session)
+        previous = CompanyStatus(company["status"])
+        COMPANY.check(previous, status, ident=company_id)
+        at = utcnow()
         await self.companies.update_one(
             {"_id": company_id},
-            {"$set": {"status": status.value, "decided_at": utcnow()}},
+            {"$set": {"status": status.value, "decided_at": at}},
             session=session,
         )
-        return {**company, "status": status.value}
+        closed: list[str] = []
+        reason = POSITION_CLOSE_REASON.get(status)
+        if reason is not None:
+            for position in await self.positions.find(
+                {"company_id": company_id, "state": "open"}, session=session
+            ).to_list():
+                await self.close_position(session, position, reason)
+                closed.append(position["_id"])
+        await self.outbox.add(
+            session,
+            CompanyStatusChanged(
+                company_id=company_id,
+                status=status,
+                previous_status=previous,
+                sector=company["sector"],
+                closed_position_ids=closed,
+                changed_at=at,
+            ),
+        )
+        return {**company, "status": status.value, "decided_at": at, "closed_position_ids": closed}
 
     async def get_company(self, company_id: str, session: Session | None = None) -> Doc:
         return await find_or_404(self.companies, "company", company_id, session)
@@ -122,6 +208,7 @@ class ApplicationsStore:
             preferred_language=contact["preferred_language"],
             organisation_ja=company["name_ja"],
             organisation_en=company["name_en"],
+            time_zone=contact.get("time_zone") or domain.COMPANY_TIME_ZONE,
         )
 
     # positions -----------------------------------------------------------------------------
@@ -130,8 +217,7 @@ class ApplicationsStore:
         company = await self.get_company(company_id, session)
         domain.check_company_can_publish(company)
         cohort = await self.get_cohort(body.cohort_id, session)
-        if cohort["state"] == CohortState.CLOSED:
-            raise DomainError(f"cohort {body.cohort_id!r} is closed", field="cohort_id")
+        lifecycle.check_can_publish_positions(cohort)
         doc = {
             "_id": new_id("pos"),
             **body.model_dump(mode="json", exclude={"company_id"}),
@@ -163,13 +249,21 @@ class ApplicationsStore:
         )
         return doc
 
-    async def close_position(self, session: Session, position: Doc) -> Doc:
+    async def close_position(
+        self,
+        session: Session,
+        position: Doc,
+        reason: PositionClosedReason = PositionClosedReason.CLOSED,
+    ) -> Doc:
         if position["state"] != "open":
-            raise conflict(f"position {position['_id']!r} is already closed")
+            raise conflict(
+                f"position {position['_id']!r} is already closed",
+                extra={"current_state": "closed", "allowed": []},
+            )
         closed_at = utcnow()
         await self.positions.update_one(
             {"_id": position["_id"]},
-            {"$set": {"state": "closed", "closed_at": closed_at}},
+            {"$set": {"state": "closed", "closed_at": closed_at, "closed_reason": reason.value}},
             session=session,
         )
         await self.outbox.add(
@@ -179,9 +273,10 @@ class ApplicationsStore:
                 cohort_id=position["cohort_id"],
                 company_id=position["company_id"],
                 closed_at=closed_at,
+                reason=reason,
             ),
         )
-        return {**position, "state": "closed", "closed_at": closed_at}
+        return {**position, "state": "closed", "closed_at": closed_at, "closed_reason": reason}
 
     async def get_position(self, position_id: str, session: Session | None = None) -> Doc:
         return await find_or_404(self.positions, "position", position_id, session)
@@ -192,7 +287,11 @@ class ApplicationsStore:
     # students ------------------------------------------------------------------------------
 
     async def upsert_student(self, session: Session, student_id: str, body: StudentIn) -> Doc:
-        doc = {"_id": student_id, **body.model_dump(mode="json"), "updated_at": utcnow()}
+        """Create or update the profile. Matching hears the new facts (student-profile-updated)
+        before its next round; withdrawing consent also withdraws every application that can
+        still be withdrawn (pending proposals are then cancelled)."""
+        updated_at = utcnow()
+        doc = {"_id": student_id, **body.model_dump(mode="json"), "updated_at": updated_at}
         await self.students.replace_one({"_id": student_id}, doc, upsert=True, session=session)
         await self.outbox.add_contact(
             session,
@@ -203,9 +302,32 @@ class ApplicationsStore:
                 name=body.name,
                 email=body.email,
                 preferred_language=body.preferred_language,
+                time_zone=body.time_zone,
             ),
         )
-        return doc
+        await self.outbox.add(
+            session,
+            StudentProfileUpdated(
+                student_id=student_id,
+                department=body.department,
+                degree_program=body.degree_program,
+                graduation_year=body.graduation_year,
+                jlpt_level=body.jlpt_level,
+                english_level=body.english_level,
+                skills=body.skills,
+                available_from=body.available_from,
+                available_to=body.available_to,
+                consent_to_data_use=body.consent_to_data_use,
+                updated_at=updated_at,
+            ),
+        )
+        withdrawn: list[str] = []
+        if not body.consent_to_data_use:
+            mine = self.applications.find({"student_id": student_id}, session=session)
+            for application in lifecycle.withdrawn_by_consent(await mine.to_list()):
+                await self._withdraw(session, application, reason="consent_withdrawn")
+                withdrawn.append(application["_id"])
+        return {**doc, "withdrawn_application_ids": withdrawn}
 
     async def get_student(self, student_id: str, session: Session | None = None) -> Doc:
         return await find_or_404(self.students, "student", student_id, session)
@@ -214,11 +336,11 @@ class ApplicationsStore:
         """APPI/PDPA erasure: withdraw active applications, delete the profile and its
         applications, and tombstone the contact so every other store forgets it too."""
         await self.get_student(student_id, session)
-        active = await self.applications.find(
-            {"student_id": student_id, "state": "submitted"}, session=session
-        ).to_list()
-        for application in active:
-            await self._withdraw(session, application, reason="erased")
+        mine = await self.applications.find({"student_id": student_id}, session=session).to_list()
+        lifecycle.check_erasable(mine, student_id)
+        for application in mine:
+            if lifecycle.is_active(application):
+                await self._withdraw(session, application, reason="erased")
         deleted = await self.applications.delete_many({"student_id": student_id}, session=session)
         await self.students.delete_one({"_id": student_id}, session=session)
         await self.rankings.update_many(
@@ -237,7 +359,11 @@ class ApplicationsStore:
         cohort = await self.get_cohort(body.cohort_id, session)
         domain.check_window(cohort, utcnow())
         existing = await self.applications.find_one(
-            {"student_id": student_id, "cohort_id": body.cohort_id, "state": "submitted"},
+            {
+                "student_id": student_id,
+                "cohort_id": body.cohort_id,
+                "state": {"$ne": ApplicationState.WITHDRAWN.value},
+            },
             session=session,
         )
         if existing:
@@ -252,7 +378,7 @@ class ApplicationsStore:
         self, session: Session, application: Doc, body: ApplicationEdit
     ) -> tuple[Doc, Doc]:
         """An edit is a withdrawal plus a new submission (the public stream stays append-only)."""
-        self._check_active(application)
+        lifecycle.check_editable(application)
         cohort = await self.get_cohort(application["cohort_id"], session)
         domain.check_window(cohort, utcnow())
         student = await self.get_student(application["student_id"], session)
@@ -263,16 +389,11 @@ class ApplicationsStore:
         )
         return withdrawn, new
 
-    async def withdraw_application(self, session: Session, application: Doc) -> Doc:
-        self._check_active(application)
-        cohort = await self.get_cohort(application["cohort_id"], session)
-        domain.check_window(cohort, utcnow())
+    async def withdraw_application(self, session: Session, application_id: str) -> Doc:
+        """Withdraw at any time before a placement is confirmed (409 after it)."""
+        application = await self.get_application(application_id, session)
+        lifecycle.check_withdrawable(application)
         return await self._withdraw(session, application, reason="withdrawn")
-
-    @staticmethod
-    def _check_active(application: Doc) -> None:
-        if application["state"] != "submitted":
-            raise conflict(f"application {application['_id']!r} is {application['state']}")
 
     async def _create_application(
         self, session: Session, student: Doc, cohort_id: str, body: ApplicationEdit
@@ -291,8 +412,10 @@ class ApplicationsStore:
             "cohort_id": cohort_id,
             "ranked_position_ids": body.ranked_position_ids,
             "motivation": body.motivation,
-            "state": "submitted",
+            "state": ApplicationState.SUBMITTED.value,
             "submitted_at": submitted_at,
+            "proposals": {},
+            "not_matched": [],
         }
         await self.applications.insert_one(doc, session=session)
         await self.outbox.add(
@@ -320,7 +443,14 @@ class ApplicationsStore:
         self, session: Session, application: Doc, *, reason: str, replaced_by: str | None = None
     ) -> Doc:
         withdrawn_at = utcnow()
-        changes = {"state": "withdrawn", "withdrawn_at": withdrawn_at, "replaced_by": replaced_by}
+        changes = {
+            "state": ApplicationState.WITHDRAWN.value,
+            "withdrawn_at": withdrawn_at,
+            "withdrawn_reason": reason,
+            "replaced_by": replaced_by,
+            "proposal_id": None,
+            "respond_by": None,
+        }
         await self.applications.update_one(
             {"_id": application["_id"]}, {"$set": changes}, session=session
         )
@@ -347,8 +477,57 @@ class ApplicationsStore:
         self, position_id: str, session: Session | None = None
     ) -> list[Doc]:
         return await self.applications.find(
-            {"ranked_position_ids": position_id, "state": "submitted"}, session=session
+            {"ranked_position_ids": position_id, "state": {"$ne": ApplicationState.WITHDRAWN}},
+            session=session,
         ).to_list()
+
+    # what matching reports -----------------------------------------------------------------
+
+    async def find_application_for(
+        self, session: Session, application_id: str | None, student_id: str, cohort_id: str
+    ) -> Doc | None:
+        """The application a proposal answers. Events from before `application_id` was on
+        them name only the student and cohort: then their latest application there."""
+        if application_id:
+            return await self.applications.find_one({"_id": application_id}, session=session)
+        return await self.applications.find_one(
+            {
+                "student_id": student_id,
+                "cohort_id": cohort_id,
+                "$or": [{"replaced_by": None}, {"replaced_by": {"$exists": False}}],
+            },
+            sort=[("submitted_at", -1)],
+            session=session,
+        )
+
+    async def record_proposal_fact(self, session: Session, application: Doc, fact: Doc) -> Doc:
+        """Fold one of matching's facts about a proposal into the application and re-derive
+        its state. Facts arrive in any order; the result does not depend on it."""
+        proposals = dict(application.get("proposals") or {})
+        pid = fact["proposal_id"]
+        proposals[pid] = lifecycle.merge_proposal(proposals.get(pid), fact)
+        return await self._rederive(session, {**application, "proposals": proposals})
+
+    async def record_not_matched(
+        self, session: Session, application: Doc, round_id: str, at: Any
+    ) -> Doc:
+        marks = list(application.get("not_matched") or [])
+        if any(m["round_id"] == round_id for m in marks):
+            return application
+        marks.append({"round_id": round_id, "at": at})
+        return await self._rederive(session, {**application, "not_matched": marks})
+
+    async def _rederive(self, session: Session, application: Doc) -> Doc:
+        view = lifecycle.application_view(application)
+        changes = {
+            "proposals": application.get("proposals") or {},
+            "not_matched": application.get("not_matched") or [],
+            **view,
+        }
+        await self.applications.update_one(
+            {"_id": application["_id"]}, {"$set": changes}, session=session
+        )
+        return {**application, **changes}
 
     # rankings ------------------------------------------------------------------------------
 

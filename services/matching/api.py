@@ -9,11 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.matching.store import MatchingStore, pair_docs, replay
+from services.matching.domain import lifecycle
+from services.matching.domain.lifecycle import PLACEMENT, PlacementStatus, ProposalStatus
+from services.matching.store import Doc, MatchingStore, pair_docs, replay
 from shared.auth import Principal, Role, current_principal, require
 from shared.documents import to_response
-from shared.errors import forbidden, not_found
-from shared.events.vocabulary import Party
+from shared.errors import DomainError, forbidden, not_found
+from shared.events.catalog import NOTE_CODE
+from shared.events.vocabulary import MatchCancelReason, Party, PlacementCancelReason
 from shared.mongo import in_transaction
 
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
@@ -47,7 +50,12 @@ rounds = APIRouter(prefix="/rounds", tags=["rounds"])
 SUMMARY_HIDE = ("input", "pairs", "exclusions", "unmatched_student_ids", "proposal_ids")
 
 
-@rounds.post("", status_code=status.HTTP_201_CREATED, summary="Run a match round for a cohort")
+@rounds.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Run a match round for a cohort (its application window must be closed; 409 with "
+    "the cohort's state otherwise)",
+)
 async def start_round(
     body: RoundIn, _: Coordinator, store: Store, request: Request
 ) -> dict[str, Any]:
@@ -108,14 +116,29 @@ def visible_query(principal: Principal) -> dict[str, Any]:
     return {}
 
 
+def party_of(principal: Principal) -> Party | None:
+    return {Role.STUDENT: Party.STUDENT, Role.COMPANY: Party.COMPANY}.get(principal.role)
+
+
+def proposal_response(doc: Doc, principal: Principal) -> dict[str, Any]:
+    """A proposal with what this reader may do with it now (accept/decline for a party
+    that has not answered before the deadline; cancel for the coordinator)."""
+    now = datetime.now(UTC)
+    return {
+        **to_response(doc),
+        "allowed_actions": lifecycle.party_actions(doc, party_of(principal), now),
+    }
+
+
+PROPOSAL_STATES = "^(" + "|".join(s.value for s in ProposalStatus) + ")$"
+
+
 @proposals.get("")
 async def list_proposals(
     principal: AnyPrincipal,
     store: Store,
     cohort_id: str | None = None,
-    status_: Annotated[
-        str | None, Query(alias="status", pattern="^(proposed|confirmed|declined|expired)$")
-    ] = None,
+    status_: Annotated[str | None, Query(alias="status", pattern=PROPOSAL_STATES)] = None,
 ) -> list[dict[str, Any]]:
     query = visible_query(principal)
     if cohort_id:
@@ -123,7 +146,7 @@ async def list_proposals(
     if status_:
         query["status"] = status_
     docs = await store.proposals.find(query).sort("proposed_at", 1).to_list()
-    return [to_response(d) for d in docs]
+    return [proposal_response(d, principal) for d in docs]
 
 
 @proposals.get("/{proposal_id}")
@@ -131,7 +154,7 @@ async def get_proposal(proposal_id: str, principal: AnyPrincipal, store: Store) 
     doc = await store.get_proposal(proposal_id)
     if any(doc.get(k) != v for k, v in visible_query(principal).items()):
         raise not_found("proposal", proposal_id)
-    return to_response(doc)
+    return proposal_response(doc, principal)
 
 
 async def answer(
@@ -145,7 +168,7 @@ async def answer(
     doc = await in_transaction(
         store.db.client, lambda s: store.answer(s, proposal_id, party, accept, at)
     )
-    return to_response(doc)
+    return proposal_response(doc, principal)
 
 
 @proposals.post("/{proposal_id}/accept", summary="Accept a proposal (the student or the company)")
@@ -158,7 +181,30 @@ async def decline(proposal_id: str, principal: Answerer, store: Store) -> dict[s
     return await answer(proposal_id, principal, store, accept=False)
 
 
+@proposals.post(
+    "/{proposal_id}/cancel",
+    summary="Cancel a pending proposal (coordinator): the seat is free, both sides are told",
+)
+async def cancel_proposal(proposal_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+    at = datetime.now(UTC)
+    doc = await in_transaction(
+        store.db.client,
+        lambda s: store.cancel_proposal(s, proposal_id, MatchCancelReason.COORDINATOR, at),
+    )
+    return proposal_response(doc, principal)
+
+
 placements = APIRouter(prefix="/placements", tags=["placements"])
+
+
+def placement_response(doc: Doc, principal: Principal) -> dict[str, Any]:
+    state = PlacementStatus(doc.get("status", PlacementStatus.CONFIRMED.value))
+    can_cancel = principal.is_coordinator and PLACEMENT.can(state, PlacementStatus.CANCELLED)
+    return {
+        **to_response(doc),
+        "status": state.value,
+        "allowed_actions": ["cancel"] if can_cancel else [],
+    }
 
 
 @placements.get("")
@@ -168,36 +214,77 @@ async def list_placements(
     query = visible_query(principal)
     if cohort_id:
         query["cohort_id"] = cohort_id
-    return [
-        to_response(d) for d in await store.placements.find(query).sort("confirmed_at", 1).to_list()
-    ]
+    docs = await store.placements.find(query).sort("confirmed_at", 1).to_list()
+    return [placement_response(d, principal) for d in docs]
+
+
+@placements.get("/{placement_id}")
+async def get_placement(placement_id: str, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
+    doc = await store.get_placement(placement_id)
+    if any(doc.get(k) != v for k, v in visible_query(principal).items()):
+        raise not_found("placement", placement_id)
+    return placement_response(doc, principal)
+
+
+class PlacementCancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: PlacementCancelReason = Field(
+        description="Why; one of the coordinator's reasons (student_withdrew, "
+        "company_withdrew, program_decision, other)."
+    )
+    note_code: str | None = Field(
+        default=None,
+        pattern=NOTE_CODE,
+        description="A reference into the city's own case file (a code, not free text: the "
+        "event is public and must carry no personal data).",
+        examples=["KK-2026-014"],
+    )
+
+
+COORDINATOR_REASONS = (
+    PlacementCancelReason.STUDENT_WITHDREW,
+    PlacementCancelReason.COMPANY_WITHDREW,
+    PlacementCancelReason.PROGRAM_DECISION,
+    PlacementCancelReason.OTHER,
+)
+
+
+@placements.post(
+    "/{placement_id}/cancel",
+    summary="Cancel a confirmed placement (coordinator, with a reason): the seat is free and "
+    "both sides are told",
+)
+async def cancel_placement(
+    placement_id: str, body: PlacementCancelIn, principal: Coordinator, store: Store
+) -> dict[str, Any]:
+    if body.reason not in COORDINATOR_REASONS:
+        allowed = ", ".join(r.value for r in COORDINATOR_REASONS)
+        raise DomainError(f"choose one of: {allowed}", field="reason")
+    at = datetime.now(UTC)
+    doc = await in_transaction(
+        store.db.client,
+        lambda s: store.cancel_placement(s, placement_id, body.reason, body.note_code, at),
+    )
+    return placement_response(doc, principal)
 
 
 cohorts = APIRouter(prefix="/cohorts", tags=["statistics"])
 
 
-@cohorts.get("/{cohort_id}/statistics", summary="Matched, confirmed, declined, expired, by sector")
+@cohorts.get(
+    "/{cohort_id}/statistics",
+    summary="Applications by sector and track, proposals, placements, acceptance and match "
+    "rates, median time to placement (404 for an unknown cohort)",
+    description=(
+        "acceptance_rate = proposals both sides accepted / proposals answered or expired "
+        "(confirmed + declined + expired; cancelled ones are left out). match_rate = students "
+        "placed / applicants (distinct students who applied, including later withdrawals). "
+        "median_hours_to_placement: submission to confirmation, over standing placements."
+    ),
+)
 async def cohort_statistics(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
-    by_status: dict[str, int] = {}
-    by_sector: dict[str, dict[str, int]] = {}
-    async for p in store.proposals.find({"cohort_id": cohort_id}):
-        by_status[p["status"]] = by_status.get(p["status"], 0) + 1
-        sector = by_sector.setdefault(p["sector"], {})
-        sector[p["status"]] = sector.get(p["status"], 0) + 1
-    applicants = await store.applications.count_documents(
-        {"cohort_id": cohort_id, "state": "active"}
-    )
-    placed = by_status.get("confirmed", 0)
-    answered = placed + by_status.get("declined", 0)
-    return {
-        "cohort_id": cohort_id,
-        "rounds": await store.rounds.count_documents({"cohort_id": cohort_id}),
-        "active_applications": applicants,
-        "proposals": by_status,
-        "placements": placed,
-        "acceptance_rate": round(placed / answered, 4) if answered else None,
-        "by_sector": by_sector,
-    }
+    return await store.statistics(cohort_id)
 
 
 ROUTERS = [rounds, proposals, placements, cohorts]

@@ -12,9 +12,11 @@ from services.matching.api import ROUTERS
 from services.matching.store import MatchingStore
 from shared.events import (
     MatchAccepted,
+    MatchCancelled,
     MatchDeclined,
     MatchExpired,
     MatchProposed,
+    PlacementCancelled,
     PlacementConfirmed,
     RoundCompleted,
 )
@@ -48,6 +50,8 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             MatchExpired,
             PlacementConfirmed,
             RoundCompleted,
+            MatchCancelled,
+            PlacementCancelled,
         ],
     )
     store = MatchingStore(runtime.db, runtime.outbox)

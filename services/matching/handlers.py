@@ -1,20 +1,27 @@
-"""Kafka subscribers: the matching service's read model of positions, applications and
-rankings. Every handler is an upsert keyed by the aggregate id, so replaying a topic from
-offset 0 rebuilds the same state, and events of different topics may arrive in any order."""
+"""Kafka subscribers: the matching service's read model of cohorts, positions, applications,
+student profiles and rankings, and the cancellations that follow when the ground of a pending
+proposal goes away (a position closed, an application withdrawn, consent withdrawn).
+
+Every read-model handler is an upsert keyed by the aggregate id, so replaying a topic from
+offset 0 rebuilds the same state, and events of different topics may arrive in any order.
+Cancelling only touches pending proposals, so a replay cancels nothing twice."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.matching.store import MatchingStore
+from services.matching.store import PROFILE_FIELDS, MatchingStore
 from shared.events import (
     ApplicantsRanked,
     ApplicationSubmitted,
     ApplicationWithdrawn,
     CloudEvent,
+    CohortStateChanged,
     PositionClosed,
     PositionPublished,
+    StudentProfileUpdated,
 )
+from shared.events.vocabulary import MatchCancelReason
 from shared.mongo import Session
 from shared.runtime import ServiceRuntime
 
@@ -51,11 +58,14 @@ def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
         data: PositionClosed = event.data
         ids = {"cohort_id": data.cohort_id, "company_id": data.company_id}
         await set_state(store.positions, data.position_id, "closed", ids, session)
+        await store.position_closed(session, data.position_id, data.reason, data.closed_at)
 
     async def application_submitted(event: CloudEvent[Any], session: Session) -> None:
         data: ApplicationSubmitted = event.data
         fields = data.model_dump(mode="json", exclude={"application_id"})
         await upsert_facts(store.applications, data.application_id, fields, "active", session)
+        profile = {k: fields[k] for k in PROFILE_FIELDS}
+        await store.profile_changed(session, data.student_id, profile, fields["submitted_at"])
 
     async def application_withdrawn(event: CloudEvent[Any], session: Session) -> None:
         data: ApplicationWithdrawn = event.data
@@ -65,6 +75,35 @@ def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
             "withdrawn_reason": data.reason,
         }
         await set_state(store.applications, data.application_id, "withdrawn", ids, session)
+        await store.application_withdrawn(
+            session, data.application_id, data.reason, data.withdrawn_at
+        )
+
+    async def profile_updated(event: CloudEvent[Any], session: Session) -> None:
+        data: StudentProfileUpdated = event.data
+        facts = data.model_dump(mode="json", include=set(PROFILE_FIELDS))
+        await store.profile_changed(session, data.student_id, facts, data.updated_at)
+        if not data.consent_to_data_use:
+            # Whichever arrives first, this or the withdrawal of the applications, cancels.
+            await store.cancel_pending(
+                session,
+                {"student_id": data.student_id},
+                MatchCancelReason.CONSENT_WITHDRAWN,
+                data.updated_at,
+            )
+
+    async def cohort_state_changed(event: CloudEvent[Any], session: Session) -> None:
+        data: CohortStateChanged = event.data
+        await store.cohort_changed(
+            session,
+            data.cohort_id,
+            {
+                "state": data.to_state.value,
+                "application_opens": data.application_opens,
+                "application_closes": data.application_closes,
+                "changed_at": data.changed_at,
+            },
+        )
 
     async def applicants_ranked(event: CloudEvent[Any], session: Session) -> None:
         data: ApplicantsRanked = event.data
@@ -89,3 +128,5 @@ def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
     runtime.consumes(ApplicationSubmitted.event_name, application_submitted)
     runtime.consumes(ApplicationWithdrawn.event_name, application_withdrawn)
     runtime.consumes(ApplicantsRanked.event_name, applicants_ranked)
+    runtime.consumes(StudentProfileUpdated.event_name, profile_updated)
+    runtime.consumes(CohortStateChanged.event_name, cohort_state_changed)

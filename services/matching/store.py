@@ -11,37 +11,83 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.matching.domain import lifecycle
+from services.matching.domain.lifecycle import (
+    PENDING,
+    PLACEMENT,
+    PROPOSAL,
+    PlacementStatus,
+    ProposalStatus,
+)
 from services.matching.domain.residence import residence_status
 from services.matching.domain.rounds import RoundResult, run_round
-from services.matching.domain.rules import PositionInput, Reason, RoundInput, StudentInput
+from services.matching.domain.rules import (
+    PositionInput,
+    Reason,
+    RoundInput,
+    StudentInput,
+    consent_withdrawn_exclusions,
+)
+from services.matching.domain.statistics import cohort_statistics
 from shared.documents import find_or_404, utcnow
-from shared.errors import DomainError, conflict
+from shared.errors import DomainError
 from shared.events import (
+    ApplicationRef,
     MatchAccepted,
+    MatchCancelled,
     MatchDeclined,
     MatchExpired,
     MatchProposed,
+    PlacementCancelled,
     PlacementConfirmed,
     RoundCompleted,
 )
 from shared.events.catalog import SectorCount
-from shared.events.vocabulary import Party
+from shared.events.vocabulary import (
+    CohortState,
+    MatchCancelReason,
+    Party,
+    PlacementCancelReason,
+    PositionClosedReason,
+)
 from shared.ids import new_id
 from shared.mongo import Session
 from shared.outbox import Outbox
 
 Doc = dict[str, Any]
 
-# Proposals in these states hold a seat (and keep the student out of later rounds).
-HOLDING = ("proposed", "confirmed")
+PENDING_VALUES = [s.value for s in PENDING]
+
+# The profile facts matching decides on (application-submitted carries the copy at submission,
+# student-profile-updated every later change).
+PROFILE_FIELDS = (
+    "department",
+    "degree_program",
+    "graduation_year",
+    "jlpt_level",
+    "english_level",
+    "skills",
+    "available_from",
+    "available_to",
+    "consent_to_data_use",
+)
+
+# What earlier answers or cancellations rule out for a pair in later rounds.
+PAIR_EXCLUSIONS = {
+    ProposalStatus.DECLINED: Reason.PREVIOUSLY_DECLINED,
+    ProposalStatus.EXPIRED: Reason.PREVIOUSLY_EXPIRED,
+    ProposalStatus.CANCELLED: Reason.PREVIOUSLY_CANCELLED,
+}
 
 
 class MatchingStore:
     def __init__(self, db: AsyncDatabase[Doc], outbox: Outbox) -> None:
         self.db = db
         self.outbox = outbox
+        self.cohorts = db["cohorts"]
         self.positions = db["positions"]
         self.applications = db["applications"]
+        self.students = db["students"]
         self.rankings = db["rankings"]
         self.rounds = db["rounds"]
         self.proposals = db["proposals"]
@@ -51,32 +97,121 @@ class MatchingStore:
     async def ensure_indexes(self) -> None:
         await self.positions.create_index([("cohort_id", ASCENDING), ("state", ASCENDING)])
         await self.applications.create_index([("cohort_id", ASCENDING), ("state", ASCENDING)])
+        await self.applications.create_index("student_id")
         await self.proposals.create_index([("cohort_id", ASCENDING), ("status", ASCENDING)])
         await self.proposals.create_index([("status", ASCENDING), ("respond_by", ASCENDING)])
         await self.proposals.create_index("student_id")
         await self.proposals.create_index("company_id")
+        await self.proposals.create_index("position_id")
+        await self.proposals.create_index("application_id")
+        await self.placements.create_index("cohort_id")
         await self.rounds.create_index([("cohort_id", ASCENDING), ("number", ASCENDING)])
+
+    # read model: facts from the applications service ----------------------------------------
+
+    async def cohort_changed(self, session: Session, cohort_id: str, fields: Doc) -> None:
+        """Keep the copy of a cohort's state (events of one cohort arrive in order; a replayed
+        older one must not win)."""
+        current = await self.cohorts.find_one({"_id": cohort_id}, session=session)
+        if current is not None and current["changed_at"] > fields["changed_at"]:
+            return
+        await self.cohorts.update_one(
+            {"_id": cohort_id}, {"$set": fields}, upsert=True, session=session
+        )
+
+    async def get_cohort(self, cohort_id: str, session: Session | None = None) -> Doc:
+        cohort = await self.cohorts.find_one({"_id": cohort_id}, session=session)
+        if cohort is None:
+            raise DomainError(
+                f"cohort {cohort_id!r} is not known to the matching service (it learns cohorts "
+                "from cohort-state-changed; one created a moment ago may take a second)",
+                field="cohort_id",
+                status_code=404,
+            )
+        return cohort
+
+    async def profile_changed(self, session: Session, student_id: str, facts: Doc, at: Any) -> bool:
+        """Keep the newest profile facts of a student; False when `facts` are older."""
+        current = await self.students.find_one({"_id": student_id}, session=session)
+        if current is not None and _time(current["as_of"]) >= _time(at):
+            return False
+        await self.students.replace_one(
+            {"_id": student_id},
+            {"_id": student_id, **facts, "as_of": at},
+            upsert=True,
+            session=session,
+        )
+        return True
+
+    async def position_closed(
+        self, session: Session, position_id: str, reason: PositionClosedReason | None, at: datetime
+    ) -> None:
+        """Its pending proposals lose their ground; so does a placement confirmed after the
+        closing (an answer that crossed it in flight)."""
+        await self.cancel_pending(
+            session, {"position_id": position_id}, lifecycle.cancel_reason_for_closing(reason), at
+        )
+        for placement in await self.placements.find(
+            {"position_id": position_id}, session=session
+        ).to_list():
+            if lifecycle.confirmed_after_closing(placement, at):
+                await self.cancel_placement(
+                    session,
+                    placement["_id"],
+                    lifecycle.placement_reason_for_closing(reason),
+                    None,
+                    at,
+                )
+
+    async def application_withdrawn(
+        self, session: Session, application_id: str, reason: str, at: datetime
+    ) -> None:
+        """Its pending proposal loses its ground. A placement it already has (a withdrawal
+        the applications service accepted before it heard of the confirmation) is cancelled
+        too, with the same reason: the student's withdrawal came first."""
+        await self.cancel_pending(
+            session,
+            {"application_id": application_id},
+            lifecycle.cancel_reason_for_withdrawal(reason),
+            at,
+        )
+        confirmed = await self.proposals.find(
+            {"application_id": application_id, "status": ProposalStatus.CONFIRMED.value},
+            session=session,
+        ).to_list()
+        for proposal in confirmed:
+            placement = await self.placements.find_one(
+                {"_id": proposal.get("placement_id")}, session=session
+            )
+            if placement is not None and _placement_status(placement) is PlacementStatus.CONFIRMED:
+                await self.cancel_placement(
+                    session,
+                    placement["_id"],
+                    lifecycle.placement_reason_for_withdrawal(reason),
+                    None,
+                    at,
+                )
 
     # rounds --------------------------------------------------------------------------------
 
     async def round_input(self, session: Session, cohort_id: str, seed: int) -> RoundInput:
         """The residual market of a cohort: free seats, students not yet holding a proposal
-        or a placement, and the pairs earlier answers ruled out."""
+        or a placement, on their current profile facts, and the pairs earlier answers or
+        cancellations ruled out."""
         proposals = await self.proposals.find({"cohort_id": cohort_id}, session=session).to_list()
-        holding = [p for p in proposals if p["status"] in HOLDING]
+        holding = [p for p in proposals if lifecycle.holds_seat(p)]
         taken: dict[str, int] = {}
         for p in holding:
             taken[p["position_id"]] = taken.get(p["position_id"], 0) + 1
         busy_students = {p["student_id"] for p in holding}
-        excluded = {
-            (p["student_id"], p["position_id"]): (
-                Reason.PREVIOUSLY_DECLINED
-                if p["status"] == "declined"
-                else Reason.PREVIOUSLY_EXPIRED
-            )
-            for p in proposals
-            if p["status"] in ("declined", "expired")
-        }
+        excluded: dict[tuple[str, str], Reason] = {}
+        for p in proposals:
+            status = ProposalStatus(p["status"])
+            pair = (p["student_id"], p["position_id"])
+            if status in PAIR_EXCLUSIONS:
+                excluded[pair] = PAIR_EXCLUSIONS[status]
+            elif p.get("placement_status") == PlacementStatus.CANCELLED:
+                excluded[pair] = Reason.PLACEMENT_CANCELLED
         rankings = {
             r["_id"]: tuple(r["ranked_student_ids"])
             for r in await self.rankings.find({"cohort_id": cohort_id}, session=session).to_list()
@@ -101,25 +236,37 @@ class MatchingStore:
                     ranking=rankings.get(p["_id"]),
                 )
             )
-        students = []
-        for a in await self.applications.find(
+        active = await self.applications.find(
             {"cohort_id": cohort_id, "state": "active", "ranked_position_ids": {"$exists": True}},
             session=session,
-        ).to_list():
-            if a["student_id"] in busy_students:
+        ).to_list()
+        # One application per student: if an edit's two events crossed, the newer one counts.
+        latest: dict[str, Doc] = {}
+        for a in sorted(active, key=lambda a: a["submitted_at"]):
+            latest[a["student_id"]] = a
+        profiles = {
+            s["_id"]: s
+            for s in await self.students.find(
+                {"_id": {"$in": list(latest)}}, session=session
+            ).to_list()
+        }
+        students = []
+        for student_id, a in sorted(latest.items()):
+            if student_id in busy_students:
                 continue
+            facts = {**a, **profiles.get(student_id, {})}  # the newest profile facts win
             students.append(
                 StudentInput(
-                    id=a["student_id"],
+                    id=student_id,
                     application_id=a["_id"],
                     ranked_position_ids=tuple(a["ranked_position_ids"]),
-                    department=a.get("department", ""),
-                    jlpt_level=a.get("jlpt_level"),
-                    english_level=a.get("english_level"),
-                    skills=tuple(a.get("skills", [])),
-                    available_from=date.fromisoformat(a["available_from"]),
-                    available_to=date.fromisoformat(a["available_to"]),
-                    consent_to_data_use=a["consent_to_data_use"],
+                    department=facts.get("department", ""),
+                    jlpt_level=facts.get("jlpt_level"),
+                    english_level=facts.get("english_level"),
+                    skills=tuple(facts.get("skills", [])),
+                    available_from=date.fromisoformat(facts["available_from"]),
+                    available_to=date.fromisoformat(facts["available_to"]),
+                    consent_to_data_use=facts["consent_to_data_use"],
                 )
             )
         return RoundInput(
@@ -130,9 +277,36 @@ class MatchingStore:
             excluded_pairs=excluded,
         )
 
+    async def consent_withdrawn(
+        self, session: Session, cohort_id: str
+    ) -> list[tuple[str, tuple[str, ...]]]:
+        """(student, ranked positions) of applications withdrawn with the student's consent,
+        for students with no other active application in the cohort."""
+        withdrawn = await self.applications.find(
+            {
+                "cohort_id": cohort_id,
+                "state": "withdrawn",
+                "withdrawn_reason": "consent_withdrawn",
+                "ranked_position_ids": {"$exists": True},
+            },
+            session=session,
+        ).to_list()
+        still_in = set(
+            await self.applications.distinct(
+                "student_id", {"cohort_id": cohort_id, "state": "active"}, session=session
+            )
+        )
+        return [
+            (a["student_id"], tuple(a["ranked_position_ids"]))
+            for a in withdrawn
+            if a["student_id"] not in still_in
+        ]
+
     async def start_round(
         self, session: Session, cohort_id: str, seed: int, respond_within: timedelta
     ) -> Doc:
+        cohort = await self.get_cohort(cohort_id, session)
+        lifecycle.check_round_allowed(cohort_id, CohortState(cohort["state"]))
         # Serialises rounds of one cohort: a concurrent round conflicts here and is retried
         # by the transaction, then sees the first round's proposals.
         lock = await self.locks.find_one_and_update(
@@ -154,8 +328,11 @@ class MatchingStore:
         if not result.certificate.valid:
             # Never publish a matching that fails its own certificate.
             raise RuntimeError(f"round certificate failed: {result.certificate}")
-        started = utcnow()
-        respond_by = started + respond_within
+        left_out = consent_withdrawn_exclusions(await self.consent_withdrawn(session, cohort_id))
+        # Milliseconds, as MongoDB stores them: the deadline in the events, in this service's
+        # documents and in every other service's copy is then the very same instant.
+        started = to_millis(utcnow())
+        respond_by = to_millis(started + respond_within)
         round_id = f"round-{cohort_id}-{number}"
         positions = {
             p["_id"]: p
@@ -166,6 +343,11 @@ class MatchingStore:
         sector_of = {pid: p["sector"] for pid, p in positions.items()}
         seats_of = {p.id: max(0, p.seats) for p in round_input.positions}
         by_sector = result.by_sector(sector_of, seats_of)
+        application_of = {s.id: s.application_id for s in round_input.students}
+        unmatched = [
+            ApplicationRef(application_id=application_of[sid], student_id=sid)
+            for sid in result.unmatched_student_ids
+        ]
 
         proposals = []
         for pair in result.pairs:
@@ -189,11 +371,12 @@ class MatchingStore:
                 "residence_status": status.value,
                 "respond_by": respond_by,
                 "proposed_at": started,
-                "status": "proposed",
+                "status": ProposalStatus.PROPOSED.value,
                 "student_answer": None,
                 "company_answer": None,
             }
             proposals.append(proposal)
+        exclusions = [*result.exclusions, *left_out]
         round_doc = {
             "_id": round_id,
             "cohort_id": cohort_id,
@@ -212,7 +395,7 @@ class MatchingStore:
                     "reason": e.reason.value,
                     "detail": e.detail,
                 }
-                for e in result.exclusions
+                for e in exclusions
             ],
             "certificate": certificate_doc(result),
             "statistics": {
@@ -220,7 +403,7 @@ class MatchingStore:
                 "seats": result.seats,
                 "proposed": len(result.pairs),
                 "unmatched": len(result.unmatched_student_ids),
-                "excluded_pairs": len(result.exclusions),
+                "excluded_pairs": len(exclusions),
                 "by_sector": by_sector,
             },
             "respond_by": respond_by,
@@ -244,6 +427,7 @@ class MatchingStore:
                     residence_status=proposal["residence_status"],
                     respond_by=respond_by,
                     proposed_at=started,
+                    application_id=proposal["application_id"],
                 ),
             )
         await self.outbox.add(
@@ -259,10 +443,11 @@ class MatchingStore:
                 seats=result.seats,
                 proposed=len(result.pairs),
                 unmatched=len(result.unmatched_student_ids),
-                excluded_pairs=len(result.exclusions),
+                excluded_pairs=len(exclusions),
                 stable=result.certificate.stable,
                 by_sector=[SectorCount(**s) for s in by_sector],
                 completed_at=started,
+                unmatched_applications=unmatched,
             ),
         )
         return round_doc
@@ -279,27 +464,17 @@ class MatchingStore:
         self, session: Session, proposal_id: str, party: Party, accept: bool, at: datetime
     ) -> Doc:
         proposal = await self.get_proposal(proposal_id, session)
+        target, completes = lifecycle.answer(proposal, party, accept, at)
         answer_field = f"{party.value}_answer"
-        if proposal["status"] != "proposed":
-            raise conflict(f"proposal {proposal_id!r} is already {proposal['status']}")
-        if proposal[answer_field] is not None:
-            raise conflict(f"the {party.value} has already answered ({proposal[answer_field]})")
-        if at > proposal["respond_by"]:
-            raise conflict(
-                f"the deadline to answer passed at {proposal['respond_by']:%Y-%m-%d %H:%M} UTC",
-                field="respond_by",
-            )
         common = proposal_facts(proposal)
         changes: Doc = {
+            "status": target.value,
             answer_field: "accepted" if accept else "declined",
             f"{party.value}_answered_at": at,
         }
         if not accept:
-            changes["status"] = "declined"
             await self.outbox.add(session, MatchDeclined(**common, party=party, declined_at=at))
         else:
-            other = Party.COMPANY if party is Party.STUDENT else Party.STUDENT
-            completes = proposal[f"{other.value}_answer"] == "accepted"
             await self.outbox.add(
                 session,
                 MatchAccepted(
@@ -311,17 +486,20 @@ class MatchingStore:
                 ),
             )
             if completes:
-                changes["status"] = "confirmed"
                 changes["placement_id"] = await self._confirm(session, proposal, at)
-        # The status guard makes a concurrent answer conflict instead of double-applying.
+                changes["placement_status"] = PlacementStatus.CONFIRMED.value
+        # The status guard makes a concurrent answer or cancellation conflict instead of
+        # double-applying.
         updated = await self.proposals.find_one_and_update(
-            {"_id": proposal_id, "status": "proposed", answer_field: None},
+            {"_id": proposal_id, "status": proposal["status"], answer_field: None},
             {"$set": changes},
             return_document=ReturnDocument.AFTER,
             session=session,
         )
         if updated is None:
-            raise conflict(f"proposal {proposal_id!r} changed meanwhile; reload it")
+            raise DomainError(
+                f"proposal {proposal_id!r} changed meanwhile; reload it", status_code=409
+            )
         return updated
 
     async def _confirm(self, session: Session, proposal: Doc, at: datetime) -> str:
@@ -336,14 +514,117 @@ class MatchingStore:
             residence_status=proposal["residence_status"],
             confirmed_at=at,
         )
-        placement = {**event.model_dump(mode="json"), "confirmed_at": at}
+        placement = {
+            **event.model_dump(mode="json"),
+            "confirmed_at": at,
+            "status": PlacementStatus.CONFIRMED.value,
+        }
         await self.placements.insert_one({"_id": event.placement_id, **placement}, session=session)
         await self.outbox.add(session, event)
         return event.placement_id
 
+    async def cancel_pending(
+        self, session: Session, query: Doc, reason: MatchCancelReason, at: datetime
+    ) -> list[str]:
+        """Cancel every pending proposal matching `query` (its ground went away): the seat is
+        free for the next round and both parties are told (match-cancelled)."""
+        cancelled = []
+        for proposal in await self.proposals.find(
+            {**query, "status": {"$in": PENDING_VALUES}}, session=session
+        ).to_list():
+            if await self._cancel_one(session, proposal, reason, at):
+                cancelled.append(proposal["_id"])
+        return cancelled
+
+    async def cancel_proposal(
+        self, session: Session, proposal_id: str, reason: MatchCancelReason, at: datetime
+    ) -> Doc:
+        proposal = await self.get_proposal(proposal_id, session)
+        PROPOSAL.check(
+            ProposalStatus(proposal["status"]), ProposalStatus.CANCELLED, ident=proposal_id
+        )
+        if not await self._cancel_one(session, proposal, reason, at):
+            raise DomainError(
+                f"proposal {proposal_id!r} changed meanwhile; reload it", status_code=409
+            )
+        return await self.get_proposal(proposal_id, session)
+
+    async def _cancel_one(
+        self, session: Session, proposal: Doc, reason: MatchCancelReason, at: datetime
+    ) -> bool:
+        updated = await self.proposals.find_one_and_update(
+            {"_id": proposal["_id"], "status": {"$in": PENDING_VALUES}},
+            {
+                "$set": {
+                    "status": ProposalStatus.CANCELLED.value,
+                    "cancel_reason": reason.value,
+                    "cancelled_at": at,
+                }
+            },
+            session=session,
+        )
+        if updated is None:
+            return False  # answered, expired or cancelled meanwhile
+        await self.outbox.add(
+            session,
+            MatchCancelled(
+                **proposal_facts(proposal),
+                sector=proposal["sector"],
+                reason=reason,
+                cancelled_at=at,
+            ),
+        )
+        return True
+
+    # placements ----------------------------------------------------------------------------
+
+    async def get_placement(self, placement_id: str, session: Session | None = None) -> Doc:
+        return await find_or_404(self.placements, "placement", placement_id, session)
+
+    async def cancel_placement(
+        self,
+        session: Session,
+        placement_id: str,
+        reason: PlacementCancelReason,
+        note_code: str | None,
+        at: datetime,
+    ) -> Doc:
+        """confirmed -> cancelled: the seat is free again and both sides are told."""
+        placement = await self.get_placement(placement_id, session)
+        PLACEMENT.check(_placement_status(placement), PlacementStatus.CANCELLED, ident=placement_id)
+        changes = {
+            "status": PlacementStatus.CANCELLED.value,
+            "cancel_reason": reason.value,
+            "note_code": note_code,
+            "cancelled_at": at,
+        }
+        await self.placements.update_one({"_id": placement_id}, {"$set": changes}, session=session)
+        proposal = await self.get_proposal(placement["proposal_id"], session)
+        await self.proposals.update_one(
+            {"_id": proposal["_id"]},
+            {"$set": {"placement_status": PlacementStatus.CANCELLED.value}},
+            session=session,
+        )
+        await self.outbox.add(
+            session,
+            PlacementCancelled(
+                placement_id=placement_id,
+                **proposal_facts(proposal),
+                sector=proposal["sector"],
+                reason=reason,
+                note_code=note_code,
+                cancelled_at=at,
+            ),
+        )
+        return {**placement, **changes}
+
+    # expiry --------------------------------------------------------------------------------
+
     async def due_for_expiry(self, at: datetime, limit: int = 200) -> list[str]:
         docs = (
-            await self.proposals.find({"status": "proposed", "respond_by": {"$lt": at}}, {"_id": 1})
+            await self.proposals.find(
+                {"status": {"$in": PENDING_VALUES}, "respond_by": {"$lt": at}}, {"_id": 1}
+            )
             .limit(limit)
             .to_list()
         )
@@ -351,12 +632,12 @@ class MatchingStore:
 
     async def expire(self, session: Session, proposal_id: str, at: datetime) -> bool:
         proposal = await self.proposals.find_one_and_update(
-            {"_id": proposal_id, "status": "proposed", "respond_by": {"$lt": at}},
-            {"$set": {"status": "expired", "expired_at": at}},
+            {"_id": proposal_id, "status": {"$in": PENDING_VALUES}, "respond_by": {"$lt": at}},
+            {"$set": {"status": ProposalStatus.EXPIRED.value, "expired_at": at}},
             session=session,
         )
         if proposal is None:
-            return False  # answered or expired meanwhile
+            return False  # answered, cancelled or expired meanwhile
         await self.outbox.add(
             session,
             MatchExpired(
@@ -366,6 +647,31 @@ class MatchingStore:
             ),
         )
         return True
+
+    # statistics ----------------------------------------------------------------------------
+
+    async def statistics(self, cohort_id: str) -> Doc:
+        await self.get_cohort(cohort_id)  # an unknown cohort is a 404, not a page of zeros
+        query = {"cohort_id": cohort_id}
+        proposals = await self.proposals.find(query).to_list()
+        applications = await self.applications.find(query).to_list()
+        positions = {p["_id"]: p for p in await self.positions.find(query).to_list()}
+        placements = await self.placements.find(query).to_list()
+        rounds = await self.rounds.count_documents(query)
+        return cohort_statistics(cohort_id, rounds, proposals, applications, positions, placements)
+
+
+def to_millis(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _time(value: datetime | str) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _placement_status(placement: Doc) -> PlacementStatus:
+    # Placements stored before the lifecycle was modelled have no status: they are confirmed.
+    return PlacementStatus(placement.get("status", PlacementStatus.CONFIRMED.value))
 
 
 def pair_docs(result: RoundResult) -> list[Doc]:
@@ -387,7 +693,14 @@ def proposal_facts(proposal: Doc) -> Doc:
         "proposal_id": proposal["_id"],
         **{
             k: proposal[k]
-            for k in ("round_id", "cohort_id", "student_id", "position_id", "company_id")
+            for k in (
+                "round_id",
+                "cohort_id",
+                "student_id",
+                "position_id",
+                "company_id",
+                "application_id",
+            )
         },
     }
 

@@ -28,6 +28,7 @@ LIST_FIELDS = {
     "recipient_id": 1,
     "recipient_kind": 1,
     "template": 1,
+    "kind": 1,
     "language": 1,
     "to": 1,
     "subject": 1,
@@ -35,6 +36,7 @@ LIST_FIELDS = {
     "attempts": 1,
     "last_error": 1,
     "created_at": 1,
+    "next_attempt_at": 1,
     "sent_at": 1,
     "failed_at": 1,
 }

@@ -8,8 +8,9 @@ from pydantic import Field, SecretStr
 from services.notifications import handlers
 from services.notifications.api import ROUTERS
 from services.notifications.delivery import Deliverer, DeliveryPolicy, Mailer, SmtpConfig
-from services.notifications.rendering import Renderer
+from services.notifications.rendering import Renderer, Site
 from services.notifications.store import NotificationsStore
+from shared.events.timezones import TimeZoneName
 from shared.kafka import IdempotentProducer
 from shared.runtime import ServiceRuntime, create_http_app
 from shared.settings import CommonSettings
@@ -31,6 +32,9 @@ class NotificationsSettings(CommonSettings):
     coordinator_email: str = "coordinator@kitakyushu-internships.invalid"
     coordinator_name: str = "雇用・産業人材政策課 ご担当者"
     coordinator_language: str = "ja"
+    coordinator_time_zone: TimeZoneName = "Asia/Tokyo"
+    # Every mail names this address for questions (its sender address takes no replies).
+    contact_email: str = "internships@kitakyushu-internships.invalid"
     delivery_max_attempts: int = Field(default=6, ge=1)
     delivery_retry_base_seconds: float = Field(default=5, gt=0)
     delivery_lease_seconds: float = Field(default=120, gt=0)
@@ -83,6 +87,10 @@ def build_deliverer(
             coordinator_email=settings.coordinator_email,
             coordinator_name=settings.coordinator_name,
             coordinator_language=settings.coordinator_language,
+            coordinator_time_zone=settings.coordinator_time_zone,
+            site=Site(
+                public_base_url=settings.public_base_url, contact_email=settings.contact_email
+            ),
             batch_size=settings.delivery_batch_size,
         ),
         producer,

@@ -1,9 +1,10 @@
-"""Deciding whether a planned message is still wanted, and composing its e-mail (pure).
+"""Composing the e-mail of a planned message, and the facts a batch of messages needs (pure).
 
-The facts both need (contacts, erasures, position facts) are read for a whole batch of
-messages at once by `NotificationsStore.facts_for`, so a batch costs a few queries instead
-of a few per message. To add a rule, extend `unwanted_reason`; to give templates more facts,
-add them to `Facts` (and to `facts_for`) and to `compose`'s context.
+The facts (contacts, erasures, position facts, proposals' answers, withdrawn applications)
+are read for a whole batch of messages at once by `NotificationsStore.facts_for`, so a batch
+costs a few queries instead of a few per message. Whether a message is still wanted is
+decided by `domain.unwanted_reason` from `Facts.about(message)`; to give that rule or the
+templates more facts, add them to `Facts` (and to `facts_for`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
 
-from services.notifications.domain import language_of
-from services.notifications.rendering import Renderer, build_context
+from services.notifications.domain import MessageFacts
+from services.notifications.rendering import Renderer, Site, build_context
+from services.notifications.wording import language_of
 
 Doc = dict[str, Any]
 
@@ -28,11 +30,29 @@ class TransientDeliveryError(Exception):
 
 @dataclass
 class Facts:
-    """What composing a batch of messages may need, keyed by id."""
+    """What deciding and composing a batch of messages may need, keyed by id."""
 
     contacts: dict[str, Doc] = field(default_factory=dict)  # incl. "coordinator"
     erased: set[str] = field(default_factory=set)
     positions: dict[str, Doc] = field(default_factory=dict)
+    proposals: dict[str, Doc] = field(default_factory=dict)
+    withdrawn_applications: set[str] = field(default_factory=set)
+
+    def about(self, message: Doc) -> MessageFacts:
+        """What `domain.unwanted_reason` needs to know about one message."""
+        recipient = message["recipient_id"]
+        data = message["data"]
+        proposal = self.proposals.get(data["proposal_id"]) if "proposal_id" in data else None
+        withdrawn = any(
+            ref["application_id"] in self.withdrawn_applications
+            for ref in data.get("unmatched_applications", [])
+            if ref["student_id"] == recipient
+        )
+        return MessageFacts(
+            recipient_erased=recipient in self.erased,
+            proposal=proposal,
+            application_withdrawn=withdrawn,
+        )
 
 
 @dataclass(frozen=True)
@@ -45,20 +65,13 @@ class Composed:
     body: str
 
 
-def unwanted_reason(message: Doc, facts: Facts) -> str | None:
-    """Why `message` must not be sent any more; None when it should go out."""
-    if message["recipient_id"] in facts.erased:
-        return "recipient erased"
-    return None
-
-
 def message_header_id(message_id: str) -> str:
     """Stable per (event, recipient): a resend after a crash is recognisably the same mail."""
     digest = hashlib.sha256(message_id.encode()).hexdigest()[:32]
     return f"<{digest}@kitakyushu-internships>"
 
 
-def compose(message: Doc, facts: Facts, renderer: Renderer, *, sender: str) -> Composed:
+def compose(message: Doc, facts: Facts, renderer: Renderer, *, sender: str, site: Site) -> Composed:
     """The e-mail for one message. Raises TransientDeliveryError while facts are missing."""
     recipient_id = message["recipient_id"]
     contact = facts.contacts.get(recipient_id)
@@ -76,7 +89,7 @@ def compose(message: Doc, facts: Facts, renderer: Renderer, *, sender: str) -> C
         student_name = student["name"] if student else None
     language = language_of(contact.get("preferred_language"))
     context = build_context(
-        data, language, recipient_name=contact["name"], student_name=student_name, position=position
+        message, contact, language, student_name=student_name, position=position, site=site
     )
     subject, body, used = renderer.render(message["template"], language, context)
     name = _one_line(contact["name"])

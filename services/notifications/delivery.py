@@ -6,12 +6,12 @@ crash can duplicate an e-mail (with the same Message-ID, which mail clients coll
 never lose one. The opposite choice (mark, then send) could lose messages silently.
 
 A pass works in batches: claim due messages (one snapshot transaction on an index that
-touches only open messages), read the facts they need (three queries), decide and compose
-each (no I/O), send them concurrently over the mailer's pool of SMTP connections, and record
-every outcome in one transaction. The next batch is claimed and the previous one recorded
-while a batch is being sent. The sender sleeps until it is woken (a message was planned, a
-contact arrived, a retry was asked for) or until the earliest open message falls due;
-`poll_seconds` is only a safety net.
+touches only open messages), read the facts they need (five queries at once), decide and
+compose each (no I/O), send them concurrently over the mailer's pool of SMTP connections,
+and record every outcome in one transaction. The next batch is claimed and the previous one
+recorded while a batch is being sent. The sender sleeps until it is woken (a message was
+planned, a contact arrived, a retry was asked for) or until the earliest open message falls
+due; `poll_seconds` is only a safety net.
 """
 
 from __future__ import annotations
@@ -24,15 +24,9 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
 
-from services.notifications.compose import (
-    Composed,
-    Facts,
-    TransientDeliveryError,
-    compose,
-    unwanted_reason,
-)
-from services.notifications.domain import COORDINATOR
-from services.notifications.rendering import Renderer
+from services.notifications.compose import Composed, Facts, TransientDeliveryError, compose
+from services.notifications.domain import COORDINATOR, unwanted_reason
+from services.notifications.rendering import Renderer, Site
 from services.notifications.smtp_pool import Mailer, SmtpConfig, is_permanent
 from services.notifications.store import Doc, NotificationsStore
 from shared.kafka import IdempotentProducer, dlq_topic
@@ -55,6 +49,8 @@ class DeliveryPolicy:
     coordinator_email: str
     coordinator_name: str
     coordinator_language: str
+    coordinator_time_zone: str = "Asia/Tokyo"
+    site: Site = field(default_factory=lambda: Site("http://127.0.0.1:8000", "internships@invalid"))
     batch_size: int = 50
 
 
@@ -177,6 +173,7 @@ class Deliverer:
             "name": self.policy.coordinator_name,
             "email": self.policy.coordinator_email,
             "preferred_language": self.policy.coordinator_language,
+            "time_zone": self.policy.coordinator_time_zone,
         }
         ready: list[tuple[Doc, Composed]] = []
         for message in messages:
@@ -203,14 +200,20 @@ class Deliverer:
 
     def _compose(self, message: Doc, facts: Facts) -> Composed | None:
         """The e-mail to send, or None when the message's outcome is already decided."""
-        why = unwanted_reason(message, facts)
+        why = unwanted_reason(message, facts.about(message))
         if why is not None:
             self.counts["suppressed"] += 1
             self._batch.writes.append((message, {"status": "suppressed", "last_error": why}))
             log.info("message suppressed", extra={"message_id": message["_id"], "why": why})
             return None
         try:
-            return compose(message, facts, self.renderer, sender=self.mailer.config.sender)
+            return compose(
+                message,
+                facts,
+                self.renderer,
+                sender=self.mailer.config.sender,
+                site=self.policy.site,
+            )
         except TransientDeliveryError as exc:
             self._wait_for_facts(message, str(exc))
         except Exception as exc:  # a template that cannot render: retrying will tell
@@ -255,7 +258,8 @@ class Deliverer:
         )
 
     def _wait_for_facts(self, message: Doc, why: str) -> None:
-        waited = (datetime.now(UTC) - message["created_at"]).total_seconds()
+        since = message.get("due_at") or message["created_at"]  # reminders are due days later
+        waited = (datetime.now(UTC) - since).total_seconds()
         if waited > self.policy.wait_for_facts_seconds:
             self._fail(
                 message, f"gave up after {waited:.0f} s: {why}", attempts=message["attempts"]

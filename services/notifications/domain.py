@@ -1,72 +1,40 @@
-"""Who hears what, in which language, and how facts are worded (pure, no I/O).
+"""Who hears what and when, and whether a message is still wanted when it is due (pure).
 
-Each public event becomes zero or more messages, one per recipient, identified by
-(event id, recipient); the text is rendered when the message is sent, in the recipient's
-preferred language (English when a template or language is missing).
+Each public event becomes zero or more messages, one per recipient and kind, identified by
+(event id, recipient[, kind]); the text is rendered when the message is sent, in the
+recipient's preferred language (English when a template or language is missing). A message
+may be planned for later (the reminder before an answer deadline); when it falls due, it is
+sent only if it is still wanted (the recipient was not erased, has not answered yet, ...).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.events import (
     ApplicationSubmitted,
+    ApplicationWithdrawn,
     CloudEvent,
+    CompanyStatusChanged,
     MatchAccepted,
+    MatchCancelled,
     MatchDeclined,
     MatchExpired,
     MatchProposed,
+    PlacementCancelled,
     PlacementConfirmed,
     RoundCompleted,
 )
-from shared.events.vocabulary import Language, Party
+from shared.events.vocabulary import MatchCancelReason, Party, PlacementCancelReason
 
 COORDINATOR = "coordinator"
-FALLBACK = Language.EN
-
-# Where each language's readers are: deadlines are shown in their local time.
-LOCAL_TIME = {
-    Language.JA: (timezone(timedelta(hours=9)), "JST"),
-    Language.ZH_TW: (timezone(timedelta(hours=8)), "台北時間"),
-    Language.EN: (timezone(timedelta(hours=9)), "JST"),
-}
-
-SECTORS = {
-    "semiconductor": {"en": "semiconductors", "ja": "半導体", "zh-TW": "半導體"},
-    "automotive": {"en": "automotive", "ja": "自動車", "zh-TW": "汽車"},
-    "robotics_ai": {"en": "robotics / AI", "ja": "ロボット・AI", "zh-TW": "機器人與人工智慧"},
-    "other": {"en": "other industries", "ja": "その他", "zh-TW": "其他產業"},
-}
-
-RESIDENCE = {
-    "designated_activities": {
-        "en": "Designated Activities (特定活動, notice no. 9): a paid internship that is part "
-        "of your curriculum. Taipei Tech and the host company need an internship agreement.",
-        "ja": "在留資格「特定活動」（告示9号）：教育課程の一部として行う有償のインターンシップ"
-        "です。国立台北科技大学と受入企業の間でインターンシップ協定を結ぶ必要があります。",
-        "zh-TW": "在留資格「特定活動」（告示第9號）：屬於學校課程一部分的有薪實習，需由國立臺北科技"
-        "大學與接待企業簽訂實習協議。",
-    },
-    "temporary_visitor": {
-        "en": "Temporary Visitor (短期滞在): an unpaid internship of at most 90 days.",
-        "ja": "在留資格「短期滞在」：90日以内の無償インターンシップです。",
-        "zh-TW": "在留資格「短期滯在」：90天以內的無薪實習。",
-    },
-    "cultural_activities": {
-        "en": "Cultural Activities (文化活動): an unpaid internship of more than 90 days.",
-        "ja": "在留資格「文化活動」：90日を超える無償インターンシップです。",
-        "zh-TW": "在留資格「文化活動」：超過90天的無薪實習。",
-    },
-}
-
-RESIDENCE_NOTE = {
-    "en": "This is guidance, not a decision: please confirm with the Immigration Services "
-    "Agency of Japan before applying for your status.",
-    "ja": "これは目安であり、判断ではありません。申請の前に出入国在留管理庁にご確認ください。",
-    "zh-TW": "以上僅供參考，並非最終判定；申請前請向日本出入國在留管理廳確認。",
-}
+REMINDER = "reminder"
+# Whoever has not answered a proposal hears again this long before its deadline.
+REMINDER_BEFORE = timedelta(hours=48)
+# Withdrawals the student asked for (an edit or an erasure is not confirmed by mail).
+CONFIRMED_WITHDRAWALS = ("withdrawn", "consent_withdrawn")
 
 
 @dataclass(frozen=True)
@@ -78,6 +46,17 @@ class Planned:
     template: str  # e.g. "match_proposed.student"
     # Parties whose personal data the rendered body will contain (for erasure).
     about: tuple[str, ...] = ()
+    # Tells apart several messages one event sends one recipient (e.g. "reminder").
+    kind: str = ""
+    # Not to be sent before this moment (None: now).
+    not_before: datetime | None = None
+
+
+def reminder_time(respond_by: datetime, proposed_at: datetime) -> datetime | None:
+    """When to remind; None when the whole answer period is shorter than the lead time
+    (a reminder with the proposal itself would say nothing new)."""
+    at = respond_by - REMINDER_BEFORE
+    return at if at > proposed_at else None
 
 
 def plan(event: CloudEvent[Any]) -> list[Planned]:
@@ -85,11 +64,35 @@ def plan(event: CloudEvent[Any]) -> list[Planned]:
     data = event.data
     if isinstance(data, ApplicationSubmitted):
         return [Planned(data.student_id, "student", "application_submitted.student")]
+    if isinstance(data, ApplicationWithdrawn):
+        if data.reason in CONFIRMED_WITHDRAWALS:
+            return [Planned(data.student_id, "student", "application_withdrawn.student")]
+        return []
     if isinstance(data, MatchProposed):
-        return [
+        planned = [
             Planned(data.student_id, "student", "match_proposed.student"),
             Planned(data.company_id, "company", "match_proposed.company", (data.student_id,)),
         ]
+        remind_at = reminder_time(data.respond_by, data.proposed_at)
+        if remind_at is not None:
+            planned += [
+                Planned(
+                    data.student_id,
+                    "student",
+                    "answer_reminder.student",
+                    kind=REMINDER,
+                    not_before=remind_at,
+                ),
+                Planned(
+                    data.company_id,
+                    "company",
+                    "answer_reminder.company",
+                    (data.student_id,),
+                    kind=REMINDER,
+                    not_before=remind_at,
+                ),
+            ]
+        return planned
     if isinstance(data, MatchAccepted):
         # The other side learns that this side said yes, unless it already said yes too:
         # then the placement confirmation tells everyone.
@@ -110,6 +113,13 @@ def plan(event: CloudEvent[Any]) -> list[Planned]:
             Planned(data.student_id, "student", "match_expired.student"),
             Planned(data.company_id, "company", "match_expired.company", (data.student_id,)),
         ]
+    if isinstance(data, MatchCancelled):
+        planned = [
+            Planned(data.company_id, "company", "match_cancelled.company", (data.student_id,))
+        ]
+        if data.reason != MatchCancelReason.STUDENT_ERASED:  # nobody left to tell
+            planned.insert(0, Planned(data.student_id, "student", "match_cancelled.student"))
+        return planned
     if isinstance(data, PlacementConfirmed):
         return [
             Planned(data.student_id, "student", "placement_confirmed.student"),
@@ -118,37 +128,65 @@ def plan(event: CloudEvent[Any]) -> list[Planned]:
                 COORDINATOR, COORDINATOR, "placement_confirmed.coordinator", (data.student_id,)
             ),
         ]
+    if isinstance(data, PlacementCancelled):
+        planned = [
+            Planned(data.company_id, "company", "placement_cancelled.company", (data.student_id,)),
+            Planned(
+                COORDINATOR, COORDINATOR, "placement_cancelled.coordinator", (data.student_id,)
+            ),
+        ]
+        if data.reason != PlacementCancelReason.STUDENT_ERASED:
+            planned.insert(0, Planned(data.student_id, "student", "placement_cancelled.student"))
+        return planned
     if isinstance(data, RoundCompleted):
-        return [Planned(COORDINATOR, COORDINATOR, "round_completed.coordinator")]
+        return [
+            Planned(COORDINATOR, COORDINATOR, "round_completed.coordinator"),
+            *(
+                Planned(ref.student_id, "student", "not_matched.student")
+                for ref in data.unmatched_applications
+            ),
+        ]
+    if isinstance(data, CompanyStatusChanged):
+        return [Planned(data.company_id, "company", f"company_{data.status.value}.company")]
     return []
 
 
-def language_of(preferred: str | None) -> Language:
-    try:
-        return Language(preferred) if preferred else FALLBACK
-    except ValueError:
-        return FALLBACK
+# -- what a message depends on, tracked from the events ---------------------------------
 
 
-def format_date(value: date | str, language: Language) -> str:
-    d = date.fromisoformat(value) if isinstance(value, str) else value
-    if language is Language.EN:
-        return f"{d.day} {d:%B %Y}"
-    return f"{d.year}年{d.month}月{d.day}日"
+def proposal_progress(event: CloudEvent[Any]) -> tuple[str, dict[str, bool]] | None:
+    """What an event says about a proposal's answers: (proposal id, facts to set)."""
+    data = event.data
+    if isinstance(data, MatchAccepted | MatchDeclined):
+        facts = {f"{data.party.value}_answered": True}
+        if isinstance(data, MatchDeclined):
+            facts["closed"] = True
+        return data.proposal_id, facts
+    if isinstance(data, MatchExpired | MatchCancelled | PlacementConfirmed):
+        return data.proposal_id, {"closed": True}
+    return None
 
 
-def format_deadline(value: datetime | str, language: Language) -> str:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    zone, label = LOCAL_TIME[language]
-    local = moment.astimezone(zone)
-    if language is Language.EN:
-        return f"{local.day} {local:%B %Y, %H:%M} {label}"
-    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}（{label}）"
+@dataclass(frozen=True)
+class MessageFacts:
+    """What the notifications service knows, at send time, about a message's subject."""
+
+    recipient_erased: bool = False
+    proposal: dict[str, Any] | None = None  # {student_answered, company_answered, closed}
+    application_withdrawn: bool = False
 
 
-def sector_name(sector: str, language: Language) -> str:
-    return SECTORS.get(sector, SECTORS["other"])[language.value]
-
-
-def residence_text(status: str, language: Language) -> str:
-    return f"{RESIDENCE[status][language.value]}\n{RESIDENCE_NOTE[language.value]}"
+def unwanted_reason(message: dict[str, Any], facts: MessageFacts) -> str | None:
+    """Why a due message must not be sent any more (None: send it)."""
+    if facts.recipient_erased:
+        return "recipient erased"
+    template = message["template"]
+    if template.startswith("answer_reminder."):
+        proposal = facts.proposal or {}
+        if proposal.get("closed"):
+            return "the proposal is no longer waiting for answers"
+        if proposal.get(f"{message['recipient_kind']}_answered"):
+            return f"the {message['recipient_kind']} has already answered"
+    if template == "not_matched.student" and facts.application_withdrawn:
+        return "the application was withdrawn meanwhile"
+    return None

@@ -7,20 +7,23 @@ from typing import Any
 
 from services.notifications.domain import plan
 from services.notifications.store import NotificationsStore
-from shared.after_commit import after_commit
 from shared.events import (
     ApplicationSubmitted,
+    ApplicationWithdrawn,
     CloudEvent,
+    CompanyStatusChanged,
     ContactRecord,
     MatchAccepted,
+    MatchCancelled,
     MatchDeclined,
     MatchExpired,
     MatchProposed,
+    PlacementCancelled,
     PlacementConfirmed,
     PositionPublished,
     RoundCompleted,
 )
-from shared.mongo import Session
+from shared.mongo import Session, after_commit
 from shared.runtime import ServiceRuntime
 
 NOTIFIED = (
@@ -31,12 +34,17 @@ NOTIFIED = (
     MatchExpired,
     PlacementConfirmed,
     RoundCompleted,
+    ApplicationWithdrawn,
+    MatchCancelled,
+    PlacementCancelled,
+    CompanyStatusChanged,
 )
 
 
 def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> None:
     def planner(topic: str) -> Any:
         async def handle(event: CloudEvent[Any], session: Session) -> None:
+            await store.record_facts(session, event)
             if await store.plan_messages(session, event, topic, plan(event)):
                 after_commit(session, wake)  # before it, the sender would find nothing
 

@@ -1,5 +1,7 @@
 """The notifications service's MongoDB database: its private contacts copy, a cache of
-position facts, erasure markers, and the message log keyed by (event id, recipient)."""
+position facts, erasure markers, what it knows of proposals' answers and withdrawn
+applications (to judge whether a due message is still wanted), and the message log keyed by
+(event id, recipient[, kind])."""
 
 from __future__ import annotations
 
@@ -9,19 +11,22 @@ from typing import Any
 from uuid import uuid4
 
 from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notifications.compose import Facts
-from services.notifications.domain import Planned
+from services.notifications.domain import Planned, proposal_progress, unwanted_reason
 from shared.documents import utcnow
-from shared.events import CloudEvent, ContactRecord
+from shared.events import ApplicationWithdrawn, CloudEvent, ContactRecord
 from shared.mongo import Session, in_transaction
 
 Doc = dict[str, Any]
 
 
-def message_key(event_id: str, recipient_id: str) -> str:
-    return f"{event_id}:{recipient_id}"
+def message_key(event_id: str, recipient_id: str, kind: str = "") -> str:
+    """The message log's key: one message per event, recipient and kind, so a redelivered
+    event or a restart never sends a message twice."""
+    return f"{event_id}:{recipient_id}" + (f":{kind}" if kind else "")
 
 
 class NotificationsStore:
@@ -31,6 +36,8 @@ class NotificationsStore:
         self.erasures = db["erasures"]
         self.positions = db["positions"]
         self.messages = db["messages"]
+        self.proposals = db["proposals"]
+        self.withdrawn = db["withdrawn_applications"]
 
     async def ensure_indexes(self) -> None:
         # The claim's index: equality on status, range on next_attempt_at (see claim_due).
@@ -38,6 +45,7 @@ class NotificationsStore:
         await self.messages.create_index([("cohort_id", ASCENDING), ("status", ASCENDING)])
         await self.messages.create_index("recipient_id")
         await self.messages.create_index("about")
+        await self.messages.create_index("data.proposal_id")
 
     async def plan_messages(
         self, session: Session, event: CloudEvent[Any], topic: str, planned: list[Planned]
@@ -48,7 +56,7 @@ class NotificationsStore:
         for p in planned:
             erased = await self.erasures.find_one({"_id": p.recipient_id}, session=session)
             result = await self.messages.update_one(
-                {"_id": message_key(str(event.id), p.recipient_id)},
+                {"_id": message_key(str(event.id), p.recipient_id, p.kind)},
                 {
                     "$setOnInsert": {
                         "event_id": str(event.id),
@@ -60,10 +68,14 @@ class NotificationsStore:
                         "recipient_id": p.recipient_id,
                         "recipient_kind": p.recipient_kind,
                         "template": p.template,
+                        "kind": p.kind,
                         "about": list(p.about),
                         "status": "suppressed" if erased else "pending",
                         "attempts": 0,
-                        "next_attempt_at": utcnow(),
+                        "next_attempt_at": p.not_before or utcnow(),
+                        # When it falls due (a reminder is planned days ahead): waiting for
+                        # facts is measured from here, not from its creation.
+                        "due_at": p.not_before or utcnow(),
                         "created_at": utcnow(),
                         "last_error": "recipient erased" if erased else None,
                     }
@@ -73,6 +85,50 @@ class NotificationsStore:
             )
             created += int(result.upserted_id is not None)
         return created
+
+    async def record_facts(self, session: Session, event: CloudEvent[Any]) -> None:
+        """Keep what later decides whether a due message is still wanted: who answered which
+        proposal, which proposals ended, which applications were withdrawn."""
+        progress = proposal_progress(event)
+        if progress is not None:
+            proposal_id, facts = progress
+            await self.proposals.update_one(
+                {"_id": proposal_id}, {"$set": facts}, upsert=True, session=session
+            )
+            await self._suppress_reminders(session, proposal_id, facts)
+        if isinstance(event.data, ApplicationWithdrawn):
+            await self.withdrawn.update_one(
+                {"_id": event.data.application_id},
+                {"$set": {"reason": event.data.reason}},
+                upsert=True,
+                session=session,
+            )
+
+    async def _suppress_reminders(
+        self, session: Session, proposal_id: str, facts: dict[str, bool]
+    ) -> None:
+        """Reminders nobody needs any more leave the queue now rather than when they fall
+        due (the check at send time still covers a reminder planned after this fact)."""
+        if facts.get("closed"):
+            kinds, why = ["student", "company"], "the proposal is no longer waiting for answers"
+        else:
+            kinds = [k.removesuffix("_answered") for k, v in facts.items() if v]
+            why = "already answered"
+        await self.messages.update_many(
+            {
+                "data.proposal_id": proposal_id,
+                "template": {"$in": [f"answer_reminder.{k}" for k in kinds]},
+                "status": "pending",
+            },
+            {"$set": {"status": "suppressed", "last_error": why}},
+            session=session,
+        )
+
+    async def unwanted_reason(self, message: Doc) -> str | None:
+        """Why this due message must not be sent any more (None: send it). The rules are in
+        domain.unwanted_reason; the sender asks the same question for a whole batch with
+        `facts_for`."""
+        return unwanted_reason(message, (await self.facts_for([message])).about(message))
 
     async def upsert_position(self, session: Session, position_id: str, fields: Doc) -> None:
         await self.positions.update_one(
@@ -161,23 +217,32 @@ class NotificationsStore:
         return earliest
 
     async def facts_for(self, messages: list[Doc]) -> Facts:
-        """Contacts, erasures and position facts for a batch of messages, in three queries."""
+        """What deciding and composing a batch of messages needs (contacts, erasures,
+        position facts, proposals' answers, withdrawn applications), in five queries run at
+        once, however many messages the batch holds."""
+        datas = [m["data"] for m in messages]
         parties = sorted(
             {m["recipient_id"] for m in messages}
-            | {m["data"]["student_id"] for m in messages if "student_id" in m["data"]}
+            | {d["student_id"] for d in datas if "student_id" in d}
         )
-        positions = sorted(
-            {m["data"]["position_id"] for m in messages if "position_id" in m["data"]}
+        positions = sorted({d["position_id"] for d in datas if "position_id" in d})
+        proposals = sorted({d["proposal_id"] for d in datas if "proposal_id" in d})
+        applications = sorted(
+            {ref["application_id"] for d in datas for ref in d.get("unmatched_applications", [])}
         )
-        contacts, erased, facts = await asyncio.gather(
-            self.contacts.find({"_id": {"$in": parties}}).to_list(),
-            self.erasures.find({"_id": {"$in": parties}}, {"_id": 1}).to_list(),
-            self.positions.find({"_id": {"$in": positions}}).to_list(),
+        contacts, erased, facts, answers, withdrawn = await asyncio.gather(
+            _by_id(self.contacts, parties),
+            _by_id(self.erasures, parties, {"_id": 1}),
+            _by_id(self.positions, positions),
+            _by_id(self.proposals, proposals),
+            _by_id(self.withdrawn, applications, {"_id": 1}),
         )
         return Facts(
             contacts={c["_id"]: c for c in contacts},
             erased={e["_id"] for e in erased},
             positions={p["_id"]: p for p in facts},
+            proposals={p["_id"]: p for p in answers},
+            withdrawn_applications={w["_id"] for w in withdrawn},
         )
 
     async def record(self, outcomes: list[tuple[Doc, Doc]]) -> int:
@@ -216,6 +281,15 @@ class NotificationsStore:
             return len(ops)
 
         return await in_transaction(self.db.client, write)
+
+
+async def _by_id(
+    collection: AsyncCollection[Doc], ids: list[str], projection: Doc | None = None
+) -> list[Doc]:
+    """The documents with these ids (no round trip for none)."""
+    if not ids:
+        return []
+    return await collection.find({"_id": {"$in": ids}}, projection).to_list()
 
 
 PERSONAL = frozenset({"to", "subject", "body"})

@@ -15,13 +15,21 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.vocabulary import (
+    CohortState,
+    CompanyStatus,
     EnglishLevel,
     JLPTLevel,
+    MatchCancelReason,
     Party,
+    PlacementCancelReason,
+    PositionClosedReason,
     ResidenceStatus,
     Sector,
     Track,
 )
+
+# A coordinator's reference into the city's own case file: a code, never free text.
+NOTE_CODE = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$"
 
 
 class EventData(BaseModel):
@@ -69,6 +77,8 @@ class PositionClosed(EventData):
     cohort_id: str
     company_id: str
     closed_at: datetime
+    # Added compatibly: why it closed (None from producers before v1.1 means `closed`).
+    reason: PositionClosedReason | None = None
 
 
 class ApplicationSubmitted(EventData):
@@ -99,7 +109,10 @@ class ApplicationWithdrawn(EventData):
     application_id: str
     cohort_id: str
     student_id: str
-    reason: str = Field(description="`withdrawn` by the student, `replaced` by an edit, `erased`.")
+    reason: str = Field(
+        description="`withdrawn` by the student, `replaced` by an edit, `erased`, or "
+        "`consent_withdrawn` (the student withdrew consent to data use)."
+    )
     replaced_by: str | None = None
     withdrawn_at: datetime
 
@@ -130,6 +143,9 @@ class MatchProposed(EventData):
     residence_status: ResidenceStatus
     respond_by: datetime
     proposed_at: datetime
+    # Added compatibly: the application the proposal answers (lets the applications service
+    # keep one truthful status per application).
+    application_id: str | None = None
 
 
 class _ProposalAnswer(EventData):
@@ -141,6 +157,8 @@ class _ProposalAnswer(EventData):
     student_id: str
     position_id: str
     company_id: str
+    # Added compatibly, as on match-proposed.
+    application_id: str | None = None
 
 
 class MatchAccepted(_ProposalAnswer):
@@ -184,6 +202,101 @@ class PlacementConfirmed(EventData):
     end_date: date
     residence_status: ResidenceStatus
     confirmed_at: datetime
+    # Added compatibly, as on match-proposed.
+    application_id: str | None = None
+
+
+class MatchCancelled(EventData):
+    """A pending proposal lost its ground (company rejected or suspended, position closed,
+    application withdrawn, student erased, consent withdrawn, or the coordinator cancelled
+    it). Its seat is free for the next round; it can no longer be answered."""
+
+    event_name = "match-cancelled"
+    key_field = "proposal_id"
+
+    proposal_id: str
+    round_id: str
+    cohort_id: str
+    student_id: str
+    position_id: str
+    company_id: str
+    application_id: str
+    sector: Sector
+    reason: MatchCancelReason
+    cancelled_at: datetime
+
+
+class PlacementCancelled(EventData):
+    """A confirmed placement was cancelled: by the coordinator with a reason, or by the
+    platform when a withdrawal or erasure crossed the confirmation. The seat is free."""
+
+    event_name = "placement-cancelled"
+    key_field = "placement_id"
+
+    placement_id: str
+    proposal_id: str
+    round_id: str
+    cohort_id: str
+    student_id: str
+    position_id: str
+    company_id: str
+    application_id: str
+    sector: Sector
+    reason: PlacementCancelReason
+    note_code: str | None = Field(default=None, pattern=NOTE_CODE)
+    cancelled_at: datetime
+
+
+class CohortStateChanged(EventData):
+    """One step of a cohort's lifecycle (see `COHORT_TRANSITIONS`); `from_state` is None
+    when the cohort is created."""
+
+    event_name = "cohort-state-changed"
+    key_field = "cohort_id"
+
+    cohort_id: str
+    from_state: CohortState | None = None
+    to_state: CohortState
+    application_opens: datetime
+    application_closes: datetime
+    # The round that moved the cohort to `matching`, when a round did.
+    round_id: str | None = None
+    changed_at: datetime
+
+
+class CompanyStatusChanged(EventData):
+    """The coordinator approved, rejected or suspended a host company. Rejecting or
+    suspending closes its open positions (listed here; each also has its position-closed)."""
+
+    event_name = "company-status-changed"
+    key_field = "company_id"
+
+    company_id: str
+    status: CompanyStatus
+    previous_status: CompanyStatus | None = None
+    sector: Sector
+    closed_position_ids: list[str] = Field(default_factory=list)
+    changed_at: datetime
+
+
+class StudentProfileUpdated(EventData):
+    """A student's matching-relevant profile facts changed (no name, no contact data), so
+    that matching decides on current facts, not on the copy in application-submitted."""
+
+    event_name = "student-profile-updated"
+    key_field = "student_id"
+
+    student_id: str
+    department: str
+    degree_program: str
+    graduation_year: int
+    jlpt_level: JLPTLevel | None = None
+    english_level: EnglishLevel | None = None
+    skills: list[str] = Field(default_factory=list)
+    available_from: date
+    available_to: date
+    consent_to_data_use: bool
+    updated_at: datetime
 
 
 class SectorCount(BaseModel):
@@ -192,6 +305,13 @@ class SectorCount(BaseModel):
     sector: Sector
     proposed: int
     seats: int
+
+
+class ApplicationRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    application_id: str
+    student_id: str
 
 
 class RoundCompleted(EventData):
@@ -212,6 +332,9 @@ class RoundCompleted(EventData):
     stable: bool
     by_sector: list[SectorCount] = Field(default_factory=list)
     completed_at: datetime
+    # Added compatibly: the applications this round left without a proposal (ids only), so
+    # that their status can say `not_matched` and the students can be told what comes next.
+    unmatched_applications: list[ApplicationRef] = Field(default_factory=list)
 
 
 CATALOG: dict[str, type[EventData]] = {
@@ -228,6 +351,11 @@ CATALOG: dict[str, type[EventData]] = {
         MatchExpired,
         PlacementConfirmed,
         RoundCompleted,
+        MatchCancelled,
+        PlacementCancelled,
+        CohortStateChanged,
+        CompanyStatusChanged,
+        StudentProfileUpdated,
     )
 }
 

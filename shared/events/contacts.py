@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, EmailStr
 
+from shared.events.timezones import TimeZoneName
 from shared.events.vocabulary import Language
 
 CONTACTS_TOPIC = "contacts"
@@ -21,3 +22,6 @@ class ContactRecord(BaseModel):
     # For companies: the name shown to students, in both languages.
     organisation_ja: str | None = None
     organisation_en: str | None = None
+    # Where the party reads their deadlines (IANA name). None: the default for the party type
+    # (students Asia/Taipei, companies and the coordinator Asia/Tokyo).
+    time_zone: TimeZoneName | None = None

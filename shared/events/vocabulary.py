@@ -65,3 +65,70 @@ class Language(StrEnum):
     ZH_TW = "zh-TW"
     JA = "ja"
     EN = "en"
+
+
+class CohortState(StrEnum):
+    """A cohort's lifecycle; `cohort-state-changed` reports each step."""
+
+    DRAFT = "draft"  # created, not yet taking applications
+    OPEN = "open"  # the application window is open
+    CLOSED = "closed"  # the window is closed; a round may run
+    MATCHING = "matching"  # at least one round ran; residual rounds may follow
+    FINISHED = "finished"  # no further rounds
+
+
+# The order `cohort-state-changed` follows (part of the contract: consumers may rely on it).
+# closed -> open is a reopening, possible only before the first round: a round moves the
+# cohort on to matching, from where there is no way back.
+COHORT_TRANSITIONS: dict[CohortState, tuple[CohortState, ...]] = {
+    CohortState.DRAFT: (CohortState.OPEN,),
+    CohortState.OPEN: (CohortState.CLOSED,),
+    CohortState.CLOSED: (CohortState.OPEN, CohortState.MATCHING),
+    CohortState.MATCHING: (CohortState.FINISHED,),
+    CohortState.FINISHED: (),
+}
+
+
+class CompanyStatus(StrEnum):
+    PENDING = "pending"  # registered through the public call, not yet decided
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SUSPENDED = "suspended"
+
+
+class PositionClosedReason(StrEnum):
+    CLOSED = "closed"  # by the company or the coordinator
+    COMPANY_REJECTED = "company_rejected"
+    COMPANY_SUSPENDED = "company_suspended"
+
+
+class MatchCancelReason(StrEnum):
+    """Why a pending proposal lost its ground (`match-cancelled`)."""
+
+    COMPANY_REJECTED = "company_rejected"
+    COMPANY_SUSPENDED = "company_suspended"
+    POSITION_CLOSED = "position_closed"
+    APPLICATION_WITHDRAWN = "application_withdrawn"
+    STUDENT_ERASED = "student_erased"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    COORDINATOR = "coordinator"
+
+
+class PlacementCancelReason(StrEnum):
+    """Why a confirmed placement was cancelled (`placement-cancelled`). Codes only: the
+    coordinator's own notes stay in the city's case file, referenced by a note code."""
+
+    # Chosen by the coordinator.
+    STUDENT_WITHDREW = "student_withdrew"
+    COMPANY_WITHDREW = "company_withdrew"
+    PROGRAM_DECISION = "program_decision"
+    OTHER = "other"
+    # Applied by the platform when a fact that came first crossed the confirmation in flight
+    # (see README, "Lifecycle"): a withdrawal or erasure the applications service accepted,
+    # or the position closing (also by the company's rejection or suspension) before it.
+    APPLICATION_WITHDRAWN = "application_withdrawn"
+    STUDENT_ERASED = "student_erased"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    POSITION_CLOSED = "position_closed"
+    COMPANY_REJECTED = "company_rejected"
+    COMPANY_SUSPENDED = "company_suspended"

@@ -103,23 +103,30 @@ def test_make_run_readme_example_ctrl_c_and_restart(launcher: Launcher) -> None:
     token = re.search(r"export TOKEN=(\S+)", banner).group(1)  # type: ignore[union-attr]
     apps = f"http://127.0.0.1:{launcher.ports['applications']}"
 
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", readme_demo()],
-        cwd=ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k != "JWT_SECRET"},
-            "TOKEN": token,
-            "APPLICATIONS_URL": apps,
-            "EMBEDDED_DATA_DIR": str(launcher.data_dir),
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    application = json.loads(result.stdout.strip().splitlines()[-1])
+    def run_demo() -> dict[str, object]:
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", readme_demo()],
+            cwd=ROOT,
+            env={
+                **{k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "COHORT")},
+                "TOKEN": token,
+                "APPLICATIONS_URL": apps,
+                "EMBEDDED_DATA_DIR": str(launcher.data_dir),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+    application = run_demo()
     assert application["state"] == "submitted"
     assert application["cohort_id"] == "2026-summer"
+    assert application["allowed_actions"] == ["edit", "withdraw"]
+    # The README says the block runs again on the same data: a second run works too.
+    again = run_demo()
+    assert again["state"] == "submitted" and again["id"] != application["id"]
 
     # The student's confirmation reaches the mailbox, in Traditional Chinese.
     mailbox = launcher.data_dir / "mailbox"

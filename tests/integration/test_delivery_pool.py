@@ -21,10 +21,9 @@ from services.notifications.app import NotificationsSettings, build_deliverer
 from services.notifications.domain import plan
 from services.notifications.smtp_pool import Mailer, SmtpConfig
 from services.notifications.store import NotificationsStore
-from shared.after_commit import after_commit
 from shared.events import RoundCompleted, make_event
 from shared.kafka import IdempotentProducer
-from shared.mongo import Session, connect, in_transaction
+from shared.mongo import Session, after_commit, connect, in_transaction
 from tests.infra import Infra, eventually, read_mailbox
 
 pytestmark = pytest.mark.integration
@@ -329,5 +328,6 @@ async def test_after_commit_runs_once_after_commit_and_never_after_abort(rig: Ri
     assert await coll.find_one({"_id": "b"}) is None
 
     # Outside a transaction the write is already applied: the callback runs at once.
-    after_commit(None, lambda: calls.append("now"))
+    async with rig.client.start_session() as session:
+        after_commit(session, lambda: calls.append("now"))
     assert calls[-1] == "now"

@@ -50,6 +50,13 @@ class Platform:
 
         await eventually(caught_up)
 
+    async def close(self, cohort_id: str) -> None:
+        """Close the cohort's window and wait until matching knows (a round needs it)."""
+        await self.apps.close(cohort_id)
+        await eventually(
+            lambda: self.has("cohorts", {"_id": cohort_id, "state": {"$ne": "open"}}, 1)
+        )
+
     async def has(self, collection: str, query: dict[str, Any], count: int) -> bool:
         return await self.db[collection].count_documents(query) >= count
 
@@ -114,6 +121,7 @@ async def test_round_answers_placement_and_residual_round(platform: Platform) ->
     await d.rank(auto, p2, [a, late])
     await platform.synced(cohort, applications=4, positions=2)
     await eventually(lambda: platform.has("rankings", {"cohort_id": cohort}, 2))
+    await platform.close(cohort)
 
     first = await platform.run_round(cohort)
     assert first["certificate"]["stable"] and first["certificate"]["valid"]
@@ -218,6 +226,7 @@ async def test_an_unanswered_proposal_expires_and_frees_its_seat(platform: Platf
     await d.rank(company, position, [first, second])
     await platform.synced(cohort, applications=2, positions=1)
     await eventually(lambda: platform.has("rankings", {"cohort_id": cohort}, 1))
+    await platform.close(cohort)
 
     round_doc = await platform.run_round(cohort, respond_within_hours=1 / 3600)  # one second
     assert [(p["student_id"]) for p in round_doc["pairs"]] == [first]
@@ -247,6 +256,7 @@ async def test_answer_after_deadline_is_refused(platform: Platform) -> None:
     await platform.synced(cohort, applications=1, positions=1)
     # Stop the sweep from expiring it first: answer in the window between deadline and sweep
     # is what we test, so set the deadline in the past directly.
+    await platform.close(cohort)
     await platform.run_round(cohort)
     proposal = (await platform.proposals(cohort))[(student, position)]
     await platform.db["proposals"].update_one(

@@ -17,10 +17,12 @@ from services.notifications.compose import (
     TransientDeliveryError,
     compose,
     message_header_id,
-    unwanted_reason,
 )
-from services.notifications.rendering import Renderer
+from services.notifications.domain import unwanted_reason
+from services.notifications.rendering import Renderer, Site
 from services.notifications.smtp_pool import RateLimit, is_permanent
+
+SITE = Site("https://internships.example", "questions@example.invalid")
 
 POSITION = {
     "title": "Wafer inspection software",
@@ -38,6 +40,7 @@ def proposal_to_company() -> dict[str, Any]:
         "_id": "evt-1:co-1",
         "event_id": "evt-1",
         "recipient_id": "co-1",
+        "recipient_kind": "company",
         "template": "match_proposed.company",
         "attempts": 0,
         "data": {
@@ -65,7 +68,7 @@ def facts() -> Facts:
 
 
 def test_a_message_is_composed_from_the_batch_facts() -> None:
-    composed = compose(proposal_to_company(), facts(), Renderer(), sender="City <c@x.example>")
+    composed = compose(proposal_to_company(), facts(), Renderer(), sender="City <c@x.example>", site=SITE)
     assert composed.language == "ja"
     assert composed.to == "山田 花子 <hr@co.example>"
     assert "林怡君" in composed.body  # the student's name, from the same facts
@@ -82,7 +85,7 @@ def test_a_message_is_composed_from_the_batch_facts() -> None:
 def test_a_line_break_in_a_name_cannot_add_a_header() -> None:
     known = facts()
     known.contacts["co-1"]["name"] = "山田\r\nBcc: victim@example.com"
-    composed = compose(proposal_to_company(), known, Renderer(), sender="c@x.example")
+    composed = compose(proposal_to_company(), known, Renderer(), sender="c@x.example", site=SITE)
     wire = message_from_bytes(flatten_message(composed.email), policy=policy.default)
     assert wire["Bcc"] is None
     assert wire["To"].addresses[0].addr_spec == "hr@co.example"
@@ -101,14 +104,44 @@ def test_missing_facts_mean_later_not_never(missing: str) -> None:
     else:
         known.positions.clear()
     with pytest.raises(TransientDeliveryError, match=missing):
-        compose(proposal_to_company(), known, Renderer(), sender="c@x.example")
+        compose(proposal_to_company(), known, Renderer(), sender="c@x.example", site=SITE)
 
 
 def test_a_message_to_an_erased_party_is_no_longer_wanted() -> None:
     known = facts()
-    assert unwanted_reason(proposal_to_company(), known) is None
+    assert unwanted_reason(proposal_to_company(), known.about(proposal_to_company())) is None
     known.erased.add("co-1")
-    assert unwanted_reason(proposal_to_company(), known) == "recipient erased"
+    assert (
+        unwanted_reason(proposal_to_company(), known.about(proposal_to_company()))
+        == "recipient erased"
+    )
+
+
+def test_the_batch_facts_tell_each_message_what_the_rules_need() -> None:
+    reminder = proposal_to_company() | {"template": "answer_reminder.company", "kind": "reminder"}
+    known = facts()
+    assert known.about(reminder).proposal is None
+    known.proposals["prop-1"] = {"_id": "prop-1", "company_answered": True}
+    assert unwanted_reason(reminder, known.about(reminder)) == "the company has already answered"
+    assert unwanted_reason(reminder | {"recipient_kind": "student"}, known.about(reminder)) is None
+
+    not_matched = {
+        "recipient_id": "stu-1",
+        "recipient_kind": "student",
+        "template": "not_matched.student",
+        "data": {
+            "unmatched_applications": [
+                {"student_id": "stu-1", "application_id": "app-1"},
+                {"student_id": "stu-2", "application_id": "app-2"},
+            ]
+        },
+    }
+    known.withdrawn_applications.add("app-2")  # another student's: not this one's business
+    assert not known.about(not_matched).application_withdrawn
+    known.withdrawn_applications.add("app-1")
+    assert unwanted_reason(not_matched, known.about(not_matched)) == (
+        "the application was withdrawn meanwhile"
+    )
 
 
 async def test_the_rate_limit_spaces_starts_evenly() -> None:

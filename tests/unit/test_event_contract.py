@@ -23,6 +23,12 @@ V1_CATALOG = {
     "match-expired",
     "placement-confirmed",
     "round-completed",
+    # The lifecycle (issue 7): new types, so v1 stays compatible.
+    "match-cancelled",
+    "placement-cancelled",
+    "cohort-state-changed",
+    "company-status-changed",
+    "student-profile-updated",
 }
 PERSONAL_FIELDS = {"name", "email", "phone", "address", "motivation", "statement", "birthday"}
 
@@ -53,6 +59,31 @@ def test_no_personal_data_fields_in_public_events() -> None:
     for name, model in CATALOG.items():
         fields = set(model.model_fields)
         assert not fields & PERSONAL_FIELDS, (name, fields & PERSONAL_FIELDS)
+
+
+def test_placement_cancellation_carries_a_note_code_never_free_text() -> None:
+    from pydantic import ValidationError
+
+    from shared.events import PlacementCancelled
+
+    facts = {
+        "placement_id": "plc-1",
+        "proposal_id": "prop-1",
+        "round_id": "r",
+        "cohort_id": "c",
+        "student_id": "s",
+        "position_id": "p",
+        "company_id": "co",
+        "application_id": "app",
+        "sector": "automotive",
+        "reason": "program_decision",
+        "cancelled_at": datetime(2027, 5, 1, tzinfo=UTC),
+    }
+    assert PlacementCancelled(**facts, note_code="KK-2027/014").note_code == "KK-2027/014"
+    with pytest.raises(ValidationError):
+        PlacementCancelled(**facts, note_code="林さんが体調不良のため")
+    with pytest.raises(ValidationError):
+        PlacementCancelled(**{**facts, "reason": "health"})
 
 
 def test_envelope_round_trip() -> None:

@@ -50,6 +50,8 @@ class Reason(StrEnum):
     AVAILABILITY_GAP = "availability_does_not_cover_dates"
     PREVIOUSLY_DECLINED = "previously_declined"
     PREVIOUSLY_EXPIRED = "previously_expired"
+    PREVIOUSLY_CANCELLED = "previously_cancelled"
+    PLACEMENT_CANCELLED = "placement_cancelled"
     NOT_RANKED_BY_COMPANY = "not_ranked_by_company"
 
 
@@ -153,6 +155,24 @@ class Exclusion:
     position_id: str
     reason: Reason
     detail: str
+
+
+def consent_withdrawn_exclusions(
+    withdrawn: list[tuple[str, tuple[str, ...]]],
+) -> list[Exclusion]:
+    """Students who withdrew consent are not in the market (their applications were
+    withdrawn), yet the coordinator must see why they are missing: one exclusion per pair of
+    the withdrawn application. `withdrawn` holds (student id, ranked position ids)."""
+    return [
+        Exclusion(
+            student_id,
+            position_id,
+            Reason.NO_CONSENT,
+            "the student withdrew consent to data use; their application was withdrawn",
+        )
+        for student_id, ranked in sorted(withdrawn)
+        for position_id in ranked
+    ]
 
 
 def _jlpt(level: str | None) -> int:

@@ -1,0 +1,170 @@
+"""Who hears what and when, and which due messages are no longer wanted (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.notifications.domain import (
+    REMINDER,
+    MessageFacts,
+    plan,
+    proposal_progress,
+    unwanted_reason,
+)
+from services.notifications.store import message_key
+from shared.events import (
+    ApplicationRef,
+    ApplicationWithdrawn,
+    CompanyStatusChanged,
+    MatchAccepted,
+    MatchCancelled,
+    MatchProposed,
+    PlacementCancelled,
+    RoundCompleted,
+    make_event,
+)
+
+T0 = datetime(2027, 5, 1, tzinfo=UTC)
+IDS = {
+    "proposal_id": "p",
+    "round_id": "r",
+    "cohort_id": "c",
+    "student_id": "s",
+    "position_id": "pos",
+    "company_id": "co",
+}
+
+
+def who(data: Any) -> list[tuple[str, str, str]]:
+    event = make_event(data, source="/t", subject=data.key)
+    return [(p.recipient_id, p.template, p.kind) for p in plan(event)]
+
+
+def proposed(respond_within: timedelta) -> MatchProposed:
+    return MatchProposed(
+        **IDS,
+        sector="automotive",
+        student_rank=1,
+        residence_status="temporary_visitor",
+        respond_by=T0 + respond_within,
+        proposed_at=T0,
+        application_id="a",
+    )
+
+
+def test_a_proposal_plans_a_reminder_48_hours_before_its_deadline() -> None:
+    event = make_event(proposed(timedelta(days=14)), source="/t", subject="p")
+    planned = plan(event)
+    assert [(p.recipient_id, p.template, p.kind) for p in planned] == [
+        ("s", "match_proposed.student", ""),
+        ("co", "match_proposed.company", ""),
+        ("s", "answer_reminder.student", REMINDER),
+        ("co", "answer_reminder.company", REMINDER),
+    ]
+    reminders = [p for p in planned if p.kind == REMINDER]
+    assert {p.not_before for p in reminders} == {T0 + timedelta(days=12)}
+    # A distinct log key per kind: the reminder never collides with the proposal message.
+    assert message_key("e", "s") != message_key("e", "s", REMINDER)
+
+
+def test_no_reminder_when_the_answer_period_is_shorter_than_its_lead_time() -> None:
+    assert [t for _, t, _ in who(proposed(timedelta(hours=24)))] == [
+        "match_proposed.student",
+        "match_proposed.company",
+    ]
+
+
+def test_cancellations_tell_both_sides_and_never_an_erased_student() -> None:
+    cancelled = MatchCancelled(
+        **IDS, application_id="a", sector="automotive", reason="position_closed", cancelled_at=T0
+    )
+    assert who(cancelled) == [
+        ("s", "match_cancelled.student", ""),
+        ("co", "match_cancelled.company", ""),
+    ]
+    erased = cancelled.model_copy(update={"reason": "student_erased"})
+    assert who(erased) == [("co", "match_cancelled.company", "")]
+    placement = PlacementCancelled(
+        **IDS,
+        placement_id="pl",
+        application_id="a",
+        sector="automotive",
+        reason="company_withdrew",
+        cancelled_at=T0,
+    )
+    assert [t for _, t, _ in who(placement)] == [
+        "placement_cancelled.student",
+        "placement_cancelled.company",
+        "placement_cancelled.coordinator",
+    ]
+
+
+def test_unmatched_students_hear_after_a_round() -> None:
+    completed = RoundCompleted(
+        round_id="r",
+        cohort_id="c",
+        round_number=1,
+        algorithm_version="v",
+        seed=1,
+        input_hash="h",
+        students=3,
+        seats=1,
+        proposed=1,
+        unmatched=2,
+        excluded_pairs=0,
+        stable=True,
+        completed_at=T0,
+        unmatched_applications=[
+            ApplicationRef(application_id="a1", student_id="s1"),
+            ApplicationRef(application_id="a2", student_id="s2"),
+        ],
+    )
+    assert who(completed) == [
+        ("coordinator", "round_completed.coordinator", ""),
+        ("s1", "not_matched.student", ""),
+        ("s2", "not_matched.student", ""),
+    ]
+
+
+def test_withdrawals_the_student_asked_for_are_confirmed() -> None:
+    def withdrawn(reason: str) -> list[tuple[str, str, str]]:
+        return who(
+            ApplicationWithdrawn(
+                application_id="a", cohort_id="c", student_id="s", reason=reason, withdrawn_at=T0
+            )
+        )
+
+    assert withdrawn("withdrawn") == [("s", "application_withdrawn.student", "")]
+    assert withdrawn("consent_withdrawn") == [("s", "application_withdrawn.student", "")]
+    assert withdrawn("replaced") == []  # an edit: the new application is confirmed instead
+    assert withdrawn("erased") == []
+
+
+def test_company_decisions_are_told() -> None:
+    for status in ("approved", "rejected", "suspended"):
+        decided = CompanyStatusChanged(
+            company_id="co", status=status, sector="automotive", changed_at=T0
+        )
+        assert who(decided) == [("co", f"company_{status}.company", "")]
+
+
+def test_a_reminder_is_wanted_only_while_its_reader_has_not_answered() -> None:
+    reminder = {"template": "answer_reminder.company", "recipient_kind": "company"}
+    assert unwanted_reason(reminder, MessageFacts()) is None
+    assert unwanted_reason(reminder, MessageFacts(proposal={"student_answered": True})) is None
+    assert "already answered" in str(
+        unwanted_reason(reminder, MessageFacts(proposal={"company_answered": True}))
+    )
+    assert "no longer waiting" in str(
+        unwanted_reason(reminder, MessageFacts(proposal={"closed": True}))
+    )
+    assert unwanted_reason(reminder, MessageFacts(recipient_erased=True)) == "recipient erased"
+    not_matched = {"template": "not_matched.student", "recipient_kind": "student"}
+    assert unwanted_reason(not_matched, MessageFacts(application_withdrawn=True))
+
+
+def test_answers_are_tracked_per_proposal() -> None:
+    accepted = MatchAccepted(**IDS, party="company", accepted_at=T0)
+    event = make_event(accepted, source="/t", subject="p")
+    assert proposal_progress(event) == ("p", {"company_answered": True})
