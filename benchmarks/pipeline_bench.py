@@ -50,26 +50,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiosmtplib
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy.embedded.processes import Child, free_port, spawn
 from deploy.embedded.servers import EmbeddedServers
 from services.matching.app import MatchingSettings
 from services.matching.app import create_app as create_matching
+from services.matching.store import PROFILE_FIELDS
 from services.notifications.app import NotificationsSettings, build_deliverer
 from services.notifications.compose import compose
 from services.notifications.domain import plan
-from services.notifications.rendering import Renderer
+from services.notifications.rendering import Renderer, Site
 from services.notifications.store import NotificationsStore
+from shared.consumer import PROCESSED
 from shared.events import ApplicationSubmitted, ContactRecord, make_event, parse_event
 from shared.kafka import IdempotentProducer, ensure_topics
 from shared.logs import configure_logging
 from shared.mongo import Session, connect, in_transaction
+from shared.settings import CommonSettings
 from tests.driver import ApplicationsDriver
 from tests.infra import Infra
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+CONSUMER_BATCH = CommonSettings.model_fields["consumer_batch_size"].default
 LANGUAGES = ("zh-TW", "ja", "en")
 
 
@@ -189,20 +193,25 @@ async def consumer_rate(
 
 
 async def our_consumer(stack: Stack, count: int) -> float:
+    """The matching service as it runs (its app and lifespan, in this process): the rate is
+    that of its real consumer path, from the poll to the committed transaction."""
     tag = stack.tag("c")
     settings = stack.settings(MatchingSettings, tag, database=f"{tag}_matching")
     app = create_matching(settings)
     db = app.state.runtime.db
     async with Applications(stack, tag) as applications, app.router.lifespan_context(app):
         rate = await consumer_rate(
-            applications, db["applications"].estimated_document_count, count, "matching"
+            applications, db[PROCESSED].estimated_document_count, count, "matching"
         )
     await drop(stack, db.name)
     return rate
 
 
 async def raw_consumer(stack: Stack, count: int) -> float:
-    """Raw aiokafka, one transaction per poll batch, the writes matching does."""
+    """Raw aiokafka, one transaction per poll batch, the writes matching does: processed ids
+    filtered with one query and inserted with one insert_many, the applications as one
+    bulk_write of upserts, the students' newest profile facts read with one query and written
+    with one bulk_write."""
     tag = stack.tag("r")
     client = connect(stack.mongo)
     db = client[f"{tag}_matching"]
@@ -214,7 +223,7 @@ async def raw_consumer(stack: Stack, count: int) -> float:
         async def work(session: Session) -> None:
             seen = {
                 d["_id"]
-                async for d in db["processed_events"].find(
+                async for d in db[PROCESSED].find(
                     {"_id": {"$in": keys}}, {"_id": 1}, session=session
                 )
             }
@@ -222,27 +231,44 @@ async def raw_consumer(stack: Stack, count: int) -> float:
             if not fresh:
                 return
             now = datetime.now(UTC)
-            await db["processed_events"].insert_many(
+            facts = [e.data.model_dump(mode="json", exclude={"application_id"}) for _, e in fresh]
+            await db["applications"].bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": e.data.application_id},
+                        {"$set": f, "$setOnInsert": {"state": "active"}},
+                        upsert=True,
+                    )
+                    for (_, e), f in zip(fresh, facts, strict=True)
+                ],
+                ordered=True,
+                session=session,
+            )
+            newest: dict[str, dict[str, Any]] = {}
+            for f in facts:
+                known = newest.get(f["student_id"])
+                if known is None or known["as_of"] < f["submitted_at"]:
+                    profile = {k: f[k] for k in PROFILE_FIELDS}
+                    newest[f["student_id"]] = profile | {"as_of": f["submitted_at"]}
+            current = {
+                d["_id"]: d["as_of"]
+                async for d in db["students"].find(
+                    {"_id": {"$in": list(newest)}}, {"as_of": 1}, session=session
+                )
+            }
+            replace = [
+                ReplaceOne({"_id": sid}, {"_id": sid, **profile}, upsert=True)
+                for sid, profile in newest.items()
+                if sid not in current or current[sid] < profile["as_of"]
+            ]
+            if replace:
+                await db["students"].bulk_write(replace, ordered=False, session=session)
+            await db[PROCESSED].insert_many(
                 [
                     {"_id": k, "consumer": "matching", "event_id": str(e.id), "type": e.type}
                     | {"processed_at": now}
                     for k, e in fresh
                 ],
-                session=session,
-            )
-            await db["applications"].bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": e.data.application_id},
-                        {
-                            "$set": e.data.model_dump(mode="json", exclude={"application_id"}),
-                            "$setOnInsert": {"state": "active"},
-                        },
-                        upsert=True,
-                    )
-                    for _, e in fresh
-                ],
-                ordered=True,
                 session=session,
             )
 
@@ -260,16 +286,17 @@ async def raw_consumer(stack: Stack, count: int) -> float:
 
         async def consume() -> None:
             while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=500)
-                records = [r for rs in batch.values() for r in rs]
-                if records:
+                # As many records per poll as the service takes (CONSUMER_BATCH_SIZE).
+                batch = await consumer.getmany(timeout_ms=500, max_records=CONSUMER_BATCH)
+                for records in batch.values():  # one transaction per partition's poll
                     await apply(records)
+                if batch:
                     await consumer.commit()
 
         task = asyncio.create_task(consume())
         try:
             rate = await consumer_rate(
-                applications, db["applications"].estimated_document_count, count, "raw"
+                applications, db[PROCESSED].estimated_document_count, count, "raw"
             )
         finally:
             task.cancel()
@@ -347,8 +374,11 @@ async def raw_smtp(stack: Stack, count: int) -> float:
     messages = await store.messages.find().to_list()
     facts = await store.facts_for(messages)
     renderer = Renderer()
-    sender = NotificationsSettings().mail_from
-    emails = [compose(m, facts, renderer, sender=sender).email for m in messages]
+    settings = NotificationsSettings()
+    site = Site(settings.public_base_url, settings.contact_email)
+    emails = [
+        compose(m, facts, renderer, sender=settings.mail_from, site=site).email for m in messages
+    ]
     await store.db.client.close()
     await drop(stack, store.db.name)
     smtp = aiosmtplib.SMTP(hostname=stack.servers.host, port=stack.servers.smtp_port)

@@ -68,7 +68,9 @@ def facts() -> Facts:
 
 
 def test_a_message_is_composed_from_the_batch_facts() -> None:
-    composed = compose(proposal_to_company(), facts(), Renderer(), sender="City <c@x.example>", site=SITE)
+    composed = compose(
+        proposal_to_company(), facts(), Renderer(), sender="City <c@x.example>", site=SITE
+    )
     assert composed.language == "ja"
     assert composed.to == "山田 花子 <hr@co.example>"
     assert "林怡君" in composed.body  # the student's name, from the same facts
