@@ -2,8 +2,12 @@
 
 Risk chosen: a message is marked sent only after the SMTP server accepted it. A crash in
 between leaves it "sending" with a lease; when the lease runs out it is sent again. So a
-crash can duplicate an e-mail (with the same Message-ID, which mail clients collapse) but
-never lose one. The opposite choice (mark, then send) could lose messages silently.
+crash of this process can duplicate an e-mail (with the same Message-ID, which mail clients
+collapse) but never lose one. The opposite choice (mark, then send) could lose messages
+silently. A database outage is not such a crash: only this process knows the SMTP server
+took the mail, so outcomes are retried until the database records them (never left to a
+lapsing lease), and messages in flight are never claimed again meanwhile, even when the
+database comes back without their claim.
 
 A pass works in batches: claim due messages (one snapshot transaction on an index that
 touches only open messages), read the facts they need (five queries at once), decide and
@@ -23,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
+
+from pymongo.errors import PyMongoError
 
 from services.notifications.compose import Composed, Facts, TransientDeliveryError, compose
 from services.notifications.domain import COORDINATOR, unwanted_reason
@@ -64,6 +70,7 @@ class _GiveUp:
 class _Outcomes:
     """What became of one batch, written together by `_flush`."""
 
+    claimed: list[str] = field(default_factory=list)  # the batch's message ids
     writes: list[tuple[Doc, Doc]] = field(default_factory=list)
     give_ups: list[_GiveUp] = field(default_factory=list)
 
@@ -89,6 +96,8 @@ class Deliverer:
         self.passes = 0  # completed passes of `run` (diagnostics, tests)
         self._batch = _Outcomes()  # of the batch being sent
         self._one_pass = asyncio.Lock()
+        # Claimed by this sender, outcome not yet recorded: never claimed again meanwhile.
+        self._in_flight: set[str] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -146,7 +155,11 @@ class Deliverer:
 
     async def _claim(self) -> list[Doc]:
         lease = datetime.now(UTC) + timedelta(seconds=self.policy.lease_seconds)
-        return await self.store.claim_due(lease, limit=self.policy.batch_size)
+        batch = await self.store.claim_due(
+            lease, limit=self.policy.batch_size, excluding=frozenset(self._in_flight)
+        )
+        self._in_flight.update(m["_id"] for m in batch)
+        return batch
 
     async def _settle(
         self, claiming: asyncio.Task[list[Doc]] | None, recording: asyncio.Task[None] | None
@@ -163,12 +176,19 @@ class Deliverer:
         if not claiming.done():
             claiming.cancel()
         with contextlib.suppress(BaseException):
-            await self.store.release(await claiming)
+            batch = await claiming
+            await self.store.release(batch)
+            self._in_flight.difference_update(m["_id"] for m in batch)
 
     async def _deliver_batch(self, messages: list[Doc]) -> _Outcomes:
         """Decide, compose and send claimed messages; returns their outcomes to record."""
-        self._batch = _Outcomes()
-        facts = await self.store.facts_for(messages)
+        self._batch = _Outcomes(claimed=[m["_id"] for m in messages])
+        try:
+            facts = await self.store.facts_for(messages)
+        except BaseException:
+            # Nothing sent: their leases run out and they are claimed again.
+            self._in_flight.difference_update(self._batch.claimed)
+            raise
         facts.contacts[COORDINATOR] = {
             "name": self.policy.coordinator_name,
             "email": self.policy.coordinator_email,
@@ -343,7 +363,25 @@ class Deliverer:
                 log.error(
                     "message failed", extra={"message_id": message["_id"], "error": give_up.error}
                 )
-        await self.store.record(outcomes)
+        await self._until_recorded(outcomes)
+        self._in_flight.difference_update(batch.claimed)
+
+    async def _until_recorded(self, outcomes: list[tuple[Doc, Doc]]) -> None:
+        """Only this process knows which mails the SMTP server took: if the database is
+        down now, keep trying to record them rather than let their leases run out and send
+        them twice (they stay in flight, so no pass claims them meanwhile)."""
+        delay = 0.5
+        while True:
+            try:
+                await self.store.record(outcomes)
+                return
+            except PyMongoError as exc:
+                log.warning(
+                    "outcomes not yet recorded; retrying",
+                    extra={"messages": len(outcomes), "retry_in_s": delay, "error": str(exc)},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _report(self, give_up: _GiveUp) -> None:
         message = give_up.message

@@ -164,7 +164,9 @@ class NotificationsStore:
             session=session,
         )
 
-    async def claim_due(self, lease_until: datetime, *, limit: int = 1) -> list[Doc]:
+    async def claim_due(
+        self, lease_until: datetime, *, limit: int = 1, excluding: frozenset[str] = frozenset()
+    ) -> list[Doc]:
         """Take up to `limit` due messages: pending ones whose time has come, and "sending"
         ones whose lease ran out (their sender crashed). Each claim has its own lease id;
         only that claim's outcome is recorded (`record`), so a slow sender whose lease was
@@ -174,6 +176,10 @@ class NotificationsStore:
         the (status, next_attempt_at) index: they touch only open messages, however many
         sent ones the log holds. Read and update are one snapshot transaction: two senders
         claiming at once conflict, and the one that retries reads what is left.
+
+        `excluding`: the caller's messages in flight (sent or being sent, outcome not yet
+        recorded). A database that crashed can come back without their claim (they read
+        "pending" again); they must not be claimed, and sent, a second time meanwhile.
         """
 
         async def claim(session: Session) -> list[Doc]:
@@ -181,9 +187,10 @@ class NotificationsStore:
             due: list[Doc] = []
             for status in ("pending", "sending"):
                 if len(due) < limit:
-                    found = self.messages.find(
-                        {"status": status, "next_attempt_at": {"$lte": now}}, session=session
-                    )
+                    query: Doc = {"status": status, "next_attempt_at": {"$lte": now}}
+                    if excluding:
+                        query["_id"] = {"$nin": sorted(excluding)}
+                    found = self.messages.find(query, session=session)
                     found = found.sort("next_attempt_at", ASCENDING).limit(limit - len(due))
                     due += await found.to_list()
             if not due:
@@ -251,6 +258,10 @@ class NotificationsStore:
         claim wins. The rendered text (`to`, `subject`, `body`) is not kept when an erasure
         has marked the message meanwhile. Returns how many were written.
 
+        A "sent" outcome is written on a message that reads "pending" too: a database that
+        crashed can come back without the claim, but the mail went out and must not be sent
+        again (the caller retries recording until the database is back).
+
         One snapshot transaction: read which claims still hold, then update by `_id` alone.
         An erasure or a claim committing meanwhile conflicts and the transaction retries. On
         the embedded MongoDB this costs half of one conditional retryable write per message
@@ -263,15 +274,15 @@ class NotificationsStore:
             held = {
                 d["_id"]: d
                 async for d in self.messages.find(
-                    {"_id": {"$in": ids}, "status": "sending"},
-                    {"lease_id": 1, "erased": 1},
+                    {"_id": {"$in": ids}, "status": {"$in": ["sending", "pending"]}},
+                    {"status": 1, "lease_id": 1, "erased": 1},
                     session=session,
                 )
             }
             ops = []
             for message, fields in outcomes:
                 current = held.get(message["_id"])
-                if current is None or current.get("lease_id") != message["lease_id"]:
+                if current is None or not _claim_holds(current, message, fields):
                     continue
                 if current.get("erased"):
                     fields = {k: None if k in PERSONAL else v for k, v in fields.items()}
@@ -281,6 +292,12 @@ class NotificationsStore:
             return len(ops)
 
         return await in_transaction(self.db.client, write)
+
+
+def _claim_holds(current: Doc, claimed: Doc, outcome: Doc) -> bool:
+    if current["status"] == "pending":  # the claim was lost with the database
+        return outcome.get("status") == "sent"
+    return bool(current.get("lease_id") == claimed["lease_id"])
 
 
 async def _by_id(

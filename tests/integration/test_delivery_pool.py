@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from services.notifications.app import NotificationsSettings, build_deliverer
 from services.notifications.domain import plan
@@ -331,3 +332,40 @@ async def test_after_commit_runs_once_after_commit_and_never_after_abort(rig: Ri
     async with rig.client.start_session() as session:
         after_commit(session, lambda: calls.append("now"))
     assert calls[-1] == "now"
+
+
+async def test_a_sent_mail_is_recorded_across_an_outage_that_lost_its_claim(
+    rig: Rig, mailbox: Path
+) -> None:
+    """The SMTP server took the mails, then the database went down and came back without
+    their claims ("pending" and due again): the outcomes are retried until recorded, and
+    meanwhile this sender claims none of them again, so none is sent twice."""
+    deliverer = build_deliverer(rig.settings, rig.store, rig.producer)
+    record = rig.store.record
+    failures = 0
+    claimed_meanwhile: list[Any] = []
+
+    async def record_after_an_outage(outcomes: list[tuple[Any, Any]]) -> int:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            await rig.store.messages.update_many(
+                {"_id": {"$in": [m["_id"] for m, _ in outcomes]}},
+                {"$set": {"status": "pending", "next_attempt_at": datetime.now(UTC)}},
+            )
+            claimed_meanwhile.extend(await deliverer._claim())
+            raise AutoReconnect("connection refused (the database is restarting)")
+        return await record(outcomes)
+
+    rig.store.record = record_after_an_outage  # type: ignore[method-assign]
+    await rig.plan_round_messages(3)
+    try:
+        assert await deliverer.deliver_due() == 3
+    finally:
+        await deliverer.mailer.close()
+    assert failures == 2 and claimed_meanwhile == []
+    stored = await rig.store.messages.find().to_list()
+    assert [m["status"] for m in stored] == ["sent"] * 3
+    mails = delivered(mailbox, rig)
+    assert len(mails) == 3 and len({m["Message-ID"] for m in mails}) == 3
+    assert not deliverer._in_flight

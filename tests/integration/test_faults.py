@@ -384,7 +384,9 @@ async def test_a_killed_service_consumes_again_within_30s_without_a_broker_resta
         await client.close()
 
 
-def _mail_ids(mailbox: Path) -> list[str]:
+def _mail_ids(mailbox: Path, template: str = "application_submitted.student") -> list[str]:
+    """Message-IDs of the saved mails of one template (the company's approval notice and
+    other mails of the scenario are not what is counted)."""
     import email
     import email.policy
 
@@ -392,7 +394,8 @@ def _mail_ids(mailbox: Path) -> list[str]:
     for path in sorted(mailbox.glob("*.eml")):
         with path.open("rb") as f:
             message = email.message_from_binary_file(f, policy=email.policy.default)
-        ids.append(str(message["Message-ID"]))
+        if message["X-Template"] == template:
+            ids.append(str(message["Message-ID"]))
     return ids
 
 
