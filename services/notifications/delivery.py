@@ -181,14 +181,17 @@ class Deliverer:
             self._in_flight.difference_update(m["_id"] for m in batch)
 
     async def _deliver_batch(self, messages: list[Doc]) -> _Outcomes:
-        """Decide, compose and send claimed messages; returns their outcomes to record."""
+        """Decide, compose and send claimed messages; returns their outcomes to record.
+        Interrupted, it leaves them to their leases, as a crash of this process would."""
         self._batch = _Outcomes(claimed=[m["_id"] for m in messages])
         try:
-            facts = await self.store.facts_for(messages)
+            return await self._decide_and_send(messages)
         except BaseException:
-            # Nothing sent: their leases run out and they are claimed again.
             self._in_flight.difference_update(self._batch.claimed)
             raise
+
+    async def _decide_and_send(self, messages: list[Doc]) -> _Outcomes:
+        facts = await self.store.facts_for(messages)
         facts.contacts[COORDINATOR] = {
             "name": self.policy.coordinator_name,
             "email": self.policy.coordinator_email,
