@@ -2,7 +2,7 @@
 same work on the same servers in the same run (the machine is shared, so the ratios are
 what count).
 
-    make bench-pipeline                      (defaults below; 6-8 minutes on a loaded 2-core machine)
+    make bench-pipeline                      (defaults; 6-8 min on a loaded 2-core machine)
     .venv/bin/python benchmarks/pipeline_bench.py --reps 3 --events 1000 --mails 400
 
 Stages, ours and its baseline interleaved (A B A B ...):

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.bounds import role_id_problem
 from shared.settings import CommonSettings
 
 ALGORITHM = "HS256"
@@ -27,6 +28,7 @@ class Role(StrEnum):
     COORDINATOR = "coordinator"
     COMPANY = "company"
     STUDENT = "student"
+    UNIVERSITY = "university"  # the university office: read-only on its own students
 
 
 @dataclass(frozen=True)
@@ -34,19 +36,34 @@ class Principal:
     role: Role
     sub: str  # the student id, the company id, or the coordinator's id
 
+    def __post_init__(self) -> None:
+        # Every party is its role plus an id of that role's form (shared/bounds.py): a student
+        # token whose sub is a company's id, or an empty sub, names no one (ValueError -> 401).
+        problem = role_id_problem(self.role.value, self.sub)
+        if problem:
+            raise ValueError(problem)
+
     @property
     def is_coordinator(self) -> bool:
         return self.role is Role.COORDINATOR
 
 
 def mint_token(settings: CommonSettings, role: Role, sub: str, ttl: timedelta | None = None) -> str:
+    """A signed token for `sub` acting as `role`. Refuses what `decode_token` would refuse: an
+    id that is not of the role's form, or a lifetime over JWT_MAX_TTL_SECONDS."""
+    Principal(role, sub)  # raises ValueError for an id that is not of the role's form
+    lifetime = ttl or timedelta(seconds=settings.jwt_ttl_seconds)
+    if lifetime.total_seconds() > settings.jwt_max_ttl_seconds:
+        raise ValueError(
+            f"a token may live at most {settings.jwt_max_ttl_seconds} s (JWT_MAX_TTL_SECONDS)"
+        )
     now = datetime.now(UTC)
     claims = {
         "sub": sub,
         "role": role.value,
         "iss": settings.jwt_issuer,
         "iat": now,
-        "exp": now + (ttl or timedelta(seconds=settings.jwt_ttl_seconds)),
+        "exp": now + lifetime,
     }
     return jwt.encode(claims, settings.require_jwt_secret(), algorithm=ALGORITHM)
 
@@ -58,8 +75,9 @@ def decode_token(settings: CommonSettings, token: str) -> Principal:
             settings.require_jwt_secret(),
             algorithms=[ALGORITHM],
             issuer=settings.jwt_issuer,
-            options={"require": ["sub", "role", "exp"]},
+            options={"require": ["sub", "role", "exp", "iat", "iss"]},
         )
+        check_lifetime(settings, claims)
         return Principal(role=Role(claims["role"]), sub=str(claims["sub"]))
     except (jwt.InvalidTokenError, ValueError) as exc:
         raise HTTPException(
@@ -67,6 +85,16 @@ def decode_token(settings: CommonSettings, token: str) -> Principal:
             detail=f"invalid token: {exc}",
             headers={"WWW-Authenticate": "Bearer"},
         ) from exc
+
+
+def check_lifetime(settings: CommonSettings, claims: dict[str, Any]) -> None:
+    """A token may not claim to live longer (exp - iat) than JWT_MAX_TTL_SECONDS: a leaked
+    long-lived token would be a standing key. (PyJWT has already checked both are numbers.)"""
+    lifetime = float(claims["exp"]) - float(claims["iat"])
+    if lifetime > settings.jwt_max_ttl_seconds:
+        raise ValueError(
+            f"token lifetime {lifetime:.0f} s exceeds the maximum {settings.jwt_max_ttl_seconds} s"
+        )
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -98,6 +126,7 @@ def require(*roles: Role):
             )
         return principal
 
+    check.roles = roles  # type: ignore[attr-defined]  # read by shared.http for the OpenAPI 403
     return check
 
 
@@ -108,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         "mint", help="print a bearer token (uses JWT_SECRET from the environment)"
     )
     mint.add_argument("--role", required=True, choices=[r.value for r in Role])
-    mint.add_argument("--sub", required=True, help="student id, company id or coordinator id")
+    mint.add_argument(
+        "--sub", required=True, help="stu-..., co-..., uni-... or the coordinator's id"
+    )
     mint.add_argument("--hours", type=float, default=8.0)
     args = parser.parse_args(argv)
     settings = CommonSettings(_env_file=_embedded_env_file())  # type: ignore[call-arg]

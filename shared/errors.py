@@ -1,12 +1,34 @@
-"""Uniform HTTP error bodies: every 4xx says which field and why."""
+"""Uniform HTTP error bodies: every 4xx says which field and why,
+`{"detail": [{"field": "skills.0", "reason": "..."}]}` (documented in the OpenAPI by
+shared/http.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+
+class ErrorItem(BaseModel):
+    field: str | None = Field(description="The input that was refused (dotted path), if any.")
+    reason: str = Field(description="Why, in words a person can act on.")
+    # A 409 from a state machine says where the thing stands and where it could go.
+    current_state: str | None = Field(
+        default=None, description="409 from a lifecycle: the current state."
+    )
+    allowed: list[str] | None = Field(
+        default=None, description="409 from a lifecycle: the states or actions allowed now."
+    )
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx answer."""
+
+    detail: list[ErrorItem]
 
 
 class DomainError(Exception):
@@ -33,6 +55,8 @@ def not_found(what: str, ident: str) -> DomainError:
 
 
 def forbidden(reason: str) -> DomainError:
+    """Only for what a role may never do. A resource that exists but is not the caller's is
+    `not_found`: a 403 there would tell that the id exists."""
     return DomainError(reason, status_code=status.HTTP_403_FORBIDDEN)
 
 
@@ -46,6 +70,25 @@ def _body(errors: list[dict[str, Any]]) -> dict[str, Any]:
     return {"detail": errors}
 
 
+def error_response(status_code: int, reason: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status_code, content=_body([{"field": field, "reason": reason}])
+    )
+
+
+MAX_ERRORS_REPORTED = 20
+
+# pydantic prefixes the message of a validator's ValueError; the reason reads better without.
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _reason(message: str) -> str:
+    for prefix in _PREFIXES:
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
@@ -57,9 +100,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
-        for err in exc.errors():
+        # The first few problems are enough to act on; a list of 1000 bad items is not.
+        for err in exc.errors()[:MAX_ERRORS_REPORTED]:
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-            errors.append({"field": ".".join(loc) or None, "reason": err.get("msg", "invalid")})
+            reason = _reason(str(err.get("msg", "invalid")))
+            errors.append({"field": ".".join(loc) or None, "reason": reason})
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content=_body(errors)
         )

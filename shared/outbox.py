@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -31,6 +32,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared import mongo
+from shared.errors import DomainError
 from shared.events.catalog import EventData
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
 from shared.events.envelope import CloudEvent, make_event
@@ -46,6 +48,8 @@ from shared.weather import KAFKA, MONGODB
 log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
+# Kafka's per-record framing (lengths, timestamps, attributes) plus the batch header, rounded up.
+RECORD_OVERHEAD = 512
 LEASES = "outbox_lease"
 CLIENT = "kitakyushu-outbox-verifier"
 
@@ -58,10 +62,12 @@ class Outbox:
         db: AsyncDatabase[dict[str, Any]],
         source: str,
         on_added: Callable[[], None] | None = None,
+        max_message_bytes: int = 1024 * 1024,
     ) -> None:
         self.collection = db[OUTBOX]
         self.source = source
         self._on_added = on_added or (lambda: None)
+        self.max_message_bytes = max_message_bytes
 
     async def ensure_indexes(self, keep_sent: timedelta = timedelta(days=7)) -> None:
         await self.collection.create_index([("sent_at", ASCENDING), ("_id", ASCENDING)])
@@ -75,23 +81,39 @@ class Outbox:
         event = make_event(data, source=self.source, subject=data.key)
         # CloudEvents Kafka protocol binding, structured content mode: the whole event is the
         # value and the content-type header says so (no ce_* headers: those mean binary mode).
+        value = event.to_bytes()
+        headers = {"content-type": CLOUDEVENTS_CONTENT_TYPE}
+        self._check_size(data.event_name, data.key, value, headers, data)
         await self._insert(
-            session,
-            topic=data.event_name,
-            key=data.key,
-            value=event.to_bytes(),
-            headers={"content-type": CLOUDEVENTS_CONTENT_TYPE},
+            session, topic=data.event_name, key=data.key, value=value, headers=headers
         )
         return event
 
-    async def add_contact(
-        self, session: Session, party_id: str, record: ContactRecord | None
-    ) -> None:
-        """Upsert (or, with None, erase) a party's contact on the restricted contacts topic."""
+    async def add_contact(self, session: Session, key: str, record: ContactRecord | None) -> None:
+        """Upsert (or, with None, erase) a party's contact on the restricted contacts topic;
+        `key` is `contact_key(role, party id)`."""
         value = record.model_dump_json().encode() if record is not None else None
         headers = {"content-type": JSON_CONTENT_TYPE} if value is not None else {}
-        await self._insert(
-            session, topic=CONTACTS_TOPIC, key=party_id, value=value, headers=headers
+        if value is not None:
+            self._check_size(CONTACTS_TOPIC, key, value, headers, record)
+        await self._insert(session, topic=CONTACTS_TOPIC, key=key, value=value, headers=headers)
+
+    def _check_size(
+        self, topic: str, key: str, value: bytes, headers: dict[str, str], data: Any
+    ) -> None:
+        """Refuse (422, so the transaction aborts) a message the broker would refuse: written
+        to the outbox, it would block every later entry of this service at the relay."""
+        size = len(key.encode()) + len(value) + RECORD_OVERHEAD
+        size += sum(len(k) + len(v.encode()) for k, v in headers.items())
+        if size <= self.max_message_bytes:
+            return
+        fields = data.model_dump(mode="json")
+        largest = max(fields, key=lambda name: len(json.dumps(fields[name], ensure_ascii=False)))
+        raise DomainError(
+            f"this change would publish a {topic} message of {size} bytes; the broker accepts "
+            f"at most {self.max_message_bytes} (KAFKA_MAX_MESSAGE_BYTES). The largest part is "
+            f"{largest!r}: shorten it.",
+            field=largest,
         )
 
     async def _insert(
@@ -466,8 +488,11 @@ class OutboxRelay:
             timeout = self.poll_seconds
             if self._next_verify is not None:
                 timeout = max(0.05, min(timeout, self._next_verify - time.monotonic()))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that coincides with a wake-up, and the service then never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _recreate_quietly(self, exc: BaseException) -> None:
         with contextlib.suppress(Exception):

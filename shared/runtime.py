@@ -27,6 +27,7 @@ from shared.errors import install_error_handlers
 from shared.events.catalog import CATALOG, EventData
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
 from shared.events.envelope import CloudEvent
+from shared.http import harden
 from shared.kafka import (
     IdempotentProducer,
     TopicPolicy,
@@ -77,7 +78,12 @@ class ServiceRuntime:
             stuck_seconds=settings.outbox_stuck_seconds,
             ensure_topics=self.ensure_topics,
         )
-        self.outbox = Outbox(self.db, source=f"/services/{name}", on_added=self.relay.wake)
+        self.outbox = Outbox(
+            self.db,
+            source=f"/services/{name}",
+            on_added=self.relay.wake,
+            max_message_bytes=settings.kafka_max_message_bytes,
+        )
         self.consumer = IdempotentConsumer(
             name=name,
             client=self.client,
@@ -106,7 +112,7 @@ class ServiceRuntime:
             self.broker.publisher(
                 settings.topic(CONTACTS_TOPIC),
                 title=CONTACTS_TOPIC,
-                description="Restricted, compacted: contact data keyed by party id; null = erase.",
+                description="Restricted, compacted: contacts keyed by role:party id; null = erase.",
                 schema=ContactRecord,
             )
 
@@ -350,6 +356,7 @@ def create_http_app(
     app.state.settings = runtime.settings
     app.state.runtime = runtime
     install_error_handlers(app)
+    harden(app, runtime.settings)  # body limit, security headers, error docs; needs JWT_SECRET
 
     @app.get("/health/live", tags=["health"])
     async def live(response: Response) -> dict[str, Any]:

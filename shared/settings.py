@@ -14,6 +14,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+# HS256 keys shorter than the hash (32 bytes) can be brute-forced from one token.
+MIN_JWT_SECRET_LENGTH = 32
+
 
 class CommonSettings(BaseSettings):
     """Settings every service reads. Each field maps to an upper-case environment variable."""
@@ -49,8 +52,15 @@ class CommonSettings(BaseSettings):
     jwt_secret: SecretStr | None = None
     jwt_issuer: str = "kitakyushu-internships"
     jwt_ttl_seconds: int = Field(default=8 * 3600, ge=60)
+    # Tokens that claim to live longer (exp - iat) are refused: a leaked token expires soon.
+    jwt_max_ttl_seconds: int = Field(default=12 * 3600, ge=60)
 
     http_host: str = "127.0.0.1"
+    # Larger request bodies are refused with 413 before they are parsed or authenticated.
+    http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # The broker's largest message (Kafka's message.max.bytes; 1 MiB by default): a change
+    # whose event would be larger is refused with 422 and never reaches the outbox.
+    kafka_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Where people reach the portal; e-mails link to pages under it (see README, URL scheme).
     public_base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
@@ -133,8 +143,19 @@ class CommonSettings(BaseSettings):
 
     def require_jwt_secret(self) -> str:
         if self.jwt_secret is None or not self.jwt_secret.get_secret_value():
-            raise RuntimeError(
+            raise MissingSecretError(
                 "JWT_SECRET is not set. `make run` generates one under .data/; "
                 "in other deployments set it from your secret store."
             )
-        return self.jwt_secret.get_secret_value()
+        secret = self.jwt_secret.get_secret_value()
+        if len(secret) < MIN_JWT_SECRET_LENGTH:
+            raise MissingSecretError(
+                f"JWT_SECRET is too short ({len(secret)} characters); use at least "
+                f"{MIN_JWT_SECRET_LENGTH} random characters, e.g. from "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+            )
+        return secret
+
+
+class MissingSecretError(RuntimeError):
+    """The service cannot check tokens: it must not start (it would answer 500 to everyone)."""

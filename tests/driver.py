@@ -12,6 +12,14 @@ from shared.auth import Role
 from tests.infra import Infra
 
 _counter = itertools.count(1)
+# Internships happen next summer: a position may not start in the past, so tests date theirs
+# from today rather than from the year they were written in.
+YEAR = datetime.now(UTC).year + 1
+
+
+def day(month_day: str) -> str:
+    """`07-01` -> next year's 1 July, as an ISO date."""
+    return f"{YEAR}-{month_day}"
 
 
 class ApplicationsDriver:
@@ -88,8 +96,8 @@ class ApplicationsDriver:
             "required_skills": ["python"],
             "min_jlpt": "N3",
             "paid": True,
-            "start_date": "2027-07-01",
-            "end_date": "2027-08-31",
+            "start_date": day("07-01"),
+            "end_date": day("08-31"),
             "location": "Kitakyushu Science and Research Park",
             **overrides,
         }
@@ -111,8 +119,8 @@ class ApplicationsDriver:
             "jlpt_level": "N2",
             "english_level": "B2",
             "skills": ["python", "c"],
-            "available_from": "2027-06-15",
-            "available_to": "2027-09-15",
+            "available_from": day("06-15"),
+            "available_to": day("09-15"),
             "preferred_language": language,
             "consent_to_data_use": True,
             **overrides,

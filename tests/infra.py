@@ -14,17 +14,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
 from deploy.embedded.processes import free_port
 from deploy.embedded.servers import EmbeddedServers
-from shared.auth import Role, mint_token
+from shared.auth import ALGORITHM, Role, mint_token
 from shared.settings import CommonSettings
 from tests.containers import ContainerServers, docker_engine_available
 
@@ -66,6 +68,19 @@ class Infra:
     def token(self, role: Role, sub: str) -> str:
         settings = CommonSettings(jwt_secret=self.jwt_secret)  # type: ignore[arg-type]
         return mint_token(settings, role, sub)
+
+    def forged_token(self, role: str, sub: str) -> str:
+        """Correctly signed claims that `mint_token` would refuse to write (e.g. a student
+        role with a company's id): what an attacker holding a signing path would send."""
+        now = datetime.now(UTC)
+        claims = {
+            "sub": sub,
+            "role": role,
+            "iss": CommonSettings().jwt_issuer,
+            "iat": now,
+            "exp": now + timedelta(hours=1),
+        }
+        return jwt.encode(claims, self.jwt_secret, algorithm=ALGORITHM)
 
 
 def start_infra(base: Path) -> Infra:

@@ -19,14 +19,16 @@ from services.applications.domain import (
 )
 from services.applications.store import ApplicationsStore, Doc
 from shared.auth import Principal, Role, current_principal, require
+from shared.bounds import CohortId, CompanyId, Id, StudentId
 from shared.documents import to_response, utcnow
-from shared.errors import DomainError, forbidden, not_found
+from shared.errors import DomainError, not_found
 from shared.events.vocabulary import CohortState, CompanyStatus
 from shared.mongo import in_transaction
 
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
 CompanyOrCoordinator = Annotated[Principal, Depends(require(Role.COMPANY, Role.COORDINATOR))]
 StudentOrCoordinator = Annotated[Principal, Depends(require(Role.STUDENT, Role.COORDINATOR))]
+Participant = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.COMPANY, Role.STUDENT))]
 AnyPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
@@ -76,7 +78,7 @@ async def list_cohorts(principal: AnyPrincipal, store: Store) -> list[dict[str, 
 
 
 @cohorts.get("/{cohort_id}")
-async def get_cohort(cohort_id: str, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
+async def get_cohort(cohort_id: CohortId, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
     return cohort_response(await store.get_cohort(cohort_id), principal)
 
 
@@ -84,17 +86,19 @@ async def get_cohort(cohort_id: str, principal: AnyPrincipal, store: Store) -> d
     "/{cohort_id}/open",
     summary="Open the application window (reopening is possible only before the first round)",
 )
-async def open_cohort(cohort_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+async def open_cohort(cohort_id: CohortId, principal: Coordinator, store: Store) -> dict[str, Any]:
     return await transition(store, cohort_id, CohortState.OPEN, principal)
 
 
 @cohorts.post("/{cohort_id}/close", summary="Close the application window (rounds need it)")
-async def close_cohort(cohort_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+async def close_cohort(cohort_id: CohortId, principal: Coordinator, store: Store) -> dict[str, Any]:
     return await transition(store, cohort_id, CohortState.CLOSED, principal)
 
 
 @cohorts.post("/{cohort_id}/finish", summary="Finish matching: no further rounds")
-async def finish_cohort(cohort_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+async def finish_cohort(
+    cohort_id: CohortId, principal: Coordinator, store: Store
+) -> dict[str, Any]:
     return await transition(store, cohort_id, CohortState.FINISHED, principal)
 
 
@@ -127,7 +131,7 @@ async def list_companies(principal: CompanyOrCoordinator, store: Store) -> list[
 
 @companies.get("/{company_id}")
 async def get_company(
-    company_id: str, principal: CompanyOrCoordinator, store: Store
+    company_id: CompanyId, principal: CompanyOrCoordinator, store: Store
 ) -> dict[str, Any]:
     if not principal.is_coordinator and principal.sub != company_id:
         raise not_found("company", company_id)
@@ -135,14 +139,16 @@ async def get_company(
 
 
 async def decide(
-    store: ApplicationsStore, company_id: str, status_: CompanyStatus, principal: Principal
+    store: ApplicationsStore, company_id: CompanyId, status_: CompanyStatus, principal: Principal
 ) -> dict[str, Any]:
     company = await transact(store, lambda s: store.decide_company(s, company_id, status_))
     return company_response(company, principal)
 
 
 @companies.post("/{company_id}/approve", summary="Approve: the company may publish positions")
-async def approve_company(company_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+async def approve_company(
+    company_id: CompanyId, principal: Coordinator, store: Store
+) -> dict[str, Any]:
     return await decide(store, company_id, CompanyStatus.APPROVED, principal)
 
 
@@ -150,7 +156,9 @@ async def approve_company(company_id: str, principal: Coordinator, store: Store)
     "/{company_id}/reject",
     summary="Reject: closes its open positions and cancels their pending proposals",
 )
-async def reject_company(company_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+async def reject_company(
+    company_id: CompanyId, principal: Coordinator, store: Store
+) -> dict[str, Any]:
     return await decide(store, company_id, CompanyStatus.REJECTED, principal)
 
 
@@ -158,7 +166,9 @@ async def reject_company(company_id: str, principal: Coordinator, store: Store) 
     "/{company_id}/suspend",
     summary="Suspend: closes its open positions and cancels their pending proposals",
 )
-async def suspend_company(company_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+async def suspend_company(
+    company_id: CompanyId, principal: Coordinator, store: Store
+) -> dict[str, Any]:
     return await decide(store, company_id, CompanyStatus.SUSPENDED, principal)
 
 
@@ -166,9 +176,10 @@ positions = APIRouter(prefix="/positions", tags=["positions"])
 
 
 async def owned_position(position_id: str, principal: Principal, store: ApplicationsStore) -> Doc:
+    """The position, if the caller is its company or the coordinator; else not found."""
     position = await store.get_position(position_id)
     if not principal.is_coordinator and position["company_id"] != principal.sub:
-        raise forbidden(f"position {position_id!r} belongs to another company")
+        raise not_found("position", position_id)
     return position
 
 
@@ -182,23 +193,27 @@ async def publish_position(
         company_id = body.company_id
     else:
         if body.company_id not in (None, principal.sub):
-            raise forbidden("a company may publish positions only for itself")
+            raise not_found("company", str(body.company_id))
         company_id = principal.sub
     return to_response(await transact(store, lambda s: store.publish_position(s, company_id, body)))
 
 
 @positions.get("", summary="Positions: all for students and the coordinator, its own for a company")
 async def list_positions(
-    principal: AnyPrincipal,
+    principal: Participant,
     store: Store,
-    cohort_id: str | None = None,
-    company_id: str | None = None,
+    cohort_id: CohortId | None = None,
+    company_id: Annotated[
+        CompanyId | None, Query(description="The coordinator's filter (a company sees its own).")
+    ] = None,
     state: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
 ) -> list[dict[str, Any]]:
     if principal.role is Role.COMPANY:
         if company_id not in (None, principal.sub):
-            raise forbidden("a company sees only its own positions")
+            raise not_found("company", str(company_id))
         company_id = principal.sub
+    elif principal.role is Role.STUDENT and company_id is not None:
+        raise DomainError("only the coordinator filters positions by company", field="company_id")
     query = {
         k: v
         for k, v in {"cohort_id": cohort_id, "company_id": company_id, "state": state}.items()
@@ -208,7 +223,7 @@ async def list_positions(
 
 
 @positions.get("/{position_id}")
-async def get_position(position_id: str, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
+async def get_position(position_id: Id, principal: Participant, store: Store) -> dict[str, Any]:
     position = await store.get_position(position_id)
     if principal.role is Role.COMPANY and position["company_id"] != principal.sub:
         raise not_found("position", position_id)
@@ -217,7 +232,7 @@ async def get_position(position_id: str, principal: AnyPrincipal, store: Store) 
 
 @positions.post("/{position_id}/close")
 async def close_position(
-    position_id: str, principal: CompanyOrCoordinator, store: Store
+    position_id: Id, principal: CompanyOrCoordinator, store: Store
 ) -> dict[str, Any]:
     position = await owned_position(position_id, principal, store)
     return to_response(await transact(store, lambda s: store.close_position(s, position)))
@@ -225,7 +240,7 @@ async def close_position(
 
 @positions.get("/{position_id}/applicants", summary="Active applicants to one of your positions")
 async def list_applicants(
-    position_id: str, principal: CompanyOrCoordinator, store: Store
+    position_id: Id, principal: CompanyOrCoordinator, store: Store
 ) -> list[dict[str, Any]]:
     position = await owned_position(position_id, principal, store)
     applications = await store.active_applicants(position["_id"])
@@ -265,7 +280,7 @@ async def list_applicants(
 
 @positions.put("/{position_id}/ranking", summary="Rank the applicants to one of your positions")
 async def rank_applicants(
-    position_id: str, body: RankingIn, principal: CompanyOrCoordinator, store: Store
+    position_id: Id, body: RankingIn, principal: CompanyOrCoordinator, store: Store
 ) -> dict[str, Any]:
     position = await owned_position(position_id, principal, store)
     return to_response(await transact(store, lambda s: store.rank_applicants(s, position, body)))
@@ -275,8 +290,9 @@ students = APIRouter(prefix="/students", tags=["students"])
 
 
 def check_self(principal: Principal, student_id: str) -> None:
+    """A student reaches only their own profile; anyone else's does not exist for them."""
     if not principal.is_coordinator and principal.sub != student_id:
-        raise forbidden("a student may only see and change their own profile")
+        raise not_found("student", student_id)
 
 
 @students.put(
@@ -285,7 +301,7 @@ def check_self(principal: Principal, student_id: str) -> None:
     "applications that can still be withdrawn)",
 )
 async def upsert_student(
-    student_id: str, body: StudentIn, principal: StudentOrCoordinator, store: Store
+    student_id: StudentId, body: StudentIn, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
     check_self(principal, student_id)
     return to_response(await transact(store, lambda s: store.upsert_student(s, student_id, body)))
@@ -293,7 +309,7 @@ async def upsert_student(
 
 @students.get("/{student_id}")
 async def get_student(
-    student_id: str, principal: StudentOrCoordinator, store: Store
+    student_id: StudentId, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
     check_self(principal, student_id)
     return to_response(await store.get_student(student_id))
@@ -305,7 +321,7 @@ async def get_student(
     "placement is confirmed",
 )
 async def erase_student(
-    student_id: str, principal: StudentOrCoordinator, store: Store
+    student_id: StudentId, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
     check_self(principal, student_id)
     deleted = await transact(store, lambda s: store.erase_student(s, student_id))
@@ -318,19 +334,15 @@ applications = APIRouter(prefix="/applications", tags=["applications"])
 async def readable_application(
     application_id: str, principal: Principal, store: ApplicationsStore
 ) -> Doc:
-    """Students see their own, companies those naming one of their positions, the coordinator
-    all. Anything else is reported as not found, so ids cannot be probed."""
+    """Students see their own, the coordinator all; anything else is reported as not found,
+    so ids cannot be probed. A company never reads an application: it sees its applicants,
+    with their rank of its position and their motivation, at /positions/{id}/applicants (a
+    student's other choices are not its business)."""
     application = await store.get_application(application_id)
     if principal.is_coordinator:
         return application
     if principal.role is Role.STUDENT and application["student_id"] == principal.sub:
         return application
-    if principal.role is Role.COMPANY:
-        owned = await store.positions.count_documents(
-            {"_id": {"$in": application["ranked_position_ids"]}, "company_id": principal.sub}
-        )
-        if owned:
-            return application
     raise not_found("application", application_id)
 
 
@@ -348,8 +360,7 @@ async def application_responses(
     store: ApplicationsStore, docs: list[Doc], principal: Principal
 ) -> list[dict[str, Any]]:
     """Applications with their one status, the current proposal (id, deadline, answers) and
-    what the student may do now. A company reading an application to one of its positions
-    does not see the proposal: it may be with another company."""
+    what the student may do now (only the student and the coordinator read applications)."""
     cohorts_ = {
         c["_id"]: c
         for c in await store.cohorts.find(
@@ -368,16 +379,13 @@ async def application_responses(
         response["allowed_actions"] = (
             lifecycle.student_actions(view, window) if principal.sub == doc["student_id"] else []
         )
-        if principal.role is Role.COMPANY:
-            for key in ("proposal", "proposal_id", "respond_by", "placement_id"):
-                response.pop(key, None)
         out.append(response)
     return out
 
 
 @applications.get("", summary="Applications with their status and current proposal")
 async def list_applications(
-    principal: StudentOrCoordinator, store: Store, cohort_id: str | None = None
+    principal: StudentOrCoordinator, store: Store, cohort_id: CohortId | None = None
 ) -> list[dict[str, Any]]:
     query: dict[str, Any] = {} if principal.is_coordinator else {"student_id": principal.sub}
     if cohort_id:
@@ -387,7 +395,7 @@ async def list_applications(
 
 @applications.get("/{application_id}")
 async def get_application(
-    application_id: str, principal: AnyPrincipal, store: Store
+    application_id: Id, principal: StudentOrCoordinator, store: Store
 ) -> dict[str, Any]:
     doc = await readable_application(application_id, principal, store)
     return (await application_responses(store, [doc], principal))[0]
@@ -398,7 +406,7 @@ async def own_application(
 ) -> Doc:
     application = await readable_application(application_id, principal, store)
     if application["student_id"] != principal.sub:
-        raise forbidden("only the student who applied may change an application")
+        raise not_found("application", application_id)
     return application
 
 
@@ -406,7 +414,7 @@ async def own_application(
     "/{application_id}", summary="Edit: withdraws this application, submits a new one"
 )
 async def edit_application(
-    application_id: str,
+    application_id: Id,
     body: ApplicationEdit,
     principal: Annotated[Principal, Depends(require(Role.STUDENT))],
     store: Store,
@@ -422,7 +430,7 @@ async def edit_application(
     "cancelled); 409 after confirmation",
 )
 async def withdraw_application(
-    application_id: str,
+    application_id: Id,
     principal: Annotated[Principal, Depends(require(Role.STUDENT))],
     store: Store,
 ) -> dict[str, Any]:

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
+from shared.bounds import (
+    MAX_CAPACITY,
+    MAX_RANKED_APPLICANTS,
+    MAX_RANKED_POSITIONS,
+    MAX_REQUIRED_SKILLS,
+    MAX_SKILL,
+    MAX_STUDENT_SKILLS,
+    Address,
+    Code,
+    CohortId,
+    CompanyId,
+    Day,
+    Description,
+    Flag,
+    Id,
+    Location,
+    Moment,
+    Motivation,
+    Name,
+    Skill,
+    StudentId,
+    first_repeated,
+)
 from shared.errors import DomainError, conflict
 from shared.events.timezones import TimeZoneName
 from shared.events.vocabulary import (
@@ -19,9 +41,13 @@ from shared.events.vocabulary import (
     Track,
 )
 
-COHORT_ID = re.compile(r"^\d{4}-[a-z0-9]+(?:-[a-z0-9]+)*$")
 TAIPEI_TECH = "National Taipei University of Technology"
-MAX_RANKED_POSITIONS = 10
+# A position lasts at most a year and starts within five years; availability spans at most three.
+MAX_POSITION_DAYS = 366
+MAX_POSITION_LEAD_DAYS = 5 * 366
+MAX_AVAILABILITY_DAYS = 3 * 366
+# Far above any host company (a handful each), far below what one event can list.
+MAX_OPEN_POSITIONS = 200
 
 
 class Strict(BaseModel):
@@ -34,108 +60,122 @@ COMPANY_TIME_ZONE = "Asia/Tokyo"
 
 
 class CohortIn(Strict):
-    id: str = Field(examples=["2026-summer"], description="Year and season, e.g. 2026-summer.")
-    name: str = Field(min_length=1, max_length=200)
-    application_opens: datetime
-    application_closes: datetime
+    id: CohortId = Field(examples=["2027-summer"], description="Year and season, e.g. 2027-summer.")
+    name: Name
+    application_opens: Moment
+    application_closes: Moment
 
-    @field_validator("id")
+    @field_validator("application_closes")
     @classmethod
-    def _id_format(cls, value: str) -> str:
-        if not COHORT_ID.match(value):
-            raise ValueError("must look like 2026-summer (year, dash, lower-case words)")
-        return value
-
-    @model_validator(mode="after")
-    def _window(self) -> CohortIn:
-        if self.application_closes <= self.application_opens:
+    def _window(cls, closes: datetime, info: ValidationInfo) -> datetime:
+        opens = info.data.get("application_opens")
+        if opens is not None and closes <= opens:
             raise ValueError("application_closes must be after application_opens")
-        return self
+        return closes
 
 
 class ContactIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     email: EmailStr
     preferred_language: Language = Language.JA
     time_zone: TimeZoneName = COMPANY_TIME_ZONE
 
 
 class CompanyIn(Strict):
-    name_ja: str = Field(min_length=1, max_length=200)
-    name_en: str = Field(min_length=1, max_length=200)
+    name_ja: Name
+    name_en: Name
     sector: Sector
-    ward: str = Field(min_length=1, max_length=100, examples=["Wakamatsu-ku"])
-    address: str = Field(min_length=1, max_length=500)
+    ward: Code = Field(examples=["Wakamatsu-ku"])
+    address: Address
     contact: ContactIn
 
 
 class PositionIn(Strict):
-    cohort_id: str
-    company_id: str | None = Field(
+    cohort_id: CohortId
+    company_id: CompanyId | None = Field(
         default=None, description="Only for a coordinator acting for a company."
     )
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=5000)
+    title: Name
+    description: Description = ""
     track: Track
-    capacity: int = Field(ge=1, le=100)
-    required_skills: list[str] = Field(default_factory=list, max_length=30)
+    capacity: int = Field(ge=1, le=MAX_CAPACITY, strict=True)
+    required_skills: list[Skill] = Field(default_factory=list, max_length=MAX_REQUIRED_SKILLS)
     min_jlpt: JLPTLevel | None = None
     min_english: EnglishLevel | None = None
-    paid: bool
-    start_date: date
-    end_date: date
-    location: str = Field(min_length=1, max_length=300)
+    paid: Flag
+    start_date: Day = Field(description="Not in the past, within five years.")
+    end_date: Day = Field(description="After start_date, at most a year later.")
+    location: Location
 
     @field_validator("required_skills")
     @classmethod
     def _skills(cls, value: list[str]) -> list[str]:
         return normalise_skills(value)
 
-    @model_validator(mode="after")
-    def _dates(self) -> PositionIn:
-        if self.end_date <= self.start_date:
+    @field_validator("start_date")
+    @classmethod
+    def _start(cls, start: date) -> date:
+        today = datetime.now(UTC).date()
+        if start < today:
+            raise ValueError(f"start_date must not be in the past (today is {today})")
+        if start > today + timedelta(days=MAX_POSITION_LEAD_DAYS):
+            raise ValueError("start_date must be within five years")
+        return start
+
+    @field_validator("end_date")
+    @classmethod
+    def _end(cls, end: date, info: ValidationInfo) -> date:
+        start = info.data.get("start_date")
+        if start is not None and end <= start:
             raise ValueError("end_date must be after start_date")
-        return self
+        if start is not None and (end - start).days > MAX_POSITION_DAYS:
+            raise ValueError("a position may last at most a year (end_date - start_date)")
+        return end
 
 
 class StudentIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     email: EmailStr
-    university: str = TAIPEI_TECH
-    department: str = Field(min_length=1, max_length=200)
-    degree_program: str = Field(min_length=1, max_length=100, examples=["bachelor", "master"])
-    graduation_year: int = Field(ge=2024, le=2040)
+    university: Name = TAIPEI_TECH
+    department: Name
+    degree_program: Code = Field(examples=["bachelor", "master"])
+    graduation_year: int = Field(ge=2024, le=2040, strict=True)
     jlpt_level: JLPTLevel | None = None
     english_level: EnglishLevel | None = None
-    skills: list[str] = Field(default_factory=list, max_length=50)
-    available_from: date
-    available_to: date
+    skills: list[Skill] = Field(default_factory=list, max_length=MAX_STUDENT_SKILLS)
+    available_from: Day
+    available_to: Day
     preferred_language: Language = Language.ZH_TW
     time_zone: TimeZoneName = STUDENT_TIME_ZONE
-    consent_to_data_use: bool
+    consent_to_data_use: Flag
 
     @field_validator("skills")
     @classmethod
     def _skills(cls, value: list[str]) -> list[str]:
         return normalise_skills(value)
 
-    @model_validator(mode="after")
-    def _dates(self) -> StudentIn:
-        if self.available_to <= self.available_from:
+    @field_validator("available_to")
+    @classmethod
+    def _dates(cls, to: date, info: ValidationInfo) -> date:
+        start = info.data.get("available_from")
+        if start is not None and to <= start:
             raise ValueError("available_to must be after available_from")
-        return self
+        if start is not None and (to - start).days > MAX_AVAILABILITY_DAYS:
+            raise ValueError("availability may span at most three years")
+        return to
 
 
 def distinct(value: list[str], what: str) -> list[str]:
-    dupes = sorted({v for v in value if value.count(v) > 1})
-    if dupes:
-        raise ValueError(f"each {what} may be ranked once; repeated: {', '.join(dupes)}")
+    repeated = first_repeated(value)
+    if repeated:
+        shown = ", ".join(repeated[:10]) + (" ..." if len(repeated) > 10 else "")
+        raise ValueError(f"each {what} may be ranked once; repeated: {shown}")
     return value
 
 
 class ApplicationEdit(Strict):
-    ranked_position_ids: list[str] = Field(min_length=1, max_length=MAX_RANKED_POSITIONS)
-    motivation: str = Field(default="", max_length=4000)
+    ranked_position_ids: list[Id] = Field(min_length=1, max_length=MAX_RANKED_POSITIONS)
+    motivation: Motivation = ""
 
     @field_validator("ranked_position_ids")
     @classmethod
@@ -144,11 +184,11 @@ class ApplicationEdit(Strict):
 
 
 class ApplicationIn(ApplicationEdit):
-    cohort_id: str
+    cohort_id: CohortId
 
 
 class RankingIn(Strict):
-    ranked_student_ids: list[str] = Field(min_length=1)
+    ranked_student_ids: list[StudentId] = Field(min_length=1, max_length=MAX_RANKED_APPLICANTS)
 
     @field_validator("ranked_student_ids")
     @classmethod
@@ -157,13 +197,16 @@ class RankingIn(Strict):
 
 
 def normalise_skills(skills: list[str]) -> list[str]:
-    """Lower-case, trimmed, de-duplicated, order kept: skills compare by name."""
-    seen: list[str] = []
+    """Lower-case, trimmed, de-duplicated, order kept: skills compare by name. (Lower-casing
+    can lengthen a few letters, e.g. 'İ', so the bound is checked again after it.)"""
+    seen: dict[str, None] = {}
     for skill in skills:
         s = skill.strip().lower()
-        if s and s not in seen:
-            seen.append(s)
-    return seen
+        if len(s) > MAX_SKILL:
+            raise ValueError(f"each skill may have at most {MAX_SKILL} characters")
+        if s:
+            seen[s] = None
+    return list(seen)
 
 
 def window_is_open(cohort: dict, now: datetime) -> bool:
@@ -219,6 +262,17 @@ def check_company_can_publish(company: dict) -> None:
         raise conflict(
             f"company {company['_id']!r} is {company['status']}; the coordinator must approve "
             "it before it can publish positions",
+            field="company_id",
+        )
+
+
+def check_open_positions(open_now: int) -> None:
+    """A company's open positions are bounded: rejecting or suspending it closes them all in
+    one transaction and lists them in one company-status-changed event."""
+    if open_now >= MAX_OPEN_POSITIONS:
+        raise conflict(
+            f"a company may have at most {MAX_OPEN_POSITIONS} open positions at a time; "
+            "close one before publishing another",
             field="company_id",
         )
 

@@ -41,6 +41,7 @@ from shared.events import (
     PositionPublished,
     StudentProfileUpdated,
 )
+from shared.events.contacts import contact_key
 from shared.events.vocabulary import CohortState, CompanyStatus, PositionClosedReason
 from shared.ids import new_id
 from shared.mongo import Session
@@ -158,7 +159,8 @@ class ApplicationsStore:
             "registered_at": utcnow(),
         }
         await self.companies.insert_one(doc, session=session)
-        await self.outbox.add_contact(session, doc["_id"], self._company_contact(doc))
+        contact = self._company_contact(doc)
+        await self.outbox.add_contact(session, contact.key, contact)
         return doc
 
     async def decide_company(self, session: Session, company_id: str, status: CompanyStatus) -> Doc:
@@ -218,6 +220,10 @@ class ApplicationsStore:
         domain.check_company_can_publish(company)
         cohort = await self.get_cohort(body.cohort_id, session)
         lifecycle.check_can_publish_positions(cohort)
+        open_now = await self.positions.count_documents(
+            {"company_id": company_id, "state": "open"}, session=session
+        )
+        domain.check_open_positions(open_now)
         doc = {
             "_id": new_id("pos"),
             **body.model_dump(mode="json", exclude={"company_id"}),
@@ -293,18 +299,15 @@ class ApplicationsStore:
         updated_at = utcnow()
         doc = {"_id": student_id, **body.model_dump(mode="json"), "updated_at": updated_at}
         await self.students.replace_one({"_id": student_id}, doc, upsert=True, session=session)
-        await self.outbox.add_contact(
-            session,
-            student_id,
-            ContactRecord(
-                party_id=student_id,
-                party_type="student",
-                name=body.name,
-                email=body.email,
-                preferred_language=body.preferred_language,
-                time_zone=body.time_zone,
-            ),
+        contact = ContactRecord(
+            party_id=student_id,
+            party_type="student",
+            name=body.name,
+            email=body.email,
+            preferred_language=body.preferred_language,
+            time_zone=body.time_zone,
         )
+        await self.outbox.add_contact(session, contact.key, contact)
         await self.outbox.add(
             session,
             StudentProfileUpdated(
@@ -346,7 +349,7 @@ class ApplicationsStore:
         await self.rankings.update_many(
             {}, {"$pull": {"ranked_student_ids": student_id}}, session=session
         )
-        await self.outbox.add_contact(session, student_id, None)
+        await self.outbox.add_contact(session, contact_key("student", student_id), None)
         return deleted.deleted_count
 
     # applications --------------------------------------------------------------------------

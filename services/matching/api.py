@@ -12,15 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.matching.domain import lifecycle
 from services.matching.domain.lifecycle import PLACEMENT, PlacementStatus, ProposalStatus
 from services.matching.store import Doc, MatchingStore, pair_docs, replay
-from shared.auth import Principal, Role, current_principal, require
+from shared.auth import Principal, Role, require
+from shared.bounds import MAX_RESPOND_WITHIN_HOURS, CohortId, Id, Seed
 from shared.documents import to_response
-from shared.errors import DomainError, forbidden, not_found
+from shared.errors import DomainError, not_found
 from shared.events.catalog import NOTE_CODE
 from shared.events.vocabulary import MatchCancelReason, Party, PlacementCancelReason
 from shared.mongo import in_transaction
 
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
-AnyPrincipal = Annotated[Principal, Depends(current_principal)]
+Participant = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.COMPANY, Role.STUDENT))]
 Answerer = Annotated[Principal, Depends(require(Role.STUDENT, Role.COMPANY))]
 
 
@@ -34,14 +35,18 @@ Store = Annotated[MatchingStore, Depends(store_of)]
 class RoundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cohort_id: str
-    seed: int | None = Field(
+    cohort_id: CohortId
+    seed: Seed | None = Field(
         default=None,
-        ge=0,
-        description="Tie-break seed; a random one is drawn and stored if absent.",
+        strict=True,
+        description="Tie-break seed (0 to 2^63-1); a random one is drawn and stored if absent.",
     )
     respond_within_hours: float | None = Field(
-        default=None, gt=0, description="Deadline for both sides' answers (default from settings)."
+        default=None,
+        gt=0,
+        le=MAX_RESPOND_WITHIN_HOURS,
+        allow_inf_nan=False,
+        description="Deadline for both sides' answers, at most 90 days (default from settings).",
     )
 
 
@@ -70,7 +75,7 @@ async def start_round(
 
 @rounds.get("")
 async def list_rounds(
-    _: Coordinator, store: Store, cohort_id: str | None = None
+    _: Coordinator, store: Store, cohort_id: CohortId | None = None
 ) -> list[dict[str, Any]]:
     query = {"cohort_id": cohort_id} if cohort_id else {}
     docs = await store.rounds.find(query).sort([("cohort_id", 1), ("number", 1)]).to_list()
@@ -78,20 +83,23 @@ async def list_rounds(
 
 
 @rounds.get("/{round_id}", summary="A round's result, certificate and statistics")
-async def get_round(round_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def get_round(round_id: Id, _: Coordinator, store: Store) -> dict[str, Any]:
     return to_response(await store.get_round(round_id), hide=("input", "exclusions"))
 
 
 @rounds.get("/{round_id}/exclusions", summary="Pairs left out before matching, with reasons")
 async def list_exclusions(
-    round_id: str, _: Coordinator, store: Store, reason: str | None = None
+    round_id: Id,
+    _: Coordinator,
+    store: Store,
+    reason: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[dict[str, Any]]:
     exclusions = (await store.get_round(round_id))["exclusions"]
     return [e for e in exclusions if reason is None or e["reason"] == reason]
 
 
 @rounds.post("/{round_id}/replay", summary="Re-run a round from its stored input and seed")
-async def replay_round(round_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def replay_round(round_id: Id, _: Coordinator, store: Store) -> dict[str, Any]:
     doc = await store.get_round(round_id)
     round_input, result = replay(doc)
     return {
@@ -109,11 +117,14 @@ proposals = APIRouter(prefix="/proposals", tags=["proposals"])
 
 
 def visible_query(principal: Principal) -> dict[str, Any]:
+    """What the caller may see: its own as a student or company, everything as coordinator."""
     if principal.role is Role.STUDENT:
         return {"student_id": principal.sub}
     if principal.role is Role.COMPANY:
         return {"company_id": principal.sub}
-    return {}
+    if principal.is_coordinator:
+        return {}
+    raise AssertionError(f"no visibility rule for role {principal.role}")  # Participant only
 
 
 def party_of(principal: Principal) -> Party | None:
@@ -123,11 +134,13 @@ def party_of(principal: Principal) -> Party | None:
 def proposal_response(doc: Doc, principal: Principal) -> dict[str, Any]:
     """A proposal with what this reader may do with it now (accept/decline for a party
     that has not answered before the deadline; cancel for the coordinator)."""
-    now = datetime.now(UTC)
-    return {
-        **to_response(doc),
-        "allowed_actions": lifecycle.party_actions(doc, party_of(principal), now),
-    }
+    party = party_of(principal)
+    actions = (
+        lifecycle.party_actions(doc, party, datetime.now(UTC))
+        if party is not None or principal.is_coordinator
+        else []
+    )
+    return {**to_response(doc), "allowed_actions": actions}
 
 
 PROPOSAL_STATES = "^(" + "|".join(s.value for s in ProposalStatus) + ")$"
@@ -135,9 +148,9 @@ PROPOSAL_STATES = "^(" + "|".join(s.value for s in ProposalStatus) + ")$"
 
 @proposals.get("")
 async def list_proposals(
-    principal: AnyPrincipal,
+    principal: Participant,
     store: Store,
-    cohort_id: str | None = None,
+    cohort_id: CohortId | None = None,
     status_: Annotated[str | None, Query(alias="status", pattern=PROPOSAL_STATES)] = None,
 ) -> list[dict[str, Any]]:
     query = visible_query(principal)
@@ -150,7 +163,7 @@ async def list_proposals(
 
 
 @proposals.get("/{proposal_id}")
-async def get_proposal(proposal_id: str, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
+async def get_proposal(proposal_id: Id, principal: Participant, store: Store) -> dict[str, Any]:
     doc = await store.get_proposal(proposal_id)
     if any(doc.get(k) != v for k, v in visible_query(principal).items()):
         raise not_found("proposal", proposal_id)
@@ -163,7 +176,7 @@ async def answer(
     proposal = await store.get_proposal(proposal_id)
     party = Party.STUDENT if principal.role is Role.STUDENT else Party.COMPANY
     if proposal[f"{party.value}_id"] != principal.sub:
-        raise forbidden(f"this proposal is not addressed to {party.value} {principal.sub!r}")
+        raise not_found("proposal", proposal_id)  # not addressed to the caller
     at = datetime.now(UTC)
     doc = await in_transaction(
         store.db.client, lambda s: store.answer(s, proposal_id, party, accept, at)
@@ -172,12 +185,12 @@ async def answer(
 
 
 @proposals.post("/{proposal_id}/accept", summary="Accept a proposal (the student or the company)")
-async def accept(proposal_id: str, principal: Answerer, store: Store) -> dict[str, Any]:
+async def accept(proposal_id: Id, principal: Answerer, store: Store) -> dict[str, Any]:
     return await answer(proposal_id, principal, store, accept=True)
 
 
 @proposals.post("/{proposal_id}/decline", summary="Decline a proposal (the student or the company)")
-async def decline(proposal_id: str, principal: Answerer, store: Store) -> dict[str, Any]:
+async def decline(proposal_id: Id, principal: Answerer, store: Store) -> dict[str, Any]:
     return await answer(proposal_id, principal, store, accept=False)
 
 
@@ -185,7 +198,7 @@ async def decline(proposal_id: str, principal: Answerer, store: Store) -> dict[s
     "/{proposal_id}/cancel",
     summary="Cancel a pending proposal (coordinator): the seat is free, both sides are told",
 )
-async def cancel_proposal(proposal_id: str, principal: Coordinator, store: Store) -> dict[str, Any]:
+async def cancel_proposal(proposal_id: Id, principal: Coordinator, store: Store) -> dict[str, Any]:
     at = datetime.now(UTC)
     doc = await in_transaction(
         store.db.client,
@@ -209,7 +222,7 @@ def placement_response(doc: Doc, principal: Principal) -> dict[str, Any]:
 
 @placements.get("")
 async def list_placements(
-    principal: AnyPrincipal, store: Store, cohort_id: str | None = None
+    principal: Participant, store: Store, cohort_id: CohortId | None = None
 ) -> list[dict[str, Any]]:
     query = visible_query(principal)
     if cohort_id:
@@ -219,7 +232,7 @@ async def list_placements(
 
 
 @placements.get("/{placement_id}")
-async def get_placement(placement_id: str, principal: AnyPrincipal, store: Store) -> dict[str, Any]:
+async def get_placement(placement_id: Id, principal: Participant, store: Store) -> dict[str, Any]:
     doc = await store.get_placement(placement_id)
     if any(doc.get(k) != v for k, v in visible_query(principal).items()):
         raise not_found("placement", placement_id)
@@ -235,6 +248,7 @@ class PlacementCancelIn(BaseModel):
     )
     note_code: str | None = Field(
         default=None,
+        max_length=40,
         pattern=NOTE_CODE,
         description="A reference into the city's own case file (a code, not free text: the "
         "event is public and must carry no personal data).",
@@ -256,7 +270,7 @@ COORDINATOR_REASONS = (
     "both sides are told",
 )
 async def cancel_placement(
-    placement_id: str, body: PlacementCancelIn, principal: Coordinator, store: Store
+    placement_id: Id, body: PlacementCancelIn, principal: Coordinator, store: Store
 ) -> dict[str, Any]:
     if body.reason not in COORDINATOR_REASONS:
         allowed = ", ".join(r.value for r in COORDINATOR_REASONS)
@@ -283,7 +297,7 @@ cohorts = APIRouter(prefix="/cohorts", tags=["statistics"])
         "median_hours_to_placement: submission to confirmation, over standing placements."
     ),
 )
-async def cohort_statistics(cohort_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def cohort_statistics(cohort_id: CohortId, _: Coordinator, store: Store) -> dict[str, Any]:
     return await store.statistics(cohort_id)
 
 

@@ -10,6 +10,7 @@ from pydantic import Field
 from services.matching import handlers
 from services.matching.api import ROUTERS
 from services.matching.store import MatchingStore
+from shared.bounds import MAX_RESPOND_WITHIN_HOURS
 from shared.events import (
     MatchAccepted,
     MatchCancelled,
@@ -32,7 +33,7 @@ class MatchingSettings(CommonSettings):
     database: str = Field(default="matching", alias="MATCHING_DATABASE")
     # IAESTE-style: both sides answer within two weeks.
     respond_within_hours: float = Field(
-        default=14 * 24, gt=0, alias="MATCHING_RESPOND_WITHIN_HOURS"
+        default=14 * 24, gt=0, le=MAX_RESPOND_WITHIN_HOURS, alias="MATCHING_RESPOND_WITHIN_HOURS"
     )
     expiry_sweep_seconds: float = Field(default=30, gt=0, alias="MATCHING_EXPIRY_SWEEP_SECONDS")
 

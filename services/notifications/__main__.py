@@ -2,4 +2,4 @@ from services.notifications.app import NotificationsSettings, create_app
 from shared.serve import serve
 
 settings = NotificationsSettings()
-serve(create_app(settings), settings, settings.http_port)
+serve(create_app, settings, settings.http_port)

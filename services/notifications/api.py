@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from services.notifications.store import NotificationsStore
 from shared.auth import Principal, Role, require
+from shared.bounds import CohortId, Id
 from shared.documents import to_response
 from shared.errors import conflict, not_found
 
@@ -48,11 +49,11 @@ deliveries = APIRouter(prefix="/deliveries", tags=["deliveries"])
 async def list_deliveries(
     _: Coordinator,
     store: Store,
-    cohort_id: str | None = None,
+    cohort_id: CohortId | None = None,
     status: Annotated[
         str | None, Query(pattern="^(pending|sending|sent|failed|suppressed)$")
     ] = None,
-    recipient_id: str | None = None,
+    recipient_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     query = {
@@ -68,7 +69,7 @@ async def list_deliveries(
 
 @deliveries.get("/failures", summary="Failed deliveries of a cohort, with their errors")
 async def list_failures(
-    _: Coordinator, store: Store, cohort_id: str | None = None
+    _: Coordinator, store: Store, cohort_id: CohortId | None = None
 ) -> list[dict[str, Any]]:
     query: dict[str, Any] = {"status": "failed"}
     if cohort_id:
@@ -78,7 +79,7 @@ async def list_failures(
 
 
 @deliveries.get("/{message_id}", summary="One message, with its body")
-async def get_delivery(message_id: str, _: Coordinator, store: Store) -> dict[str, Any]:
+async def get_delivery(message_id: Id, _: Coordinator, store: Store) -> dict[str, Any]:
     doc = await store.messages.find_one({"_id": message_id}, {"event_json": 0})
     if doc is None:
         raise not_found("message", message_id)
@@ -87,7 +88,7 @@ async def get_delivery(message_id: str, _: Coordinator, store: Store) -> dict[st
 
 @deliveries.post("/{message_id}/retry", summary="Send a failed message again")
 async def retry_delivery(
-    message_id: str, _: Coordinator, store: Store, request: Request
+    message_id: Id, _: Coordinator, store: Store, request: Request
 ) -> dict[str, Any]:
     doc = await store.messages.find_one_and_update(
         {"_id": message_id, "status": "failed"},

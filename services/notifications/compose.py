@@ -20,6 +20,7 @@ from typing import Any
 from services.notifications.domain import MessageFacts
 from services.notifications.rendering import Renderer, Site, build_context
 from services.notifications.wording import language_of
+from shared.events.contacts import contact_key
 
 Doc = dict[str, Any]
 
@@ -32,7 +33,8 @@ class TransientDeliveryError(Exception):
 class Facts:
     """What deciding and composing a batch of messages may need, keyed by id."""
 
-    contacts: dict[str, Doc] = field(default_factory=dict)  # incl. "coordinator"
+    # Contacts and erasures by role and id (`contact_key`), as the contacts topic keys them.
+    contacts: dict[str, Doc] = field(default_factory=dict)  # incl. the coordinator's
     erased: set[str] = field(default_factory=set)
     positions: dict[str, Doc] = field(default_factory=dict)
     proposals: dict[str, Doc] = field(default_factory=dict)
@@ -49,7 +51,7 @@ class Facts:
             if ref["student_id"] == recipient
         )
         return MessageFacts(
-            recipient_erased=recipient in self.erased,
+            recipient_erased=contact_key(message["recipient_kind"], recipient) in self.erased,
             proposal=proposal,
             application_withdrawn=withdrawn,
         )
@@ -74,7 +76,7 @@ def message_header_id(message_id: str) -> str:
 def compose(message: Doc, facts: Facts, renderer: Renderer, *, sender: str, site: Site) -> Composed:
     """The e-mail for one message. Raises TransientDeliveryError while facts are missing."""
     recipient_id = message["recipient_id"]
-    contact = facts.contacts.get(recipient_id)
+    contact = facts.contacts.get(contact_key(message["recipient_kind"], recipient_id))
     if contact is None:
         raise TransientDeliveryError(f"no contact yet for {recipient_id}")
     data = message["data"]
@@ -85,7 +87,7 @@ def compose(message: Doc, facts: Facts, renderer: Renderer, *, sender: str, site
             raise TransientDeliveryError(f"no facts yet for position {data['position_id']}")
     student_name = None
     if "student_id" in data and recipient_id != data["student_id"]:
-        student = facts.contacts.get(data["student_id"])
+        student = facts.contacts.get(contact_key("student", data["student_id"]))
         student_name = student["name"] if student else None
     language = language_of(contact.get("preferred_language"))
     context = build_context(

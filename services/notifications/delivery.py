@@ -35,6 +35,7 @@ from services.notifications.domain import COORDINATOR, unwanted_reason
 from services.notifications.rendering import Renderer, Site
 from services.notifications.smtp_pool import Mailer, SmtpConfig, is_permanent
 from services.notifications.store import Doc, NotificationsStore
+from shared.events.contacts import contact_key
 from shared.kafka import IdempotentProducer, dlq_topic
 from shared.settings import CommonSettings
 
@@ -120,8 +121,11 @@ class Deliverer:
                     until_due = (next_due - datetime.now(UTC)).total_seconds()
                     # A small floor: a message due right now is claimed on the next pass.
                     timeout = max(0.05, min(timeout, until_due))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                # cancellation that coincides with a wake-up, and the service never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
         finally:
             await self.mailer.close()
 
@@ -192,7 +196,7 @@ class Deliverer:
 
     async def _decide_and_send(self, messages: list[Doc]) -> _Outcomes:
         facts = await self.store.facts_for(messages)
-        facts.contacts[COORDINATOR] = {
+        facts.contacts[contact_key(COORDINATOR, COORDINATOR)] = {
             "name": self.policy.coordinator_name,
             "email": self.policy.coordinator_email,
             "preferred_language": self.policy.coordinator_language,

@@ -7,6 +7,7 @@ from typing import Any
 
 from services.notifications.domain import plan
 from services.notifications.store import NotificationsStore
+from shared.consumer import RejectEvent
 from shared.events import (
     ApplicationSubmitted,
     ApplicationWithdrawn,
@@ -23,6 +24,7 @@ from shared.events import (
     PositionPublished,
     RoundCompleted,
 )
+from shared.events.contacts import parse_contact_key
 from shared.mongo import Session, after_commit
 from shared.runtime import ServiceRuntime
 
@@ -61,11 +63,18 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
 
     runtime.consumes(PositionPublished.event_name, position_published)
 
-    async def contact(party_id: str, record: ContactRecord | None, session: Session) -> None:
+    async def contact(key: str, record: ContactRecord | None, session: Session) -> None:
+        # Keyed by role and id: a record can only ever replace the same party's contact.
+        try:
+            party_type, party_id = parse_contact_key(key)
+        except ValueError as exc:
+            raise RejectEvent(str(exc)) from exc
         if record is None:
-            await store.erase(session, party_id)
-        else:
-            await store.upsert_contact(session, record)
-            after_commit(session, wake)  # messages waiting for this address can go now
+            await store.erase(session, party_type, party_id)
+            return
+        if record.key != key:
+            raise RejectEvent(f"the contact of {record.key!r} was sent under the key {key!r}")
+        await store.upsert_contact(session, record)
+        after_commit(session, wake)  # messages waiting for this address can go now
 
     runtime.consumes_contacts(contact)

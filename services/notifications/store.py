@@ -18,6 +18,7 @@ from services.notifications.compose import Facts
 from services.notifications.domain import Planned, proposal_progress, unwanted_reason
 from shared.documents import utcnow
 from shared.events import ApplicationWithdrawn, CloudEvent, ContactRecord
+from shared.events.contacts import contact_key
 from shared.mongo import Session, in_transaction
 
 Doc = dict[str, Any]
@@ -54,7 +55,9 @@ class NotificationsStore:
         created = 0
         data = event.data.model_dump(mode="json")
         for p in planned:
-            erased = await self.erasures.find_one({"_id": p.recipient_id}, session=session)
+            erased = await self.erasures.find_one(
+                {"_id": contact_key(p.recipient_kind, p.recipient_id)}, session=session
+            )
             result = await self.messages.update_one(
                 {"_id": message_key(str(event.id), p.recipient_id, p.kind)},
                 {
@@ -136,30 +139,37 @@ class NotificationsStore:
         )
 
     async def upsert_contact(self, session: Session, contact: ContactRecord) -> None:
+        """Contacts are keyed by role and id (`student:stu-001`): one party's record can
+        never replace another role's contact."""
         await self.contacts.replace_one(
-            {"_id": contact.party_id},
-            {"_id": contact.party_id, **contact.model_dump(mode="json", exclude={"party_id"})},
+            {"_id": contact.key},
+            {"_id": contact.key, **contact.model_dump(mode="json")},
             upsert=True,
             session=session,
         )
-        await self.erasures.delete_one({"_id": contact.party_id}, session=session)
+        await self.erasures.delete_one({"_id": contact.key}, session=session)
 
-    async def erase(self, session: Session, party_id: str) -> None:
+    async def contact(self, kind: str, party_id: str) -> Doc | None:
+        return await self.contacts.find_one({"_id": contact_key(kind, party_id)})
+
+    async def is_erased(self, kind: str, party_id: str) -> bool:
+        return await self.erasures.find_one({"_id": contact_key(kind, party_id)}) is not None
+
+    async def erase(self, session: Session, party_type: str, party_id: str) -> None:
         """Forget a party: its contact, every stored body naming it, and future messages."""
-        await self.contacts.delete_one({"_id": party_id}, session=session)
+        key = contact_key(party_type, party_id)
+        await self.contacts.delete_one({"_id": key}, session=session)
         await self.erasures.replace_one(
-            {"_id": party_id},
-            {"_id": party_id, "erased_at": utcnow()},
-            upsert=True,
-            session=session,
+            {"_id": key}, {"_id": key, "erased_at": utcnow()}, upsert=True, session=session
         )
+        to_party = {"recipient_kind": party_type, "recipient_id": party_id}
         await self.messages.update_many(
-            {"$or": [{"recipient_id": party_id}, {"about": party_id}]},
+            {"$or": [to_party, {"about": party_id}]},
             {"$set": {"subject": None, "body": None, "to": None, "erased": True}},
             session=session,
         )
         await self.messages.update_many(
-            {"recipient_id": party_id, "status": {"$in": ["pending", "sending"]}},
+            {**to_party, "status": {"$in": ["pending", "sending"]}},
             {"$set": {"status": "suppressed", "last_error": "recipient erased"}},
             session=session,
         )
@@ -229,8 +239,8 @@ class NotificationsStore:
         once, however many messages the batch holds."""
         datas = [m["data"] for m in messages]
         parties = sorted(
-            {m["recipient_id"] for m in messages}
-            | {d["student_id"] for d in datas if "student_id" in d}
+            {contact_key(m["recipient_kind"], m["recipient_id"]) for m in messages}
+            | {contact_key("student", d["student_id"]) for d in datas if "student_id" in d}
         )
         positions = sorted({d["position_id"] for d in datas if "position_id" in d})
         proposals = sorted({d["proposal_id"] for d in datas if "proposal_id" in d})

@@ -5,15 +5,37 @@ field may be added only with a default; none may be removed, renamed or retyped.
 data: ids, sector, track, language levels, skills, ranks and dates only. Names, e-mail
 addresses, phone numbers and free text travel on the restricted `contacts` topic or stay in
 the owning service.
+
+Every field is bounded (shared/bounds.py, the same types the request models use), so a
+consumer refuses an out-of-range event when it parses it (dead-lettered at the first attempt)
+instead of failing later in its handler or its MongoDB write.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.bounds import (
+    MAX_CAPACITY,
+    MAX_LISTED_IDS,
+    MAX_RANKED_APPLICANTS,
+    MAX_RANKED_POSITIONS,
+    MAX_REQUIRED_SKILLS,
+    MAX_STUDENT_SKILLS,
+    Code,
+    Count,
+    Day,
+    Flag,
+    Id,
+    Location,
+    Moment,
+    Name,
+    Seed,
+    Skill,
+    Year,
+)
 from shared.events.vocabulary import (
     CohortState,
     CompanyStatus,
@@ -51,32 +73,32 @@ class PositionPublished(EventData):
     event_name = "position-published"
     key_field = "position_id"
 
-    position_id: str
-    cohort_id: str
-    company_id: str
-    company_name_ja: str
-    company_name_en: str
+    position_id: Id
+    cohort_id: Id
+    company_id: Id
+    company_name_ja: Name
+    company_name_en: Name
     sector: Sector
     track: Track
-    title: str
-    capacity: int = Field(ge=1)
-    required_skills: list[str] = Field(default_factory=list)
+    title: Name
+    capacity: int = Field(ge=1, le=MAX_CAPACITY)
+    required_skills: list[Skill] = Field(default_factory=list, max_length=MAX_REQUIRED_SKILLS)
     min_jlpt: JLPTLevel | None = None
     min_english: EnglishLevel | None = None
-    paid: bool
-    start_date: date
-    end_date: date
-    location: str
+    paid: Flag
+    start_date: Day
+    end_date: Day
+    location: Location
 
 
 class PositionClosed(EventData):
     event_name = "position-closed"
     key_field = "position_id"
 
-    position_id: str
-    cohort_id: str
-    company_id: str
-    closed_at: datetime
+    position_id: Id
+    cohort_id: Id
+    company_id: Id
+    closed_at: Moment
     # Added compatibly: why it closed (None from producers before v1.1 means `closed`).
     reason: PositionClosedReason | None = None
 
@@ -85,125 +107,127 @@ class ApplicationSubmitted(EventData):
     event_name = "application-submitted"
     key_field = "application_id"
 
-    application_id: str
-    cohort_id: str
-    student_id: str
-    ranked_position_ids: list[str] = Field(min_length=1)
+    application_id: Id
+    cohort_id: Id
+    student_id: Id
+    ranked_position_ids: list[Id] = Field(min_length=1, max_length=MAX_RANKED_POSITIONS)
     # Pseudonymous profile facts the matching engine needs (no names, no contact data).
-    department: str
-    degree_program: str
-    graduation_year: int
+    department: Name
+    degree_program: Code
+    graduation_year: Year
     jlpt_level: JLPTLevel | None = None
     english_level: EnglishLevel | None = None
-    skills: list[str] = Field(default_factory=list)
-    available_from: date
-    available_to: date
-    consent_to_data_use: bool
-    submitted_at: datetime
+    skills: list[Skill] = Field(default_factory=list, max_length=MAX_STUDENT_SKILLS)
+    available_from: Day
+    available_to: Day
+    consent_to_data_use: Flag
+    submitted_at: Moment
 
 
 class ApplicationWithdrawn(EventData):
     event_name = "application-withdrawn"
     key_field = "application_id"
 
-    application_id: str
-    cohort_id: str
-    student_id: str
-    reason: str = Field(
+    application_id: Id
+    cohort_id: Id
+    student_id: Id
+    reason: Code = Field(
         description="`withdrawn` by the student, `replaced` by an edit, `erased`, or "
         "`consent_withdrawn` (the student withdrew consent to data use)."
     )
-    replaced_by: str | None = None
-    withdrawn_at: datetime
+    replaced_by: Id | None = None
+    withdrawn_at: Moment
 
 
 class ApplicantsRanked(EventData):
     event_name = "applicants-ranked"
     key_field = "position_id"
 
-    position_id: str
-    cohort_id: str
-    company_id: str
-    ranked_student_ids: list[str]
-    ranked_at: datetime
+    position_id: Id
+    cohort_id: Id
+    company_id: Id
+    ranked_student_ids: list[Id] = Field(max_length=MAX_RANKED_APPLICANTS)
+    ranked_at: Moment
 
 
 class MatchProposed(EventData):
     event_name = "match-proposed"
     key_field = "proposal_id"
 
-    proposal_id: str
-    round_id: str
-    cohort_id: str
-    student_id: str
-    position_id: str
-    company_id: str
+    proposal_id: Id
+    round_id: Id
+    cohort_id: Id
+    student_id: Id
+    position_id: Id
+    company_id: Id
     sector: Sector
-    student_rank: int = Field(ge=1, description="Where the student ranked this position.")
+    student_rank: int = Field(
+        ge=1, le=MAX_RANKED_POSITIONS, description="Where the student ranked this position."
+    )
     residence_status: ResidenceStatus
-    respond_by: datetime
-    proposed_at: datetime
+    respond_by: Moment
+    proposed_at: Moment
     # Added compatibly: the application the proposal answers (lets the applications service
     # keep one truthful status per application).
-    application_id: str | None = None
+    application_id: Id | None = None
 
 
 class _ProposalAnswer(EventData):
     key_field = "proposal_id"
 
-    proposal_id: str
-    round_id: str
-    cohort_id: str
-    student_id: str
-    position_id: str
-    company_id: str
+    proposal_id: Id
+    round_id: Id
+    cohort_id: Id
+    student_id: Id
+    position_id: Id
+    company_id: Id
     # Added compatibly, as on match-proposed.
-    application_id: str | None = None
+    application_id: Id | None = None
 
 
 class MatchAccepted(_ProposalAnswer):
     event_name = "match-accepted"
 
     party: Party
-    accepted_at: datetime
+    accepted_at: Moment
     # Added compatibly (with defaults): the deadline the other side still has to answer by,
     # and whether this acceptance was the second one (placement-confirmed follows).
-    respond_by: datetime | None = None
-    completes_placement: bool = False
+    respond_by: Moment | None = None
+    completes_placement: Flag = False
 
 
 class MatchDeclined(_ProposalAnswer):
     event_name = "match-declined"
 
     party: Party
-    declined_at: datetime
+    declined_at: Moment
 
 
 class MatchExpired(_ProposalAnswer):
     event_name = "match-expired"
 
-    respond_by: datetime
-    expired_at: datetime
+    respond_by: Moment
+    expired_at: Moment
 
 
 class PlacementConfirmed(EventData):
     event_name = "placement-confirmed"
     key_field = "placement_id"
 
-    placement_id: str
-    proposal_id: str
-    round_id: str
-    cohort_id: str
-    student_id: str
-    position_id: str
-    company_id: str
+    placement_id: Id
+    proposal_id: Id
+    round_id: Id
+    cohort_id: Id
+    student_id: Id
+    position_id: Id
+    company_id: Id
     sector: Sector
-    start_date: date
-    end_date: date
+    start_date: Day
+    end_date: Day
     residence_status: ResidenceStatus
-    confirmed_at: datetime
+    confirmed_at: Moment
     # Added compatibly, as on match-proposed.
-    application_id: str | None = None
+    application_id: Id | None = None
 
 
 class MatchCancelled(EventData):
@@ -214,16 +238,16 @@ class MatchCancelled(EventData):
     event_name = "match-cancelled"
     key_field = "proposal_id"
 
-    proposal_id: str
-    round_id: str
-    cohort_id: str
-    student_id: str
-    position_id: str
-    company_id: str
-    application_id: str
+    proposal_id: Id
+    round_id: Id
+    cohort_id: Id
+    student_id: Id
+    position_id: Id
+    company_id: Id
+    application_id: Id
     sector: Sector
     reason: MatchCancelReason
-    cancelled_at: datetime
+    cancelled_at: Moment
 
 
 class PlacementCancelled(EventData):
@@ -233,18 +257,18 @@ class PlacementCancelled(EventData):
     event_name = "placement-cancelled"
     key_field = "placement_id"
 
-    placement_id: str
-    proposal_id: str
-    round_id: str
-    cohort_id: str
-    student_id: str
-    position_id: str
-    company_id: str
-    application_id: str
+    placement_id: Id
+    proposal_id: Id
+    round_id: Id
+    cohort_id: Id
+    student_id: Id
+    position_id: Id
+    company_id: Id
+    application_id: Id
     sector: Sector
     reason: PlacementCancelReason
-    note_code: str | None = Field(default=None, pattern=NOTE_CODE)
-    cancelled_at: datetime
+    note_code: str | None = Field(default=None, max_length=40, pattern=NOTE_CODE)
+    cancelled_at: Moment
 
 
 class CohortStateChanged(EventData):
@@ -254,14 +278,14 @@ class CohortStateChanged(EventData):
     event_name = "cohort-state-changed"
     key_field = "cohort_id"
 
-    cohort_id: str
+    cohort_id: Id
     from_state: CohortState | None = None
     to_state: CohortState
-    application_opens: datetime
-    application_closes: datetime
+    application_opens: Moment
+    application_closes: Moment
     # The round that moved the cohort to `matching`, when a round did.
-    round_id: str | None = None
-    changed_at: datetime
+    round_id: Id | None = None
+    changed_at: Moment
 
 
 class CompanyStatusChanged(EventData):
@@ -271,12 +295,12 @@ class CompanyStatusChanged(EventData):
     event_name = "company-status-changed"
     key_field = "company_id"
 
-    company_id: str
+    company_id: Id
     status: CompanyStatus
     previous_status: CompanyStatus | None = None
     sector: Sector
-    closed_position_ids: list[str] = Field(default_factory=list)
-    changed_at: datetime
+    closed_position_ids: list[Id] = Field(default_factory=list, max_length=MAX_LISTED_IDS)
+    changed_at: Moment
 
 
 class StudentProfileUpdated(EventData):
@@ -286,55 +310,57 @@ class StudentProfileUpdated(EventData):
     event_name = "student-profile-updated"
     key_field = "student_id"
 
-    student_id: str
-    department: str
-    degree_program: str
-    graduation_year: int
+    student_id: Id
+    department: Name
+    degree_program: Code
+    graduation_year: Year
     jlpt_level: JLPTLevel | None = None
     english_level: EnglishLevel | None = None
-    skills: list[str] = Field(default_factory=list)
-    available_from: date
-    available_to: date
-    consent_to_data_use: bool
-    updated_at: datetime
+    skills: list[Skill] = Field(default_factory=list, max_length=MAX_STUDENT_SKILLS)
+    available_from: Day
+    available_to: Day
+    consent_to_data_use: Flag
+    updated_at: Moment
 
 
 class SectorCount(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     sector: Sector
-    proposed: int
-    seats: int
+    proposed: Count
+    seats: Count
 
 
 class ApplicationRef(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    application_id: str
-    student_id: str
+    application_id: Id
+    student_id: Id
 
 
 class RoundCompleted(EventData):
     event_name = "round-completed"
     key_field = "round_id"
 
-    round_id: str
-    cohort_id: str
-    round_number: int = Field(ge=1)
-    algorithm_version: str
-    seed: int
-    input_hash: str
-    students: int
-    seats: int
-    proposed: int
-    unmatched: int
-    excluded_pairs: int
-    stable: bool
-    by_sector: list[SectorCount] = Field(default_factory=list)
-    completed_at: datetime
+    round_id: Id
+    cohort_id: Id
+    round_number: int = Field(ge=1, le=10_000)
+    algorithm_version: Code
+    seed: Seed
+    input_hash: Code
+    students: Count
+    seats: Count
+    proposed: Count
+    unmatched: Count
+    excluded_pairs: Count
+    stable: Flag
+    by_sector: list[SectorCount] = Field(default_factory=list, max_length=50)
+    completed_at: Moment
     # Added compatibly: the applications this round left without a proposal (ids only), so
     # that their status can say `not_matched` and the students can be told what comes next.
-    unmatched_applications: list[ApplicationRef] = Field(default_factory=list)
+    unmatched_applications: list[ApplicationRef] = Field(
+        default_factory=list, max_length=MAX_LISTED_IDS
+    )
 
 
 CATALOG: dict[str, type[EventData]] = {

@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.bounds import Id, Moment
 from shared.events.catalog import CATALOG, EventData, event_type_of
 
 T = TypeVar("T", bound=EventData)
@@ -23,12 +24,12 @@ class CloudEvent(BaseModel, Generic[T]):
 
     specversion: Literal["1.0"] = "1.0"
     id: uuid.UUID
-    source: str
-    type: str
-    time: datetime
-    subject: str = Field(description="The aggregate id the event is about (also the Kafka key).")
+    source: str = Field(max_length=200)
+    type: str = Field(max_length=200)
+    time: Moment
+    subject: Id = Field(description="The aggregate id the event is about (also the Kafka key).")
     datacontenttype: Literal["application/json"] = "application/json"
-    dataschema: str
+    dataschema: str = Field(max_length=200)
     data: T
 
     @property

@@ -2,7 +2,14 @@
 
 The checked-in files under `shared/schemas/` are the published contract. Within a major
 version a change is compatible when every old field still exists with the same type, no new
-field is required, and no enum value disappeared.
+field is required, no enum value disappeared, and no bound got tighter: a lower maxLength,
+maxItems or maximum, a higher minLength, minItems or minimum, or a new or changed pattern would
+make consumers refuse events already on the topics (a replay from offset 0 would dead-letter
+them). Loosening a bound is compatible.
+
+The bounds of v1 (shared/bounds.py) were introduced at once, after the first schemas were
+published and before any production data existed; each is at least as wide as what the
+producing API accepts, so no event a producer could publish fails them.
 """
 
 from __future__ import annotations
@@ -98,10 +105,29 @@ def _compare(
             missing = set(ov["enum"]) - set(nv.get("enum", []))
             if missing:
                 problems.append(f"{path}: enum values removed: {sorted(missing)}")
+        problems.extend(_tightened(ov, nv, path))
         if ov.get("type") == "array" and "items" in ov and "items" in nv:
             _compare(ov["items"], nv["items"], f"{path}[]", old_defs, new_defs, problems)
         if ov.get("type") == "object" or "properties" in ov:
             _compare_object(ov, nv, path, old_defs, new_defs, problems)
+
+
+_UPPER_BOUNDS = ("maxLength", "maxItems", "maximum", "exclusiveMaximum")
+_LOWER_BOUNDS = ("minLength", "minItems", "minimum", "exclusiveMinimum")
+
+
+def _tightened(old: dict[str, Any], new: dict[str, Any], path: str) -> list[str]:
+    """Bounds that now refuse values the old schema allowed."""
+    problems = []
+    for key in _UPPER_BOUNDS:
+        if key in new and (key not in old or new[key] < old[key]):
+            problems.append(f"{path}: {key} tightened from {old.get(key)} to {new[key]}")
+    for key in _LOWER_BOUNDS:
+        if key in new and (key not in old or new[key] > old[key]):
+            problems.append(f"{path}: {key} tightened from {old.get(key)} to {new[key]}")
+    if "pattern" in new and new["pattern"] != old.get("pattern"):
+        problems.append(f"{path}: pattern changed from {old.get('pattern')} to {new['pattern']}")
+    return problems
 
 
 def _compare_object(

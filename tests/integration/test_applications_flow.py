@@ -14,7 +14,7 @@ from services.applications.app import ApplicationsSettings, create_app
 from shared.auth import Role
 from shared.events import ApplicationSubmitted, parse_event
 from shared.events.schemas import SCHEMA_DIR
-from tests.driver import ApplicationsDriver
+from tests.driver import ApplicationsDriver, day
 from tests.infra import Infra, TopicReader, running
 
 pytestmark = pytest.mark.integration
@@ -85,9 +85,10 @@ async def test_submit_stores_and_publishes_a_cloudevent(service, mongo, infra: I
 async def test_contact_goes_to_the_restricted_topic_only(service, infra: Infra) -> None:
     driver, settings = service
     student = await driver.student(language="ja")
+    key = f"student:{student}".encode()  # keyed by role and id
     async with TopicReader(infra.kafka_bootstrap, settings.topic("contacts")) as reader:
-        records = await reader.wait_for(lambda rs: any(r.key == student.encode() for r in rs))
-    value = json.loads(next(r for r in records if r.key == student.encode()).value)
+        records = await reader.wait_for(lambda rs: any(r.key == key for r in rs))
+    value = json.loads(next(r for r in records if r.key == key).value)
     assert value["email"] == f"{student}@example.tw"
     assert value["preferred_language"] == "ja"
 
@@ -235,14 +236,14 @@ class TestValidationAndOwnership:
         r = await driver.client.post(
             "/positions",
             headers=headers,
-            json={**base, "capacity": 0, "start_date": "2027-07-01", "end_date": "2027-08-01"},
+            json={**base, "capacity": 0, "start_date": day("07-01"), "end_date": day("08-01")},
         )
         assert r.status_code == 422
         assert self.reason(r)["field"] == "capacity"
         r = await driver.client.post(
             "/positions",
             headers=headers,
-            json={**base, "capacity": 1, "start_date": "2027-08-01", "end_date": "2027-07-01"},
+            json={**base, "capacity": 1, "start_date": day("08-01"), "end_date": day("07-01")},
         )
         assert r.status_code == 422
         assert "end_date must be after start_date" in self.reason(r)["reason"]
@@ -272,8 +273,8 @@ class TestValidationAndOwnership:
                 "track": "joint_research",
                 "capacity": 1,
                 "paid": False,
-                "start_date": "2027-07-01",
-                "end_date": "2027-08-01",
+                "start_date": day("07-01"),
+                "end_date": day("08-01"),
                 "location": "Tobata",
             },
         )
@@ -290,25 +291,26 @@ class TestValidationAndOwnership:
             f"/applications/{application['id']}", headers=driver.auth(Role.STUDENT, bob)
         )
         assert r.status_code == 404
-        # Nor her profile.
+        # Nor her profile: it does not exist for him either.
         r = await driver.client.get(f"/students/{alice}", headers=driver.auth(Role.STUDENT, bob))
-        assert r.status_code == 403
+        assert r.status_code == 404
         # A student may not publish positions.
         r = await driver.client.post(
             "/positions", headers=driver.auth(Role.STUDENT, alice), json={}
         )
         assert r.status_code == 403
         assert "student" in self.reason(r)["reason"]
-        # Another company may not close this company's position or see its applicants.
+        # Another company may not close this company's position or see its applicants: for it
+        # the position does not exist.
         other = await driver.company()
         r = await driver.client.post(
             f"/positions/{ctx['position']}/close", headers=driver.auth(Role.COMPANY, other)
         )
-        assert r.status_code == 403
+        assert r.status_code == 404
         r = await driver.client.get(
             f"/positions/{ctx['position']}/applicants", headers=driver.auth(Role.COMPANY, other)
         )
-        assert r.status_code == 403
+        assert r.status_code == 404
         # A company sees only its own positions; students see every position.
         listed = await driver.call("GET", "/positions", driver.auth(Role.COMPANY, other))
         assert ctx["position"] not in {p["id"] for p in listed}
@@ -319,14 +321,15 @@ class TestValidationAndOwnership:
         r = await driver.client.get(
             f"/positions?company_id={ctx['company']}", headers=driver.auth(Role.COMPANY, other)
         )
-        assert r.status_code == 403
+        assert r.status_code == 404
         listed = await driver.call("GET", "/positions", driver.auth(Role.STUDENT, bob))
         assert ctx["position"] in {p["id"] for p in listed}
-        # The owning company can read the application to its position.
+        # Even the owning company does not read the application (the student's other choices
+        # are not its business): it sees its applicants at /positions/{id}/applicants.
         r = await driver.client.get(
             f"/applications/{application['id']}", headers=driver.auth(Role.COMPANY, ctx["company"])
         )
-        assert r.status_code == 200
+        assert r.status_code == 403
         # No token at all.
         r = await driver.client.get(f"/applications/{application['id']}")
         assert r.status_code == 401

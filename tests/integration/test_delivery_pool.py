@@ -249,7 +249,7 @@ async def test_text_naming_an_erased_party_is_not_stored_after_the_send(rig: Rig
     )
     (claimed,) = await rig.store.claim_due(datetime.now(UTC) + timedelta(seconds=60), limit=5)
     # Erased while the mail was on its way: the send counts, the text naming them is not kept.
-    await in_transaction(rig.client, lambda s: rig.store.erase(s, "stu-erased"))
+    await in_transaction(rig.client, lambda s: rig.store.erase(s, "student", "stu-erased"))
     sent = {"status": "sent", "to": "x <x@example>", "subject": "$ 5 about 林", "body": "林"}
     assert await rig.store.record([(claimed, sent)]) == 1
     stored = await rig.store.messages.find_one({"_id": claimed["_id"]})

@@ -28,7 +28,7 @@ from services.notifications.app import create_app as create_notifications
 from services.notifications.wording import format_deadline
 from shared.auth import Role
 from shared.events.vocabulary import Language
-from tests.driver import ApplicationsDriver
+from tests.driver import ApplicationsDriver, day
 from tests.infra import Infra, TopicReader, eventually, read_mailbox, running
 
 pytestmark = pytest.mark.integration
@@ -342,8 +342,8 @@ async def test_rejection_suspension_withdrawal_and_erasure_cancel_pending_propos
                 "track": "joint_research",
                 "capacity": 1,
                 "paid": True,
-                "start_date": "2027-07-01",
-                "end_date": "2027-08-31",
+                "start_date": day("07-01"),
+                "end_date": day("08-31"),
                 "location": "Tobata",
             },
         )

@@ -18,7 +18,7 @@ from services.applications.app import create_app as create_applications
 from services.matching.app import MatchingSettings
 from services.matching.app import create_app as create_matching
 from shared.auth import Role
-from tests.driver import ApplicationsDriver
+from tests.driver import ApplicationsDriver, day
 from tests.infra import Infra, TopicReader, eventually, running
 
 pytestmark = pytest.mark.integration
@@ -143,9 +143,9 @@ async def test_round_answers_placement_and_residual_round(platform: Platform) ->
     assert b_p1["residence_status"] == "designated_activities"
     assert a_p2["residence_status"] == "temporary_visitor"  # unpaid, 62 days
 
-    # Wrong party, wrong role.
-    await platform.call("POST", f"/proposals/{b_p1['id']}/accept", Role.STUDENT, a, expect=403)
-    await platform.call("POST", f"/proposals/{b_p1['id']}/accept", Role.COMPANY, auto, expect=403)
+    # Wrong party (the proposal does not exist for them), wrong role.
+    await platform.call("POST", f"/proposals/{b_p1['id']}/accept", Role.STUDENT, a, expect=404)
+    await platform.call("POST", f"/proposals/{b_p1['id']}/accept", Role.COMPANY, auto, expect=404)
     await platform.call(
         "POST", f"/proposals/{b_p1['id']}/accept", Role.COORDINATOR, "c", expect=403
     )
@@ -171,7 +171,7 @@ async def test_round_answers_placement_and_residual_round(platform: Platform) ->
     )
     assert placement["student_id"] == b
     assert placement["residence_status"] == "designated_activities"
-    assert placement["start_date"] == "2027-07-01"
+    assert placement["start_date"] == day("07-01")
 
     # A declines: the seat goes to the next eligible student in a residual round.
     declined = await platform.call("POST", f"/proposals/{a_p2['id']}/decline", Role.STUDENT, a)
@@ -323,8 +323,8 @@ async def test_a_withdrawal_that_overtakes_its_submission_is_kept(platform: Plat
         department="EE",
         degree_program="master",
         graduation_year=2027,
-        available_from="2027-06-01",
-        available_to="2027-09-30",
+        available_from=day("06-01"),
+        available_to=day("09-30"),
         consent_to_data_use=True,
         submitted_at=now,
     )

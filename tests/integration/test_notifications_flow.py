@@ -318,10 +318,10 @@ async def test_erased_contact_receives_nothing_further(platform: Platform) -> No
     await d.call("DELETE", f"/students/{student}", d.auth(Role.STUDENT, student))
 
     async def erased() -> bool:
-        return await platform.db["erasures"].find_one({"_id": student}) is not None
+        return await platform.db["erasures"].find_one({"_id": f"student:{student}"}) is not None
 
     await eventually(erased)
-    assert await platform.db["contacts"].find_one({"_id": student}) is None
+    assert await platform.db["contacts"].find_one({"_id": f"student:{student}"}) is None
     stored = await platform.db["messages"].find({"recipient_id": student}).to_list()
     assert stored and all(m["body"] is None and m["to"] is None for m in stored)
 

@@ -271,7 +271,7 @@ async def test_contacts_bad_and_failing_records_reach_the_dlq(settings: CommonSe
     await h.broker.start()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
-    good = {"party_id": "p", "party_type": "student", "name": "N", "email": "n@example.tw"}
+    good = {"party_id": "stu-p", "party_type": "student", "name": "N", "email": "n@example.tw"}
     try:
         async with TopicReader(settings.kafka_bootstrap_servers, dlq_topic(topic)) as dlq:
             await producer.send_and_wait(topic, key=b"party-bad", value=b'{"email": "x"}')

@@ -124,7 +124,7 @@ def test_secrets_dir_supplies_secret_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As Kubernetes mounts a Secret: one file per key, values may end with a newline.
-    (tmp_path / "JWT_SECRET").write_text("from-a-file\n")
+    (tmp_path / "JWT_SECRET").write_text("from-a-file-at-least-32-characters-long\n")
     (tmp_path / "MONGODB_USERNAME").write_text("notifications")
     (tmp_path / "MONGODB_PASSWORD").write_text("pw-from-file")
     monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
@@ -132,9 +132,9 @@ def test_secrets_dir_supplies_secret_settings(
     monkeypatch.delenv("MONGODB_USERNAME", raising=False)
     monkeypatch.delenv("MONGODB_PASSWORD", raising=False)
     loaded = CommonSettings()
-    assert loaded.require_jwt_secret() == "from-a-file"
+    assert loaded.require_jwt_secret() == "from-a-file-at-least-32-characters-long"
     assert mongo_client_options(loaded)["password"] == "pw-from-file"
 
     # The environment wins over a file.
-    monkeypatch.setenv("JWT_SECRET", "from-the-environment")
-    assert CommonSettings().require_jwt_secret() == "from-the-environment"
+    monkeypatch.setenv("JWT_SECRET", "from-the-environment-at-least-32-characters")
+    assert CommonSettings().require_jwt_secret() == "from-the-environment-at-least-32-characters"

@@ -60,8 +60,8 @@ def proposal_to_company() -> dict[str, Any]:
 def facts() -> Facts:
     return Facts(
         contacts={
-            "co-1": {"name": "山田 花子", "email": "hr@co.example", "preferred_language": "ja"},
-            "stu-1": {"name": "林怡君", "email": "yj@example.tw", "preferred_language": "zh-TW"},
+            "company:co-1": {"name": "山田 花子", "email": "hr@co.example", "preferred_language": "ja"},
+            "student:stu-1": {"name": "林怡君", "email": "yj@example.tw", "preferred_language": "zh-TW"},
         },
         positions={"pos-1": POSITION},
     )
