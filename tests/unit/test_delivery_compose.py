@@ -60,8 +60,17 @@ def proposal_to_company() -> dict[str, Any]:
 def facts() -> Facts:
     return Facts(
         contacts={
-            "company:co-1": {"name": "山田 花子", "email": "hr@co.example", "preferred_language": "ja"},
-            "student:stu-1": {"name": "林怡君", "email": "yj@example.tw", "preferred_language": "zh-TW"},
+            # Keyed by role and id, as the contacts topic keys them.
+            "company:co-1": {
+                "name": "山田 花子",
+                "email": "hr@co.example",
+                "preferred_language": "ja",
+            },
+            "student:stu-1": {
+                "name": "林怡君",
+                "email": "yj@example.tw",
+                "preferred_language": "zh-TW",
+            },
         },
         positions={"pos-1": POSITION},
     )
@@ -86,7 +95,7 @@ def test_a_message_is_composed_from_the_batch_facts() -> None:
 
 def test_a_line_break_in_a_name_cannot_add_a_header() -> None:
     known = facts()
-    known.contacts["co-1"]["name"] = "山田\r\nBcc: victim@example.com"
+    known.contacts["company:co-1"]["name"] = "山田\r\nBcc: victim@example.com"
     composed = compose(proposal_to_company(), known, Renderer(), sender="c@x.example", site=SITE)
     wire = message_from_bytes(flatten_message(composed.email), policy=policy.default)
     assert wire["Bcc"] is None
@@ -102,7 +111,7 @@ def test_the_message_id_is_stable_per_event_and_recipient() -> None:
 def test_missing_facts_mean_later_not_never(missing: str) -> None:
     known = facts()
     if missing == "contact":
-        del known.contacts["co-1"]
+        del known.contacts["company:co-1"]
     else:
         known.positions.clear()
     with pytest.raises(TransientDeliveryError, match=missing):
@@ -112,7 +121,7 @@ def test_missing_facts_mean_later_not_never(missing: str) -> None:
 def test_a_message_to_an_erased_party_is_no_longer_wanted() -> None:
     known = facts()
     assert unwanted_reason(proposal_to_company(), known.about(proposal_to_company())) is None
-    known.erased.add("co-1")
+    known.erased.add("company:co-1")
     assert (
         unwanted_reason(proposal_to_company(), known.about(proposal_to_company()))
         == "recipient erased"
