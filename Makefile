@@ -15,8 +15,8 @@ LOCK_PYTHON := 3.11
 LOCK := $(UV) pip compile --quiet --universal --python-version $(LOCK_PYTHON) --generate-hashes \
 	--custom-compile-command "make lock" $(LOCK_FLAGS)
 
-.PHONY: run test lint unit integration bench schemas token lock deploy-check clean dlq analytics \
-	vendor-charts user translations vendor browser-check
+.PHONY: run test lint unit integration bench bench-pipeline schemas token lock deploy-check clean \
+	dlq analytics vendor-charts user translations vendor browser-check
 
 $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -111,6 +111,11 @@ dlq: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet matching==1.4.3
 	$(PY) benchmarks/matching_bench.py
+
+# The event pipeline and e-mail delivery against raw baselines on the embedded stack
+# (starts its own servers on free ports; about 6 minutes). ARGS="--reps 1" for a quick look.
+bench-pipeline: $(STAMP)
+	$(PY) benchmarks/pipeline_bench.py $(ARGS)
 
 # Re-pin everything from requirements/*.in with hashes (run after changing an .in file; review
 # the diff). Versions already in a lock file are kept unless the .in file asks otherwise;

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo import UpdateOne
+
 from services.matching.store import PROFILE_FIELDS, MatchingStore
 from shared.events import (
     ApplicantsRanked,
@@ -60,12 +62,31 @@ def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
         await set_state(store.positions, data.position_id, "closed", ids, session)
         await store.position_closed(session, data.position_id, data.reason, data.closed_at)
 
-    async def application_submitted(event: CloudEvent[Any], session: Session) -> None:
-        data: ApplicationSubmitted = event.data
-        fields = data.model_dump(mode="json", exclude={"application_id"})
-        await upsert_facts(store.applications, data.application_id, fields, "active", session)
-        profile = {k: fields[k] for k in PROFILE_FIELDS}
-        await store.profile_changed(session, data.student_id, profile, fields["submitted_at"])
+    async def applications_submitted(events: list[CloudEvent[Any]], session: Session) -> None:
+        """The busiest topic, so a poll's submissions are written at once: the applications
+        as one bulk write of upserts (as `upsert_facts`), the profile copies as one read and
+        one bulk write (as `profile_changed`)."""
+        submitted: list[ApplicationSubmitted] = [event.data for event in events]
+        facts = [data.model_dump(mode="json", exclude={"application_id"}) for data in submitted]
+        await store.applications.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": data.application_id},
+                    {"$set": fields, "$setOnInsert": {"state": "active"}},
+                    upsert=True,
+                )
+                for data, fields in zip(submitted, facts, strict=True)
+            ],
+            ordered=True,
+            session=session,
+        )
+        await store.profiles_changed(
+            session,
+            [
+                (data.student_id, {k: fields[k] for k in PROFILE_FIELDS}, fields["submitted_at"])
+                for data, fields in zip(submitted, facts, strict=True)
+            ],
+        )
 
     async def application_withdrawn(event: CloudEvent[Any], session: Session) -> None:
         data: ApplicationWithdrawn = event.data
@@ -125,7 +146,7 @@ def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
 
     runtime.consumes(PositionPublished.event_name, position_published)
     runtime.consumes(PositionClosed.event_name, position_closed)
-    runtime.consumes(ApplicationSubmitted.event_name, application_submitted)
+    runtime.consumes_batch(ApplicationSubmitted.event_name, applications_submitted)
     runtime.consumes(ApplicationWithdrawn.event_name, application_withdrawn)
     runtime.consumes(ApplicantsRanked.event_name, applicants_ranked)
     runtime.consumes(StudentProfileUpdated.event_name, profile_updated)

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReplaceOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.matching.domain import lifecycle
@@ -150,6 +150,28 @@ class MatchingStore:
             session=session,
         )
         return True
+
+    async def profiles_changed(self, session: Session, changes: list[tuple[str, Doc, Any]]) -> None:
+        """`profile_changed` for many (student id, facts, as of) at once, in order: one read of
+        the students concerned, one bulk write of those whose facts are newer."""
+        newest: dict[str, tuple[Doc, Any]] = {}
+        for student_id, facts, at in changes:
+            known = newest.get(student_id)
+            if known is None or _time(known[1]) < _time(at):  # an equal time: the first stands
+                newest[student_id] = (facts, at)
+        current = {
+            doc["_id"]: doc["as_of"]
+            for doc in await self.students.find(
+                {"_id": {"$in": list(newest)}}, {"as_of": 1}, session=session
+            ).to_list()
+        }
+        writes = [
+            ReplaceOne({"_id": student_id}, {"_id": student_id, **facts, "as_of": at}, upsert=True)
+            for student_id, (facts, at) in newest.items()
+            if student_id not in current or _time(current[student_id]) < _time(at)
+        ]
+        if writes:
+            await self.students.bulk_write(writes, ordered=False, session=session)
 
     async def position_closed(
         self, session: Session, position_id: str, reason: PositionClosedReason | None, at: datetime

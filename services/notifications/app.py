@@ -11,6 +11,7 @@ from services.notifications.delivery import Deliverer, DeliveryPolicy, Mailer, S
 from services.notifications.rendering import Renderer, Site
 from services.notifications.store import NotificationsStore
 from shared.events.timezones import TimeZoneName
+from shared.kafka import IdempotentProducer
 from shared.runtime import ServiceRuntime, create_http_app
 from shared.settings import CommonSettings
 
@@ -37,15 +38,26 @@ class NotificationsSettings(CommonSettings):
     delivery_max_attempts: int = Field(default=6, ge=1)
     delivery_retry_base_seconds: float = Field(default=5, gt=0)
     delivery_lease_seconds: float = Field(default=120, gt=0)
-    delivery_poll_seconds: float = Field(default=2, gt=0)
+    # A safety net only: the sender is woken when a message is planned and sleeps until the
+    # earliest retry; this bounds how long a message planned elsewhere (another replica) waits.
+    delivery_poll_seconds: float = Field(default=10, gt=0)
+    # Messages claimed per pass; each pass records their outcomes in one bulk write.
+    delivery_batch_size: int = Field(default=50, ge=1, le=1000)
+    # SMTP connections kept open and used at once (= concurrent sends).
+    delivery_concurrency: int = Field(default=4, ge=1, le=64)
+    # A relay's sending limit in messages per second; 0 = none.
+    delivery_rate_per_second: float = Field(default=0, ge=0)
+    # Relays cap messages per session and drop idle sessions: reconnect before they do.
+    smtp_max_messages_per_connection: int = Field(default=100, ge=1)
+    smtp_idle_seconds: float = Field(default=30, gt=0)
     # How long a message may wait for its recipient's contact or its position facts.
     delivery_wait_for_facts_seconds: float = Field(default=3600, gt=0)
 
 
-def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
-    settings = settings or NotificationsSettings()
-    runtime = ServiceRuntime(name=NAME, settings=settings, database=settings.database, publishes=[])
-    store = NotificationsStore(runtime.db)
+def build_deliverer(
+    settings: NotificationsSettings, store: NotificationsStore, producer: IdempotentProducer
+) -> Deliverer:
+    """The sender as the service runs it (the pipeline benchmark drives this one too)."""
     mailer = Mailer(
         SmtpConfig(
             host=settings.smtp_host,
@@ -56,9 +68,13 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             use_tls=settings.smtp_ssl,
             timeout=settings.smtp_timeout_seconds,
             sender=settings.mail_from,
-        )
+        ),
+        connections=settings.delivery_concurrency,
+        per_second=settings.delivery_rate_per_second or None,
+        max_messages_per_connection=settings.smtp_max_messages_per_connection,
+        idle_seconds=settings.smtp_idle_seconds,
     )
-    deliverer = Deliverer(
+    return Deliverer(
         store,
         mailer,
         Renderer(),
@@ -75,10 +91,18 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             site=Site(
                 public_base_url=settings.public_base_url, contact_email=settings.contact_email
             ),
+            batch_size=settings.delivery_batch_size,
         ),
-        runtime.producer,
+        producer,
         settings,
     )
+
+
+def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
+    settings = settings or NotificationsSettings()
+    runtime = ServiceRuntime(name=NAME, settings=settings, database=settings.database, publishes=[])
+    store = NotificationsStore(runtime.db)
+    deliverer = build_deliverer(settings, store, runtime.producer)
     runtime.on_start(store.ensure_indexes)
     handlers.register(runtime, store, deliverer.wake)
     runtime.background("delivery", deliverer.run)

@@ -5,23 +5,22 @@ applications (to judge whether a due message is still wanted), and the message l
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
+from uuid import uuid4
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.notifications.domain import (
-    MessageFacts,
-    Planned,
-    proposal_progress,
-    unwanted_reason,
-)
+from services.notifications.compose import Facts
+from services.notifications.domain import Planned, proposal_progress, unwanted_reason
 from shared import tracing
 from shared.documents import utcnow
 from shared.events import ApplicationWithdrawn, CloudEvent, ContactRecord, MatchProposed
 from shared.events.contacts import contact_key
-from shared.mongo import Session
+from shared.mongo import Session, in_transaction
 
 # What a proposal's answers and ending leave in `proposals` (see domain.proposal_progress).
 ANSWER_FACTS = ("student_answered", "company_answered", "closed")
@@ -46,6 +45,7 @@ class NotificationsStore:
         self.withdrawn = db["withdrawn_applications"]
 
     async def ensure_indexes(self) -> None:
+        # The claim's index: equality on status, range on next_attempt_at (see claim_due).
         await self.messages.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self.messages.create_index([("cohort_id", ASCENDING), ("status", ASCENDING)])
         await self.messages.create_index("recipient_id")
@@ -157,24 +157,10 @@ class NotificationsStore:
             await self._suppress_reminders(session, event.data.proposal_id, facts)
 
     async def unwanted_reason(self, message: Doc) -> str | None:
-        """Why this due message must not be sent any more (None: send it). The one place
-        delivery asks; the rules are in domain.unwanted_reason."""
-        recipient = message["recipient_id"]
-        data = message["data"]
-        erased = await self.is_erased(message["recipient_kind"], recipient)
-        proposal = None
-        if "proposal_id" in data:
-            proposal = await self.proposals.find_one({"_id": data["proposal_id"]})
-        withdrawn = False
-        for ref in data.get("unmatched_applications", []):
-            if ref["student_id"] == recipient:
-                withdrawn = (
-                    await self.withdrawn.find_one({"_id": ref["application_id"]}) is not None
-                )
-        facts = MessageFacts(
-            recipient_erased=erased, proposal=proposal, application_withdrawn=withdrawn
-        )
-        return unwanted_reason(message, facts)
+        """Why this due message must not be sent any more (None: send it). The rules are in
+        domain.unwanted_reason; the sender asks the same question for a whole batch with
+        `facts_for`."""
+        return unwanted_reason(message, (await self.facts_for([message])).about(message))
 
     async def upsert_position(self, session: Session, position_id: str, fields: Doc) -> None:
         await self.positions.update_one(
@@ -217,25 +203,149 @@ class NotificationsStore:
             session=session,
         )
 
-    async def claim_due(self, lease_until: datetime) -> Doc | None:
-        """Take the next due message. Its lease makes a crashed sender's message due again."""
-        return await self.messages.find_one_and_update(
-            {"status": {"$in": ["pending", "sending"]}, "next_attempt_at": {"$lte": utcnow()}},
-            {"$set": {"status": "sending", "next_attempt_at": lease_until}},
-            sort=[("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
+    async def claim_due(
+        self, lease_until: datetime, *, limit: int = 1, excluding: frozenset[str] = frozenset()
+    ) -> list[Doc]:
+        """Take up to `limit` due messages: pending ones whose time has come, and "sending"
+        ones whose lease ran out (their sender crashed). Each claim has its own lease id;
+        only that claim's outcome is recorded (`record`), so a slow sender whose lease was
+        taken over cannot overwrite the new holder's result.
+
+        The reads are an equality on `status` and a range on `next_attempt_at`, served by
+        the (status, next_attempt_at) index: they touch only open messages, however many
+        sent ones the log holds. Read and update are one snapshot transaction: two senders
+        claiming at once conflict, and the one that retries reads what is left.
+
+        `excluding`: the caller's messages in flight (sent or being sent, outcome not yet
+        recorded). A database that crashed can come back without their claim (they read
+        "pending" again); they must not be claimed, and sent, a second time meanwhile.
+        """
+
+        async def claim(session: Session) -> list[Doc]:
+            now = utcnow()
+            due: list[Doc] = []
+            for status in ("pending", "sending"):
+                if len(due) < limit:
+                    query: Doc = {"status": status, "next_attempt_at": {"$lte": now}}
+                    if excluding:
+                        query["_id"] = {"$nin": sorted(excluding)}
+                    found = self.messages.find(query, session=session)
+                    found = found.sort("next_attempt_at", ASCENDING).limit(limit - len(due))
+                    due += await found.to_list()
+            if not due:
+                return []
+            lease = {"status": "sending", "next_attempt_at": lease_until, "lease_id": uuid4().hex}
+            await self.messages.update_many(
+                {"_id": {"$in": [d["_id"] for d in due]}}, {"$set": lease}, session=session
+            )
+            return [d | lease for d in due]
+
+        return await in_transaction(self.db.client, claim)
+
+    async def release(self, messages: list[Doc]) -> None:
+        """Hand claimed messages back unsent (the sender is stopping): due again at once."""
+        for message in messages:
+            await self.messages.update_one(
+                {"_id": message["_id"], "status": "sending", "lease_id": message["lease_id"]},
+                {"$set": {"status": "pending", "next_attempt_at": utcnow()}},
+            )
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest open message falls due (a retry, a lease that runs out, a
+        message planned for later), so an idle sender can sleep until then."""
+        earliest: datetime | None = None
+        for status in ("pending", "sending"):
+            first = await self.messages.find_one(
+                {"status": status}, {"next_attempt_at": 1}, sort=[("next_attempt_at", ASCENDING)]
+            )
+            if first is not None and (earliest is None or first["next_attempt_at"] < earliest):
+                earliest = first["next_attempt_at"]
+        return earliest
+
+    async def facts_for(self, messages: list[Doc]) -> Facts:
+        """What deciding and composing a batch of messages needs (contacts, erasures,
+        position facts, proposals' answers, withdrawn applications), in five queries run at
+        once, however many messages the batch holds."""
+        datas = [m["data"] for m in messages]
+        parties = sorted(
+            {contact_key(m["recipient_kind"], m["recipient_id"]) for m in messages}
+            | {contact_key("student", d["student_id"]) for d in datas if "student_id" in d}
+        )
+        positions = sorted({d["position_id"] for d in datas if "position_id" in d})
+        proposals = sorted({d["proposal_id"] for d in datas if "proposal_id" in d})
+        applications = sorted(
+            {ref["application_id"] for d in datas for ref in d.get("unmatched_applications", [])}
+        )
+        contacts, erased, facts, answers, withdrawn = await asyncio.gather(
+            _by_id(self.contacts, parties),
+            _by_id(self.erasures, parties, {"_id": 1}),
+            _by_id(self.positions, positions),
+            _by_id(self.proposals, proposals),
+            _by_id(self.withdrawn, applications, {"_id": 1}),
+        )
+        return Facts(
+            contacts={c["_id"]: c for c in contacts},
+            erased={e["_id"] for e in erased},
+            positions={p["_id"]: p for p in facts},
+            proposals={p["_id"]: p for p in answers},
+            withdrawn_applications={w["_id"] for w in withdrawn},
         )
 
-    async def update(
-        self,
-        message_id: str,
-        fields: Doc,
-        *,
-        only_if_sending: bool = True,
-        statuses: tuple[str, ...] = ("sending",),
-    ) -> bool:
-        query: Doc = {"_id": message_id}
-        if only_if_sending:
-            query["status"] = {"$in": list(statuses)}  # an erasure meanwhile wins
-        result = await self.messages.update_one(query, {"$set": fields})
-        return result.modified_count == 1
+    async def record(self, outcomes: list[tuple[Doc, Doc]]) -> int:
+        """Write the outcome of each claimed message (the fields to set), only where the
+        claim still holds: an erasure meanwhile ("suppressed") or another sender's later
+        claim wins. The rendered text (`to`, `subject`, `body`) is not kept when an erasure
+        has marked the message meanwhile. Returns how many were written.
+
+        A "sent" outcome is written on a message that reads "pending" too: a database that
+        crashed can come back without the claim, but the mail went out and must not be sent
+        again (the caller retries recording until the database is back).
+
+        One snapshot transaction: read which claims still hold, then update by `_id` alone.
+        An erasure or a claim committing meanwhile conflicts and the transaction retries. On
+        the embedded MongoDB this costs half of one conditional retryable write per message
+        (one commit, and `_id` point updates instead of a plan per statement)."""
+        if not outcomes:
+            return 0
+
+        async def write(session: Session) -> int:
+            ids = [message["_id"] for message, _ in outcomes]
+            held = {
+                d["_id"]: d
+                async for d in self.messages.find(
+                    {"_id": {"$in": ids}, "status": {"$in": ["sending", "pending"]}},
+                    {"status": 1, "lease_id": 1, "erased": 1},
+                    session=session,
+                )
+            }
+            ops = []
+            for message, fields in outcomes:
+                current = held.get(message["_id"])
+                if current is None or not _claim_holds(current, message, fields):
+                    continue
+                if current.get("erased"):
+                    fields = {k: None if k in PERSONAL else v for k, v in fields.items()}
+                ops.append(UpdateOne({"_id": message["_id"]}, {"$set": fields}))
+            if ops:
+                await self.messages.bulk_write(ops, ordered=False, session=session)
+            return len(ops)
+
+        return await in_transaction(self.db.client, write)
+
+
+def _claim_holds(current: Doc, claimed: Doc, outcome: Doc) -> bool:
+    if current["status"] == "pending":  # the claim was lost with the database
+        return outcome.get("status") == "sent"
+    return bool(current.get("lease_id") == claimed["lease_id"])
+
+
+async def _by_id(
+    collection: AsyncCollection[Doc], ids: list[str], projection: Doc | None = None
+) -> list[Doc]:
+    """The documents with these ids (no round trip for none)."""
+    if not ids:
+        return []
+    return await collection.find({"_id": {"$in": ids}}, projection).to_list()
+
+
+PERSONAL = frozenset({"to", "subject", "body"})
