@@ -470,9 +470,17 @@ class IdempotentConsumer:
             )
             outcomes.append("applied")
         if route.batch and fresh:
-            new = [i.event for i, o in zip(items, outcomes, strict=True) if o == "applied"]
-            # Which event failed is unknown: -1 asks the caller to split the batch.
-            await self._call(0 if len(items) == 1 else -1, route.handler(new, session))
+            applied = [i for i, o in zip(items, outcomes, strict=True) if o == "applied"]
+            # Each event still gets its own `process` span (a child of its producer's
+            # context), open while the one call handles them all.
+            with contextlib.ExitStack() as spans:
+                for item in applied:
+                    spans.enter_context(self._processing(route, item))
+                # Which event failed is unknown: -1 asks the caller to split the batch.
+                await self._call(
+                    0 if len(items) == 1 else -1,
+                    route.handler([i.event for i in applied], session),
+                )
         if fresh:
             await self.processed.insert_many(fresh, ordered=False, session=session)
         return outcomes

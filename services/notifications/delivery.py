@@ -36,6 +36,7 @@ from services.notifications.domain import COORDINATOR, unwanted_reason
 from services.notifications.rendering import Renderer, Site
 from services.notifications.smtp_pool import Mailer, SmtpConfig, is_permanent
 from services.notifications.store import Doc, NotificationsStore
+from shared import tracing
 from shared.events.contacts import contact_key
 from shared.kafka import IdempotentProducer, dlq_topic
 from shared.settings import CommonSettings
@@ -205,26 +206,32 @@ class Deliverer:
         }
         ready: list[tuple[Doc, Composed]] = []
         for message in messages:
-            composed = self._compose(message, facts)
+            # The event's trace and request ids on every line about this message.
+            with tracing.within(message.get("trace")):
+                composed = self._compose(message, facts)
             if composed is not None:
                 ready.append((message, composed))
         # Each send returns its error instead of raising: one bad address must not stop the
         # batch. The mailer bounds the concurrency and the rate.
         errors = await asyncio.gather(*(self._send(m, c.email) for m, c in ready))
         for (message, composed), error in zip(ready, errors, strict=True):
-            if error is None:
-                meta = {
-                    "language": composed.language,
-                    "to": composed.to,
-                    "subject": composed.subject,
-                    "body": composed.body,
-                }
-                await self.record_sent(message, composed.email, meta)
-            elif is_permanent(error):
-                self._fail(message, _describe(error), attempts=message["attempts"] + 1)
-            else:
-                self._failed_attempt(message, error)
+            with tracing.within(message.get("trace")):
+                await self._outcome(message, composed, error)
         return self._batch
+
+    async def _outcome(self, message: Doc, composed: Composed, error: Exception | None) -> None:
+        if error is None:
+            meta = {
+                "language": composed.language,
+                "to": composed.to,
+                "subject": composed.subject,
+                "body": composed.body,
+            }
+            await self.record_sent(message, composed.email, meta)
+        elif is_permanent(error):
+            self._fail(message, _describe(error), attempts=message["attempts"] + 1)
+        else:
+            self._failed_attempt(message, error)
 
     def _compose(self, message: Doc, facts: Facts) -> Composed | None:
         """The e-mail to send, or None when the message's outcome is already decided."""
