@@ -266,10 +266,13 @@ def operations(ids: dict[str, str]) -> list[Op]:
         Op("applications", "GET", "/positions", participants),
         Op("applications", "GET", "/positions/{position_id}", participants, a | s | {STU_T}),
         Op("applications", "GET", "/positions/{position_id}/applicants", companies, a),
-        Op("applications", "GET", "/students/{student_id}", students | {Role.UNIVERSITY}, s),
+        # A university office reads its own university's students: S is one of them.
+        Op(
+            "applications", "GET", "/students/{student_id}", students | {Role.UNIVERSITY}, s | {UNI}
+        ),
         # The portal's reads: the directory for anyone signed in, a company's applicant and
         # ranking, the students' list for the coordinator and university offices (its own
-        # university's; this office's token names none, so it sees no one).
+        # university's only).
         Op("applications", "GET", "/companies/directory", anyone),
         Op(
             "applications",
