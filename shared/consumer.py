@@ -203,9 +203,7 @@ class IdempotentConsumer:
     async def stop(self) -> None:
         self.running = False
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         await self._finish_workers(list(self._workers), timeout=10)
         if self._consumer is not None:
@@ -242,7 +240,9 @@ class IdempotentConsumer:
 
     async def _run(self) -> None:
         backoff = _Backoff()
-        while True:
+        # `running`, not True: a cancellation swallowed inside the Kafka client (Python 3.11's
+        # wait_for can) must not keep the loop, and the stop waiting on it, alive.
+        while self.running:
             try:
                 if self._consumer is None:
                     consumer = self._new_consumer()
@@ -664,3 +664,19 @@ def _run_with_broker(broker: KafkaBroker, consumer: IdempotentConsumer) -> None:
     lifecycle = Lifecycle()
     consumer._broker_lifecycle = lifecycle  # type: ignore[attr-defined]  # the broker holds it weakly
     broker._subscribers.add(lifecycle)  # type: ignore[arg-type]
+
+
+async def stop_task(task: asyncio.Task[Any], *, timeout: float = 15.0) -> None:
+    """Cancel `task` and wait for it, at most `timeout` seconds: a stop must end even when
+    something under the task swallows its cancellation (it is cancelled again meanwhile,
+    and reported if it still runs)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not task.done():
+        task.cancel()
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            log.error("task did not stop when cancelled", extra={"task": task.get_name()})
+            return
+        await asyncio.wait({task}, timeout=min(1.0, remaining))
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("task ended with an error", exc_info=task.exception())

@@ -34,7 +34,13 @@ from swagger_ui_bundle import swagger_ui_path
 from shared.access_log import AccessLog
 from shared.asyncapi import annotate
 from shared.connections import kafka_client_options, kafka_security, mongo_client_options
-from shared.consumer import BatchHandler, ContactHandler, EventHandler, IdempotentConsumer
+from shared.consumer import (
+    BatchHandler,
+    ContactHandler,
+    EventHandler,
+    IdempotentConsumer,
+    stop_task,
+)
 from shared.errors import install_error_handlers
 from shared.events.catalog import CATALOG, EventData
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
@@ -251,9 +257,7 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         self.started = False
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(stop_task(task) for task in self._tasks))
         self._tasks.clear()
         await self.consumer.stop()
         # One last pass so that what committed just before shutdown is not left waiting;
