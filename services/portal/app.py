@@ -23,6 +23,7 @@ from services.portal.pages import ROUTERS
 from services.portal.settings import PortalSettings
 from services.portal.store import PortalStore
 from services.portal.web import (
+    CHARTS_STATIC,
     FormExpired,
     NotYours,
     SignInNeeded,
@@ -31,6 +32,7 @@ from services.portal.web import (
     make_templates,
     sign_in_url,
 )
+from shared import charts
 from shared.documents import utcnow
 from shared.mongo import connect, ping
 
@@ -92,6 +94,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.state.templates = make_templates()
     app.state.background = set()
     app.add_middleware(SecurityHeaders)
+    # The KPI charts' scripts (vendored Vega, no CDN), before /static that would hide them.
+    app.mount(CHARTS_STATIC, StaticFiles(directory=str(charts.STATIC_DIR)), name="charts")
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     install_error_pages(app)
 

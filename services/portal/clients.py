@@ -76,6 +76,13 @@ class Services:
         return Caller(self, Role.COORDINATOR, "portal")
 
 
+@dataclass(frozen=True)
+class Download:
+    content: bytes
+    media_type: str
+    disposition: str
+
+
 @dataclass
 class Caller:
     services: Services
@@ -101,6 +108,28 @@ class Caller:
         json: Any = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
+        response = await self._send(service, method, path, json=json, params=params)
+        return response.json()
+
+    async def download(self, service: str, path: str, **params: Any) -> Download:
+        """A file the service serves (a report): its bytes and how it is to be saved."""
+        clean = {k: v for k, v in params.items() if v is not None}
+        response = await self._send(service, "GET", path, params=clean)
+        return Download(
+            content=response.content,
+            media_type=response.headers.get("content-type", "application/octet-stream"),
+            disposition=response.headers.get("content-disposition", "attachment"),
+        )
+
+    async def _send(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response:
         client: httpx.AsyncClient = getattr(self.services, service)
         try:
             response = await client.request(
@@ -119,7 +148,7 @@ class Caller:
             if not isinstance(details, list):
                 details = [{"field": None, "reason": str(details)}]
             raise ApiError(response.status_code, details)
-        return response.json()
+        return response
 
     async def get(self, service: str, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}

@@ -30,6 +30,7 @@ from services.portal.labels import company_name
 from services.portal.messages import CONFIRMATIONS
 from services.portal.settings import PortalSettings
 from services.portal.store import Doc, PortalStore
+from shared import charts
 from shared.documents import utcnow
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,12 @@ SESSION_COOKIE = "portal_session"
 BROWSER_COOKIE = "portal_browser"  # anonymous visitors' CSRF key
 LANGUAGE_COOKIE = "portal_lang"
 TEMPLATES = Path(__file__).parent / "templates"
+CHARTS_STATIC = "/static/charts"  # where shared/charts/static is served
 
 
 def make_templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=str(TEMPLATES))
+    # The portal's own templates, then the KPI charts' partial (shared/charts).
+    templates = Jinja2Templates(directory=[str(TEMPLATES), str(charts.TEMPLATES_DIR)])
     env = templates.env
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
@@ -56,6 +59,7 @@ def make_templates() -> Jinja2Templates:
         JLPT=labels.JLPT,
         ENGLISH=labels.ENGLISH,
         with_query=with_query,
+        charts_static=CHARTS_STATIC,
         # Chinese and Japanese use the full-width colon after a label.
         colon=lambda: "：" if i18n.current_language() in ("zh-TW", "ja") else ": ",
         company_name=lambda company: company_name(company, i18n.current_language()),

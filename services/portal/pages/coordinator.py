@@ -21,12 +21,18 @@ from services.portal.domain import (
 )
 from services.portal.i18n import N_
 from services.portal.labels import PLACEMENT_CANCEL_CHOICES, company_name
-from services.portal.pages.common import by_id, local_input_to_utc, params
+from services.portal.pages.common import (
+    REPORT_TABLES,
+    by_id,
+    local_input_to_utc,
+    params,
+    report_file,
+)
 from services.portal.web import Ctx, NotYours, role_ctx
 
 router = APIRouter(prefix="/coordinator")
 Coordinator = Annotated[Ctx, Depends(role_ctx(PortalRole.COORDINATOR))]
-TABS = ("overview", "positions", "proposals", "placements")
+TABS = ("overview", "positions", "proposals", "placements", "reports")
 
 
 @router.get("")
@@ -131,6 +137,7 @@ async def render_cohort(
     view = None
     students: dict[str, dict[str, Any]] = {}
     positions = by_id(facts["positions"])
+    charts = None
     if tab == "positions":
         companies = facts["companies"]
         view = list_view(
@@ -185,16 +192,44 @@ async def render_cohort(
             filters={"status": lambda p, v: p["status"] == v},
             page_size=ctx.settings.page_size,
         )
+    elif tab == "reports":
+        charts = await cohort_charts(ctx, cohort_id)
     return await ctx.render(
         "coordinator/cohort.html",
         status=status,
         tab=tab,
         view=view,
+        charts=charts,
+        report_tables=REPORT_TABLES,
         students=students,
         positions_by_id=positions,
         preview=preview,
         **facts,
     )
+
+
+async def cohort_charts(ctx: Ctx, cohort_id: str) -> dict[str, Any] | None:
+    """The KPI charts (funnel, sectors, time to placement) in the reader's language, or None
+    while the matching service does not know the cohort yet."""
+    try:
+        return await ctx.api.get(  # type: ignore[no-any-return]
+            "matching", f"/cohorts/{cohort_id}/charts", lang=ctx.language
+        )
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return None
+
+
+# Declared before /cohorts/{cohort_id}/{action}, which would take them for a step.
+@router.get("/cohorts/{cohort_id}/report.xlsx")
+async def report_workbook(ctx: Coordinator, cohort_id: str) -> Response:
+    return await report_file(ctx, cohort_id, None)
+
+
+@router.get("/cohorts/{cohort_id}/report/{table}.csv")
+async def report_table(ctx: Coordinator, cohort_id: str, table: str) -> Response:
+    return await report_file(ctx, cohort_id, table)
 
 
 @router.post("/cohorts/{cohort_id}/preview")

@@ -18,7 +18,7 @@ from services.portal.domain import (
     list_view,
     parse_roster,
 )
-from services.portal.pages.common import params
+from services.portal.pages.common import REPORT_TABLES, params, report_file
 from services.portal.web import Ctx, role_ctx
 from shared.ids import new_id
 
@@ -123,6 +123,31 @@ async def student(ctx: University, student_id: str) -> Response:
         cohorts=cohorts,
         stage=stage({**profile, "applications": applications}),
     )
+
+
+@router.get("/reports")
+async def reports(ctx: University) -> Response:
+    """The cohorts' reports, to download: the matching service puts in a university office's
+    report its own students only (the portal's token for the office names its university)."""
+    cohorts = await ctx.api.get("applications", "/cohorts")
+    cohorts.sort(key=lambda c: c["application_opens"], reverse=True)
+    assert ctx.session is not None
+    return await ctx.render(
+        "university/reports.html",
+        cohorts=cohorts,
+        report_tables=REPORT_TABLES,
+        university=ctx.session.get("university"),
+    )
+
+
+@router.get("/cohorts/{cohort_id}/report.xlsx")
+async def report_workbook(ctx: University, cohort_id: str) -> Response:
+    return await report_file(ctx, cohort_id, None)
+
+
+@router.get("/cohorts/{cohort_id}/report/{table}.csv")
+async def report_table(ctx: University, cohort_id: str, table: str) -> Response:
+    return await report_file(ctx, cohort_id, table)
 
 
 @router.post("/roster")
