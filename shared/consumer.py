@@ -267,6 +267,22 @@ class IdempotentConsumer:
                     self._work(tp, records), name=f"{self.name}-{tp.topic}-{tp.partition}"
                 )
 
+    async def _rewind(self, partitions: list[TopicPartition]) -> None:
+        """Start `settings.kafka_rewind_on_assign` records before each committed offset
+        (see the setting): what was applied already is filtered as a duplicate."""
+        rewind = self.settings.kafka_rewind_on_assign
+        consumer = self._consumer
+        if not rewind or consumer is None or not partitions:
+            return
+        try:
+            beginnings = await consumer.beginning_offsets(partitions)
+            for tp in partitions:
+                committed = await consumer.committed(tp)
+                if committed is not None and committed > beginnings.get(tp, 0):
+                    consumer.seek(tp, max(beginnings.get(tp, 0), committed - rewind))
+        except KafkaError as exc:  # the committed offsets stand: nothing is read twice
+            log.warning("could not rewind after an assignment", extra={"error": repr(exc)})
+
     async def _drop_consumer(self) -> None:
         await self._finish_workers(list(self._workers), timeout=0)
         if self._consumer is not None:
@@ -637,6 +653,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.consumer._finish_workers(list(revoked), timeout=10)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.consumer._rewind(list(assigned))
         self.consumer.assigned.set()
         log.info(
             "partitions assigned",

@@ -48,6 +48,11 @@ class CommonSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000)
     # Pause after an empty fetch answered at once (the embedded broker does not hold them).
     kafka_empty_fetch_pause_ms: float = Field(default=100, ge=0)
+    # On each partition assignment, read again up to this many records before the committed
+    # offset (they are deduplicated): a broker that lost acknowledged writes in a crash (the
+    # embedded one can) reuses their offsets, and a consumer whose commit survived would
+    # otherwise skip what was written there since. 0 on Apache Kafka with acks=all.
+    kafka_rewind_on_assign: int = Field(default=500, ge=0, le=1_000_000)
 
     jwt_secret: SecretStr | None = None
     # A second key accepted when checking tokens (never used to sign): lets the key change

@@ -20,7 +20,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,17 @@ COHORT = "2026-summer"
 # recorded before the internship started nor for a day still to come: the scenario's
 # internships start today (UTC; the program's zone, Tokyo, is never behind it) and are
 # recorded as completed on that day, the only day a test that cannot wait two months has.
-START = datetime.now(UTC).date()
+_START: list[date] = []
+
+
+def start_day() -> date:
+    """Today (UTC) when the scenario is set up, not when this module was collected: a long
+    suite may cross midnight in between."""
+    if not _START:
+        _START.append(datetime.now(UTC).date())
+    return _START[0]
+
+
 NAMES = [
     "林怡君",
     "陳冠宇",
@@ -255,8 +265,8 @@ async def run_scenario(s: Stack) -> Cohort:
                 track=track,
                 paid=paid,
                 min_jlpt="N3",
-                start_date=START.isoformat(),
-                end_date=(START + timedelta(days=61 if paid else 50)).isoformat(),
+                start_date=start_day().isoformat(),
+                end_date=(start_day() + timedelta(days=61 if paid else 50)).isoformat(),
             )
         )
 
@@ -270,8 +280,8 @@ async def run_scenario(s: Stack) -> Cohort:
             name=name,
             university=university,
             jlpt_level="N4" if i == 7 else ("N3" if i % 5 == 0 else "N2"),
-            available_from=(START - timedelta(days=15)).isoformat(),
-            available_to=(START + timedelta(days=76)).isoformat(),
+            available_from=(start_day() - timedelta(days=15)).isoformat(),
+            available_to=(start_day() + timedelta(days=76)).isoformat(),
         )
         students[student] = name
         universities[student] = university
@@ -354,7 +364,7 @@ async def run_scenario(s: Stack) -> Cohort:
     )
     for pid in done:
         completed = await s.call(
-            "POST", f"/placements/{pid}/complete", s.coordinator, {"completed_on": str(START)}
+            "POST", f"/placements/{pid}/complete", s.coordinator, {"completed_on": str(start_day())}
         )
         assert completed["status"] == "completed" and completed["completed_on"]
         assert completed["allowed_actions"] == ["record_outcome"]
@@ -451,7 +461,7 @@ async def test_outcomes_follow_the_placement_lifecycle(stack: Stack, cohort: Coh
         f"/placements/{confirmed}/outcome", headers=c, json={"outcome": "hired_by_host"}
     )
     assert r.status_code == 409 and "completion first" in r.json()["detail"][0]["reason"]
-    before, after = START - timedelta(days=1), START + timedelta(days=400)
+    before, after = start_day() - timedelta(days=1), start_day() + timedelta(days=400)
     for day, reason in ((str(before), "started on"), (str(after), "still to come")):
         r = await stack.matching.post(
             f"/placements/{confirmed}/complete", headers=c, json={"completed_on": day}
