@@ -22,6 +22,7 @@ from services.portal.mailer import PortalMailer
 from services.portal.pages import ROUTERS
 from services.portal.settings import PortalSettings
 from services.portal.store import PortalStore
+from services.portal.telemetry import PortalBodyLimit, PortalMetrics, observe, start_tracing
 from services.portal.web import (
     FormExpired,
     NotYours,
@@ -60,6 +61,7 @@ class SecurityHeaders(BaseHTTPMiddleware):
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
     settings = settings or PortalSettings()
     settings.require_jwt_secret()  # fail at start, not on the first sign-in
+    start_tracing()
     client = connect(settings.mongodb_uri)
     store = PortalStore(client[settings.database])
     services = Services.create(settings)
@@ -91,6 +93,10 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.state.mailer = PortalMailer(settings)
     app.state.templates = make_templates()
     app.state.background = set()
+    app.state.metrics = metrics = PortalMetrics(store)
+    # Before the body is parsed or a session looked up; inside SecurityHeaders, so that the
+    # 413 page has the portal's CSP too.
+    app.add_middleware(PortalBodyLimit, max_bytes=settings.http_max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     install_error_pages(app)
@@ -108,6 +114,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    observe(app, metrics)  # last: /metrics, the access log and spans around everything
     return app
 
 
