@@ -168,11 +168,16 @@ async def test_metrics_count_pages_by_route_and_sign_in_links(portal: Portal) ->
     )
     assert refused.status_code == 400  # a link is used once
 
-    # Gauges are read at scrape time, at most every few seconds: wait for the session.
+    # Gauges are read at scrape time, at most every few seconds, and a request is counted
+    # once its answer has gone out: wait for the session and the last request.
     async def scraped_with_session() -> Samples | None:
         samples = await portal.scrape()
-        active = value(samples, "kitakyushu_portal_active_sessions")
-        return samples if active > value(before, "kitakyushu_portal_active_sessions") else None
+        sessions = "kitakyushu_portal_active_sessions"
+        last = {"method": "POST", "route": "/sign-in/verify", "status": "400"}
+        waited = value(samples, "kitakyushu_http_requests_total", **last) > value(
+            before, "kitakyushu_http_requests_total", **last
+        )
+        return samples if waited and value(samples, sessions) > value(before, sessions) else None
 
     after = await eventually(scraped_with_session, timeout=20, interval=0.5)
 
@@ -205,7 +210,7 @@ async def test_each_request_has_an_access_line_with_the_request_id_returned(
     given = await portal.client.get("/sign-in", headers={"X-Request-ID": "portal-ops-0001"})
     assert given.status_code == 200
     assert given.headers["x-request-id"] == "portal-ops-0001"
-    generated = await portal.client.get("/", headers={"X-Request-ID": "not an id\t" * 20})
+    generated = await portal.client.get("/", headers={"X-Request-ID": "not;an;id" * 20})
     generated_id = generated.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated_id)
     too_large = await portal.client.post(
@@ -213,8 +218,14 @@ async def test_each_request_has_an_access_line_with_the_request_id_returned(
     )
     assert too_large.status_code == 413
 
+    # Written once the answer has gone out: wait for the third.
+    def access_records() -> list[logging.LogRecord] | None:
+        found = [r for r in caplog.records if r.name == "access"]
+        return found if len(found) >= 3 else None
+
+    records = await eventually(access_records, timeout=10)
     # As the deployed portal writes them: one JSON object per line (shared/logs.py).
-    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "access"]
+    lines = [json.loads(JsonFormatter().format(r)) for r in records]
     by_id = {line["request_id"]: line for line in lines}
     assert len(by_id) == len(lines) == 3, lines
     first = by_id["portal-ops-0001"]
