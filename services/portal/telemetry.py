@@ -5,7 +5,8 @@ asks), and the request body limit HTTP_MAX_BODY_BYTES (shared/http.py).
 
 The portal has no consumer and no outbox, so its metrics are shared.metrics.HttpMetrics plus
 its own: sign-in links sent / failed / used / refused, and the stored sessions that have not
-expired (counted at scrape time, at most every few seconds).
+expired (counted at scrape time, at most every few seconds). Unlike the services' ports, the
+portal's is public behind the Ingress: /metrics answers "not found" to forwarded requests.
 
 The body limit answers with the portal's error page in the person's language (not the APIs'
 JSON), and with plain text should even that page fail (MongoDB down): never a 500.
@@ -19,6 +20,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import Counter, Gauge
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.portal import i18n
 from services.portal.problems import Problem
@@ -38,6 +40,8 @@ SERVICE = "portal"
 # What became of sign-in links: sent (the e-mail left), failed (it could not be sent), used
 # (someone signed in with it), refused (an unknown, spent or expired link was posted).
 LINK_OUTCOMES = ("sent", "failed", "used", "refused")
+# Set by the Ingress controller (and any reverse proxy) on what it forwards.
+FORWARDED_HEADERS = {"x-forwarded-for", "forwarded", "x-real-ip"}
 
 
 class PortalMetrics(HttpMetrics):
@@ -80,7 +84,11 @@ def observe(app: FastAPI, metrics: PortalMetrics) -> None:
     refuses is logged and counted too), inside OpenTelemetry's."""
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        # The Ingress serves the portal to everyone; Prometheus scrapes the pod itself. A
+        # request that a proxy forwarded is not Prometheus': "not found", like any page.
+        if FORWARDED_HEADERS & set(request.headers.keys()):
+            raise StarletteHTTPException(404)
         body, content_type = await metrics.exposition()
         return Response(body, media_type=content_type)
 

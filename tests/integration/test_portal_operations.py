@@ -202,6 +202,14 @@ async def test_metrics_count_pages_by_route_and_sign_in_links(portal: Portal) ->
     assert value(after, "kitakyushu_service_info", version=VERSION) == 1
 
 
+async def test_metrics_are_not_served_through_the_ingress(portal: Portal) -> None:
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        forwarded = await portal.client.get("/metrics", headers={header: "203.0.113.7"})
+        assert forwarded.status_code == 404, header
+        assert "kitakyushu_" not in forwarded.text
+    assert (await portal.client.get("/metrics")).status_code == 200
+
+
 async def test_each_request_has_an_access_line_with_the_request_id_returned(
     portal: Portal, caplog: pytest.LogCaptureFixture
 ) -> None:
