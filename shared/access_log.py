@@ -24,7 +24,7 @@ from typing import Any
 from opentelemetry import trace
 
 from shared import tracing
-from shared.metrics import ServiceMetrics
+from shared.metrics import HttpMetrics
 
 log = logging.getLogger("access")
 
@@ -40,7 +40,7 @@ QUIET_PREFIXES = ("/health/", "/metrics")
 
 
 class AccessLog:
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
 

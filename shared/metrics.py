@@ -58,8 +58,9 @@ class ServiceRegistry(CollectorRegistry):
 Refresher = Callable[[], Awaitable[None]]
 
 
-class ServiceMetrics:
-    """The metrics every service has; a service adds its own on `registry`."""
+class HttpMetrics:
+    """The metrics every web process has (HTTP, dependencies, scrape-time refreshing); the
+    portal uses these alone (it has no consumer and no outbox), the services ServiceMetrics."""
 
     def __init__(self, service: str, version: str = "", min_refresh_seconds: float = 2.0) -> None:
         self.service = service
@@ -80,6 +81,56 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.dependency_up = Gauge(
+            "kitakyushu_dependency_up",
+            "Whether the dependency answered the last check (1) or not (0)",
+            ["dependency"],
+            registry=r,
+        )
+        self.refresh_errors = Counter(
+            "kitakyushu_metrics_refresh_errors",
+            "Scrapes at which a gauge's source could not be read (the gauge kept its value)",
+            ["source"],
+            registry=r,
+        )
+        self._refreshers: dict[str, Refresher] = {}
+        self._refreshed_at = 0.0
+        self._min_refresh = min_refresh_seconds
+        self._lock = asyncio.Lock()
+
+    def refresh_with(self, source: str, refresher: Refresher) -> None:
+        """Run `refresher` (it sets gauges) before each scrape."""
+        self._refreshers[source] = refresher
+
+    async def refresh(self, timeout: float = 5.0) -> None:
+        async with self._lock:
+            if time.monotonic() - self._refreshed_at < self._min_refresh:
+                return
+            sources = list(self._refreshers.items())
+            results = await asyncio.gather(
+                *(asyncio.wait_for(refresher(), timeout) for _, refresher in sources),
+                return_exceptions=True,
+            )
+            for (source, _), result in zip(sources, results, strict=True):
+                if isinstance(result, BaseException):
+                    self.refresh_errors.labels(source).inc()
+                    log.debug(
+                        "metrics source failed", extra={"source": source, "error": repr(result)}
+                    )
+            self._refreshed_at = time.monotonic()
+
+    async def exposition(self) -> tuple[bytes, str]:
+        """The text format Prometheus scrapes, and its content type."""
+        await self.refresh()
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class ServiceMetrics(HttpMetrics):
+    """The metrics every event-driven service has; a service adds its own on `registry`."""
+
+    def __init__(self, service: str, version: str = "", min_refresh_seconds: float = 2.0) -> None:
+        super().__init__(service, version, min_refresh_seconds)
+        r = self.registry
         self.events = Counter(
             "kitakyushu_consumer_events",
             "Messages handled by this service's consumer, by topic and outcome: applied, "
@@ -147,48 +198,6 @@ class ServiceMetrics:
         # first event.
         for dependency in ("mongodb", "kafka"):
             self.outages.labels(dependency)
-        self.dependency_up = Gauge(
-            "kitakyushu_dependency_up",
-            "Whether the dependency answered the last check (1) or not (0)",
-            ["dependency"],
-            registry=r,
-        )
-        self.refresh_errors = Counter(
-            "kitakyushu_metrics_refresh_errors",
-            "Scrapes at which a gauge's source could not be read (the gauge kept its value)",
-            ["source"],
-            registry=r,
-        )
-        self._refreshers: dict[str, Refresher] = {}
-        self._refreshed_at = 0.0
-        self._min_refresh = min_refresh_seconds
-        self._lock = asyncio.Lock()
-
-    def refresh_with(self, source: str, refresher: Refresher) -> None:
-        """Run `refresher` (it sets gauges) before each scrape."""
-        self._refreshers[source] = refresher
-
-    async def refresh(self, timeout: float = 5.0) -> None:
-        async with self._lock:
-            if time.monotonic() - self._refreshed_at < self._min_refresh:
-                return
-            sources = list(self._refreshers.items())
-            results = await asyncio.gather(
-                *(asyncio.wait_for(refresher(), timeout) for _, refresher in sources),
-                return_exceptions=True,
-            )
-            for (source, _), result in zip(sources, results, strict=True):
-                if isinstance(result, BaseException):
-                    self.refresh_errors.labels(source).inc()
-                    log.debug(
-                        "metrics source failed", extra={"source": source, "error": repr(result)}
-                    )
-            self._refreshed_at = time.monotonic()
-
-    async def exposition(self) -> tuple[bytes, str]:
-        """The text format Prometheus scrapes, and its content type."""
-        await self.refresh()
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 def set_per_label(gauge: Gauge, values: Mapping[str, float], known: set[str]) -> None:

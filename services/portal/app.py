@@ -22,6 +22,7 @@ from services.portal.mailer import PortalMailer
 from services.portal.pages import ROUTERS
 from services.portal.settings import PortalSettings
 from services.portal.store import PortalStore
+from services.portal.telemetry import PortalBodyLimit, PortalMetrics, observe, start_tracing
 from services.portal.web import (
     CHARTS_STATIC,
     FormExpired,
@@ -62,6 +63,7 @@ class SecurityHeaders(BaseHTTPMiddleware):
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
     settings = settings or PortalSettings()
     settings.require_jwt_secret()  # fail at start, not on the first sign-in
+    start_tracing()
     client = connect(settings.mongodb_uri)
     store = PortalStore(client[settings.database])
     services = Services.create(settings)
@@ -93,6 +95,10 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.state.mailer = PortalMailer(settings)
     app.state.templates = make_templates()
     app.state.background = set()
+    app.state.metrics = metrics = PortalMetrics(store)
+    # Before the body is parsed or a session looked up; inside SecurityHeaders, so that the
+    # 413 page has the portal's CSP too.
+    app.add_middleware(PortalBodyLimit, max_bytes=settings.http_max_body_bytes)
     app.add_middleware(SecurityHeaders)
     # The KPI charts' scripts (vendored Vega, no CDN), before /static that would hide them.
     app.mount(CHARTS_STATIC, StaticFiles(directory=str(charts.STATIC_DIR)), name="charts")
@@ -112,6 +118,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    observe(app, metrics)  # last: /metrics, the access log and spans around everything
     return app
 
 

@@ -118,8 +118,10 @@ async def request_link(ctx: AnyCtx) -> Response:
 async def send_link(ctx: Ctx, email: str, url: str) -> None:
     try:
         await ctx.request.app.state.mailer.send_sign_in_link(email, ctx.language, url)
+        ctx.request.app.state.metrics.sign_in_links.labels("sent").inc()
         log.info("sign-in link sent", extra={"recipient": digest(email)[:12]})
     except Exception:
+        ctx.request.app.state.metrics.sign_in_links.labels("failed").inc()
         log.exception("sign-in link could not be sent", extra={"recipient": digest(email)[:12]})
 
 
@@ -138,8 +140,11 @@ async def verify(ctx: AnyCtx) -> Response:
     form = await ctx.form()
     token = str(form.get("token", ""))[:100]
     link = await ctx.store.use_link(token) if token else None
+    links = ctx.request.app.state.metrics.sign_in_links
     if link is None:
+        links.labels("refused").inc()
         return await ctx.render("signin/verify.html", status=400, token="", link=None)
+    links.labels("used").inc()
     role = PortalRole(link["role"])
     sub = link["sub"]
     user = await ctx.store.find_user(link["email"])
