@@ -96,6 +96,9 @@ def start_stack(infra: Infra, logs: Path) -> Stack:
         "DELIVERY_POLL_SECONDS": "0.5",
         "PUBLIC_BASE_URL": f"{base}:{ports['portal']}",
         "PORTAL_DATABASE": f"b{tag}_portal",
+        # Every person of these tests signs in from 127.0.0.1, more often than the per-client
+        # limit allows one real client (that limit is tested in test_portal_sign_in.py).
+        "SIGN_IN_LIMIT_PER_CLIENT": "1000",
         **{f"{n.upper()}_DATABASE": f"b{tag}_{n}" for n in SERVICES},
         **{f"{n.upper()}_HTTP_PORT": str(p) for n, p in ports.items()},
         **{f"{n.upper()}_URL": f"{base}:{ports[n]}" for n in SERVICES},
