@@ -86,6 +86,7 @@ async def portal(infra: Infra) -> AsyncIterator[Portal]:
         smtp_port=infra.smtp_port,
         public_base_url="https://portal.example",
         sign_in_limit_per_address=3,
+        sign_in_limit_per_client=6,
     )
     applications = create_applications(
         infra.settings(ApplicationsSettings, tag=tag, database=f"applications_{tag}")
@@ -152,6 +153,12 @@ async def test_an_expired_link_does_not_sign_in(portal: Portal) -> None:
         {"_id": digest(secret)}, {"$set": {"expires_at": time_ago(1)}}
     )
     assert (await portal.verify(secret)).status_code == 400
+
+
+async def test_requests_per_client_are_limited_whatever_the_address(portal: Portal) -> None:
+    emails = [f"c{n}-{uuid.uuid4().hex[:6]}@ntut.edu.tw" for n in range(7)]
+    codes = [(await portal.request_link(email)).status_code for email in emails]
+    assert codes == [200] * 6 + [429]
 
 
 async def test_requests_per_address_are_limited(portal: Portal) -> None:
