@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
+from shared.events import catalog
+
 
 class PortalRole(StrEnum):
     COORDINATOR = "coordinator"
@@ -328,9 +330,9 @@ def standing(
     return Standing(state, ("match_cancel_reason", reason) if reason else None)
 
 
-# The coordinator's reference into the city's case file (shared.events.catalog.NOTE_CODE):
+# The coordinator's reference into the city's case file, checked by the event's own rule:
 # a code, never free text, because placement-cancelled is a public event.
-NOTE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$")
+NOTE_CODE = re.compile(catalog.NOTE_CODE)
 
 
 def note_code_valid(value: str) -> bool:
