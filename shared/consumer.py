@@ -254,7 +254,11 @@ class IdempotentConsumer:
                     consumer = self._new_consumer()
                     consumer.subscribe(list(self.routes), listener=_Listener(self))
                     await consumer.start()
-                    hold_empty_fetches(consumer, self.settings.kafka_empty_fetch_pause_ms / 1000)
+                    hold_empty_fetches(
+                        consumer,
+                        self.settings.kafka_empty_fetch_pause_ms / 1000,
+                        self.settings.kafka_empty_fetch_pause_max_ms / 1000,
+                    )
                     self._consumer = consumer
                 batch = await self._consumer.getmany(timeout_ms=1000)
             except asyncio.CancelledError:
