@@ -3,18 +3,22 @@ same work on the same servers in the same run (the machine is shared, so the rat
 what count).
 
     make bench-pipeline                      (defaults; 6-8 min on a loaded 2-core machine)
-    .venv/bin/python benchmarks/pipeline_bench.py --reps 3 --events 1000 --mails 400
+    .venv/bin/python benchmarks/pipeline_bench.py --reps 3 --events 1000 --contacts 1000 --mails 400
 
 Stages, ours and its baseline interleaved (A B A B ...):
 - consumer: the matching service's real consumer (its app, in this process) applies
   `--events` pre-produced `application-submitted` events; baseline: raw aiokafka with one
   MongoDB transaction per poll batch (processed ids filtered with one query and inserted with
   one insert_many, the read-model upserts as one bulk_write: the writes matching does).
+- contacts: the notifications service (its app, in this process) keeps `--contacts`
+  pre-produced contact records; baseline: raw aiokafka, one transaction per poll batch with
+  the same writes (one bulk_write of upserts, one delete of erasure markers).
 - delivery: the notifications service's real sender (`build_deliverer`) delivers `--mails`
   planned messages; baseline: raw aiosmtplib over one reused connection sending the same
   messages, composed beforehand, to the same sink.
 Then, once each:
-- the claim query at 1k and 20k stored (sent) messages, and the one it replaced;
+- at 1k and 20k stored (sent) messages: the claim of a batch (alone, and with 100 others in
+  flight) beside the single-message claim it replaced, and the recording of a batch;
 - submit -> e-mail latency at `--rate` applications/s through the three services started
   as processes (as `make run` does), from the POST to the sink's receipt;
 - idle CPU of each service process over `--idle-seconds` of /proc CPU time.
@@ -43,7 +47,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -59,12 +63,14 @@ from services.matching.app import MatchingSettings
 from services.matching.app import create_app as create_matching
 from services.matching.store import PROFILE_FIELDS
 from services.notifications.app import NotificationsSettings, build_deliverer
+from services.notifications.app import create_app as create_notifications
 from services.notifications.compose import compose
 from services.notifications.domain import plan
 from services.notifications.rendering import Renderer, Site
 from services.notifications.store import NotificationsStore
 from shared.consumer import PROCESSED
 from shared.events import ApplicationSubmitted, ContactRecord, make_event, parse_event
+from shared.events.vocabulary import Language
 from shared.kafka import IdempotentProducer, ensure_topics
 from shared.logs import configure_logging
 from shared.mongo import Session, connect, in_transaction
@@ -179,8 +185,12 @@ class Applications:
         await asyncio.gather(*futures)
 
 
+class Source(Protocol):
+    async def produce(self, count: int) -> None: ...
+
+
 async def consumer_rate(
-    applications: Applications, applied: Callable[[], Awaitable[int]], count: int, label: str
+    applications: Source, applied: Callable[[], Awaitable[int]], count: int, label: str
 ) -> float:
     """Events per second from the first produced to the last applied, the consumer having
     shown it is live (joined, partitions assigned) by applying one event first."""
@@ -313,6 +323,118 @@ async def drop(stack: Stack, database: str) -> None:
     await client.close()
 
 
+# ------------------------------------------------------------------ contacts stage
+
+
+class Contacts:
+    """Produces contact records (as the applications service's outbox relay does) onto the
+    restricted contacts topic of one run."""
+
+    def __init__(self, stack: Stack, topic: str) -> None:
+        self.stack = stack
+        self.topic = topic
+        self.produced = 0
+        self.producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, linger_ms=5)
+
+    async def __aenter__(self) -> Contacts:
+        await ensure_topics(self.stack.kafka, [self.topic], partitions=3, replication=1)
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def produce(self, count: int) -> None:
+        futures = []
+        for n in range(self.produced, self.produced + count):
+            record = ContactRecord(
+                party_id=f"stu-{self.topic.split('.')[0]}-{n}",
+                party_type="student",
+                name=f"學生 {n}",
+                email=f"stu-{n}@example.tw",
+                preferred_language=Language(LANGUAGES[n % 3]),
+            )
+            futures.append(
+                await self.producer.send(
+                    self.topic,
+                    value=record.model_dump_json().encode(),
+                    key=record.key.encode(),
+                    headers=[("content-type", b"application/json")],
+                )
+            )
+        self.produced += count
+        await asyncio.gather(*futures)
+
+
+async def our_contacts(stack: Stack, count: int) -> float:
+    """The notifications service as it runs (its app and lifespan, in this process) keeping
+    its private copy of `count` contacts."""
+    tag = stack.tag("k")
+    settings = stack.settings(NotificationsSettings, tag, database=f"{tag}_notifications")
+    app = create_notifications(settings)
+    db = app.state.store.db
+    async with app.router.lifespan_context(app), Contacts(stack, settings.topic("contacts")) as c:
+        rate = await consumer_rate(c, db["contacts"].estimated_document_count, count, "contacts")
+    await drop(stack, db.name)
+    return rate
+
+
+async def raw_contacts(stack: Stack, count: int) -> float:
+    """Raw aiokafka, one transaction per poll batch with the writes the service makes: the
+    contacts upserted with one bulk_write, their erasure markers removed with one delete."""
+    tag = stack.tag("l")
+    client = connect(stack.mongo)
+    db = client[f"{tag}_notifications"]
+
+    async def apply(records: list[Any]) -> None:
+        contacts = [ContactRecord.model_validate_json(r.value) for r in records]
+
+        async def work(session: Session) -> None:
+            await db["contacts"].bulk_write(
+                [
+                    ReplaceOne({"_id": c.key}, {"_id": c.key, **c.model_dump(mode="json")}, True)
+                    for c in contacts
+                ],
+                ordered=True,
+                session=session,
+            )
+            keys = [c.key for c in contacts]
+            await db["erasures"].delete_many({"_id": {"$in": keys}}, session=session)
+
+        await in_transaction(client, work)
+
+    async with Contacts(stack, f"{tag}.contacts") as contacts:
+        consumer = AIOKafkaConsumer(
+            contacts.topic,
+            bootstrap_servers=stack.kafka,
+            group_id=f"{tag}.raw",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+
+        async def consume() -> None:
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=CONSUMER_BATCH)
+                for records in batch.values():
+                    await apply(records)
+                if batch:
+                    await consumer.commit()
+
+        task = asyncio.create_task(consume())
+        try:
+            rate = await consumer_rate(
+                contacts, db["contacts"].estimated_document_count, count, "raw contacts"
+            )
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await consumer.stop()
+            await client.close()
+    await drop(stack, db.name)
+    return rate
+
+
 # ------------------------------------------------------------------ delivery stage
 
 
@@ -335,7 +457,7 @@ async def planned_mails(stack: Stack, tag: str, count: int) -> NotificationsStor
                         party_type="student",
                         name=f"學生 {n}",
                         email=f"{data.student_id}@example.tw",
-                        preferred_language=LANGUAGES[n % 3],
+                        preferred_language=Language(LANGUAGES[n % 3]),
                     ),
                 )
                 event = make_event(data, source="/bench", subject=data.key)
@@ -394,16 +516,26 @@ async def raw_smtp(stack: Stack, count: int) -> float:
 # ------------------------------------------------------------------ claim query
 
 
-async def claim_times(stack: Stack, sizes: list[int], due: int, tries: int) -> dict[int, Any]:
-    """Median time to claim `due` due messages with `sizes` sent messages in the log, and the
-    single-message claim (find_one_and_update over status $in) it replaced."""
+IN_FLIGHT = 100  # messages being sent while the next batch is claimed
+
+
+async def claim_times(
+    stack: Stack, sizes: list[int], due: int, tries: int
+) -> dict[int, dict[str, float]]:
+    """Median times (ms), with `sizes` sent messages in the log, of what the sender asks of
+    the message log per batch, beside the query shapes they replaced:
+    - claim: `due` due messages (ours) / the old single-message claim;
+    - claim_ahead: the same with IN_FLIGHT other due messages in flight (the next batch is
+      claimed while one is being sent);
+    - record: the batch's outcomes (one transaction)."""
     client = connect(stack.mongo)
     db = client[stack.tag("q") + "_notifications"]
     store = NotificationsStore(db)
     await store.ensure_indexes()
     stored = 0
-    results: dict[int, Any] = {}
+    results: dict[int, dict[str, float]] = {}
     body = "恭喜您完成申請。" * 40
+    lease = timedelta(minutes=5)
     for size in sizes:
         while stored < size:
             n = min(1000, size - stored)
@@ -412,20 +544,40 @@ async def claim_times(stack: Stack, sizes: list[int], due: int, tries: int) -> d
             )
             stored += n
         say(f"    {size} sent messages stored")
-        ours, old = [], []
+        times: dict[str, list[float]] = {}
+
+        def took(name: str, started: float, times: dict[str, list[float]] = times) -> None:
+            times.setdefault(name, []).append(time.perf_counter() - started)
+
         for _ in range(tries):
             await make_due(db, due)
             started = time.perf_counter()
-            claimed = await store.claim_due(datetime.now(UTC) + timedelta(minutes=5), limit=due)
-            ours.append(time.perf_counter() - started)
+            claimed = await store.claim_due(datetime.now(UTC) + lease, limit=due)
+            took("claim", started)
             assert len(claimed) == due, len(claimed)
+            outcomes = [(m, {"status": "sent", "sent_at": datetime.now(UTC)}) for m in claimed]
+            started = time.perf_counter()
+            assert await store.record(outcomes) == due
+            took("record", started)
+
+            await make_due(db, due + IN_FLIGHT)
+            flying = frozenset(f"due-{i}" for i in range(IN_FLIGHT))
+            started = time.perf_counter()
+            claimed = await store.claim_due(datetime.now(UTC) + lease, limit=due, excluding=flying)
+            took("claim_ahead", started)
+            assert len(claimed) == due and not flying & {m["_id"] for m in claimed}
+
             await make_due(db, due)
             started = time.perf_counter()
             await old_claim(db)
-            old.append(time.perf_counter() - started)
-        results[size] = (statistics.median(ours) * 1000, statistics.median(old) * 1000)
-        ms, old_ms = results[size]
-        say(f"    claim of {due}: {ms:.1f} ms; the old single-message claim: {old_ms:.1f} ms")
+            took("old_claim", started)
+        results[size] = {k: statistics.median(v) * 1000 for k, v in times.items()}
+        r = results[size]
+        say(
+            f"    claim of {due}: {r['claim']:.1f} ms (old single-message claim "
+            f"{r['old_claim']:.1f}); with {IN_FLIGHT} in flight: {r['claim_ahead']:.1f} ms; "
+            f"record: {r['record']:.1f} ms"
+        )
         await db["messages"].delete_many({"_id": {"$regex": "^due-"}})
     await client.drop_database(db.name)
     await client.close()
@@ -673,7 +825,7 @@ async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
     log_file = (work / "in-process.log").open("a")
     logging.getLogger().handlers[0].setStream(log_file)  # type: ignore[attr-defined]
 
-    say(f"[1/5] consumer: matching applies {args.events} application-submitted events")
+    say(f"[1/6] consumer: matching applies {args.events} application-submitted events")
     c_ours, c_raw = await interleaved(
         "consumer",
         lambda: our_consumer(stack, args.events),
@@ -681,7 +833,15 @@ async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
         args.reps,
         "events/s",
     )
-    say(f"[2/5] delivery: {args.mails} planned e-mails")
+    say(f"[2/6] contacts: notifications keeps {args.contacts} contacts")
+    k_ours, k_raw = await interleaved(
+        "contacts",
+        lambda: our_contacts(stack, args.contacts),
+        lambda: raw_contacts(stack, args.contacts),
+        args.reps,
+        "contacts/s",
+    )
+    say(f"[3/6] delivery: {args.mails} planned e-mails")
     d_ours, d_raw = await interleaved(
         "delivery",
         lambda: our_delivery(stack, args.mails),
@@ -689,14 +849,14 @@ async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
         args.reps,
         "mails/s",
     )
-    say("[3/5] claim query time by size of the message log")
+    say("[4/6] claim query time by size of the message log")
     claims = await claim_times(stack, [1000, 20000], due=50, tries=5)
 
-    say(f"[4/5] submit -> e-mail at {args.rate:g} applications/s for {args.e2e_seconds:g} s")
+    say(f"[5/6] submit -> e-mail at {args.rate:g} applications/s for {args.e2e_seconds:g} s")
     services = await start_services(stack, work / "logs")
     try:
         latencies, missing = await e2e_latency(stack, services, args.rate, args.e2e_seconds)
-        say(f"[5/5] idle CPU: {args.idle_seconds:g} s with no traffic (after a 10 s pause)")
+        say(f"[6/6] idle CPU: {args.idle_seconds:g} s with no traffic (after a 10 s pause)")
         await asyncio.sleep(10)
         groups = {name: child.pid for name, child in services.children.items()}
         groups |= {c.name.split(" ")[0]: c.pid for c in stack.servers.children}
@@ -705,6 +865,7 @@ async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
         services.stop()
 
     c_ratio = statistics.median(c_ours) / statistics.median(c_raw)
+    k_ratio = statistics.median(k_ours) / statistics.median(k_raw)
     d_ratio = statistics.median(d_ours) / statistics.median(d_raw)
     p50 = percentile(latencies, 0.5) * 1000 if latencies else float("nan")
     p99 = percentile(latencies, 0.99) * 1000 if latencies else float("nan")
@@ -725,6 +886,11 @@ async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
         f"{statistics.median(c_raw):.0f} events/s ({runs(c_raw)}) | {c_ratio:.2f} |"
     )
     say(
+        f"| notifications takes in `contacts` | {statistics.median(k_ours):.0f} contacts/s "
+        f"({runs(k_ours)}) | raw aiokafka + one transaction per poll batch: "
+        f"{statistics.median(k_raw):.0f} contacts/s ({runs(k_raw)}) | {k_ratio:.2f} |"
+    )
+    say(
         f"| notifications delivers e-mail | {statistics.median(d_ours):.0f} mails/s "
         f"({runs(d_ours)}) | raw aiosmtplib, one reused connection: "
         f"{statistics.median(d_raw):.0f} mails/s ({runs(d_raw)}) | {d_ratio:.2f} |"
@@ -734,10 +900,15 @@ async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
         f"({len(latencies)} mails, {missing} missing) | — | — |"
     )
     say(
-        f"| claim 50 due messages, 1k / 20k stored | {small[0]:.1f} / {large[0]:.1f} ms | "
-        f"old single-message claim: {small[1]:.1f} / {large[1]:.1f} ms | "
-        f"{large[0] / small[0]:.2f} (20k / 1k) |"
+        f"| claim 50 due messages, 1k / 20k stored | {small['claim']:.1f} / "
+        f"{large['claim']:.1f} ms | old single-message claim: {small['old_claim']:.1f} / "
+        f"{large['old_claim']:.1f} ms | {large['claim'] / small['claim']:.2f} (20k / 1k) |"
     )
+    for name, key in ((f"claim 50, {IN_FLIGHT} in flight", "claim_ahead"), ("record 50", "record")):
+        say(
+            f"| {name}, 1k / 20k stored | {small[key]:.1f} / {large[key]:.1f} ms | — | "
+            f"{large[key] / small[key]:.2f} (20k / 1k) |"
+        )
     say(
         f"| idle CPU, {args.idle_seconds:g} s | "
         + ", ".join(f"{name} {idle[name]:.1f} %" for name in SERVICES)
@@ -756,6 +927,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--contacts", type=int, default=1000)
     parser.add_argument("--mails", type=int, default=400)
     parser.add_argument("--rate", type=float, default=5.0)
     parser.add_argument("--e2e-seconds", type=float, default=40.0)

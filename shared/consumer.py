@@ -79,6 +79,8 @@ EventHandler = Callable[[CloudEvent[Any], Session], Awaitable[None]]
 # failing event is alone, which then gets the per-message retry and DLQ rules.
 BatchHandler = Callable[[list[CloudEvent[Any]], Session], Awaitable[None]]
 ContactHandler = Callable[[str, ContactRecord | None, Session], Awaitable[None]]
+# The same for contacts: (key, record or None for an erasure) of one poll, in order.
+ContactBatchHandler = Callable[[list[tuple[str, ContactRecord | None]], Session], Awaitable[None]]
 
 
 class RejectEvent(Exception):
@@ -99,8 +101,8 @@ def _dependency_of(exc: BaseException) -> Dependency:
 class _Route:
     topic: str  # the catalog name, without the deployment's prefix
     contacts: bool
-    handler: Any  # EventHandler, BatchHandler, or ContactHandler for the contacts topic
-    batch: bool = False  # handler(events, session) takes all new events of a poll at once
+    handler: Any  # EventHandler, BatchHandler; ContactHandler, ContactBatchHandler (contacts)
+    batch: bool = False  # the handler takes all new items of a poll at once
 
 
 @dataclass
@@ -182,6 +184,10 @@ class IdempotentConsumer:
     def subscribe_contacts(self, handler: ContactHandler) -> None:
         self.routes[self.settings.topic(CONTACTS_TOPIC)] = _Route(CONTACTS_TOPIC, True, handler)
 
+    def subscribe_contacts_batch(self, handler: ContactBatchHandler) -> None:
+        route = _Route(CONTACTS_TOPIC, True, handler, batch=True)
+        self.routes[self.settings.topic(CONTACTS_TOPIC)] = route
+
     @property
     def group_id(self) -> str:
         return self.settings.group(self.name)
@@ -248,7 +254,11 @@ class IdempotentConsumer:
                     consumer = self._new_consumer()
                     consumer.subscribe(list(self.routes), listener=_Listener(self))
                     await consumer.start()
-                    hold_empty_fetches(consumer, self.settings.kafka_empty_fetch_pause_ms / 1000)
+                    hold_empty_fetches(
+                        consumer,
+                        self.settings.kafka_empty_fetch_pause_ms / 1000,
+                        self.settings.kafka_empty_fetch_pause_max_ms / 1000,
+                    )
                     self._consumer = consumer
                 batch = await self._consumer.getmany(timeout_ms=1000)
             except asyncio.CancelledError:
@@ -505,6 +515,15 @@ class IdempotentConsumer:
         self, route: _Route, items: list[_Item], session: Session
     ) -> list[str]:
         # Upserts and erasures are idempotent by nature (last write wins), so no event id.
+        if route.batch:
+            with contextlib.ExitStack() as spans:
+                for item in items:
+                    spans.enter_context(self._processing(route, item))
+                await self._call(
+                    0 if len(items) == 1 else -1,
+                    route.handler([(i.party_id, i.contact) for i in items], session),
+                )
+            return ["applied"] * len(items)
         for index, item in enumerate(items):
             with self._processing(route, item):
                 await self._call(index, route.handler(item.party_id, item.contact, session))

@@ -36,6 +36,7 @@ from shared.asyncapi import annotate
 from shared.connections import kafka_client_options, kafka_security, mongo_client_options
 from shared.consumer import (
     BatchHandler,
+    ContactBatchHandler,
     ContactHandler,
     EventHandler,
     IdempotentConsumer,
@@ -188,9 +189,19 @@ class ServiceRuntime:
         )
 
     def consumes_contacts(self, handler: ContactHandler) -> None:
-        """Keep a private copy of contacts: `handler(party_id, record or None, session)`."""
+        """Keep a private copy of contacts: `handler(key, record or None, session)`."""
         self._declare_contacts()
         self.consumer.subscribe_contacts(handler)
+        self._document_contacts()
+
+    def consumes_contacts_batch(self, handler: ContactBatchHandler) -> None:
+        """The same, with all of one poll's contacts at once: `handler([(key, record or
+        None), ...], session)`, split on failure as `consumes_batch` does."""
+        self._declare_contacts()
+        self.consumer.subscribe_contacts_batch(handler)
+        self._document_contacts()
+
+    def _document_contacts(self) -> None:
         self._document_subscriber(
             CONTACTS_TOPIC, ContactRecord, f"{self.name} keeps its private contacts copy"
         )

@@ -46,8 +46,10 @@ class CommonSettings(BaseSettings):
     # (a pod or host name). Empty = dynamic membership.
     kafka_group_instance_id: str = Field(default_factory=socket.gethostname)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000)
-    # Pause after an empty fetch answered at once (the embedded broker does not hold them).
+    # Pause after an empty fetch answered at once (the embedded broker does not hold them),
+    # doubled after each further empty fetch up to the longest pause; data resets it.
     kafka_empty_fetch_pause_ms: float = Field(default=100, ge=0)
+    kafka_empty_fetch_pause_max_ms: float = Field(default=800, ge=0, le=10_000)
     # On each partition assignment, read again up to this many records before the committed
     # offset (they are deduplicated): a broker that lost acknowledged writes in a crash (the
     # embedded one can) reuses their offsets, and a consumer whose commit survived would

@@ -9,6 +9,7 @@ templates more facts, add them to `Facts` (and to `facts_for`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from email.header import Header
@@ -19,6 +20,7 @@ from typing import Any
 
 from services.notifications.domain import MessageFacts
 from services.notifications.rendering import Renderer, Site, build_context
+from services.notifications.smtp_pool import Envelope
 from services.notifications.wording import language_of
 from shared.events.contacts import contact_key
 
@@ -65,6 +67,7 @@ class Composed:
     to: str
     subject: str
     body: str
+    envelope: Envelope
 
 
 def message_header_id(message_id: str) -> str:
@@ -99,7 +102,8 @@ def compose(message: Doc, facts: Facts, renderer: Renderer, *, sender: str, site
     # is given and refolds it when sent, which made composing cost more CPU than sending.
     # Non-ASCII names and subjects are encoded here instead (RFC 2047), the body as UTF-8.
     email = MIMEText(body, "plain", "utf-8")
-    email["From"] = formataddr(parseaddr(sender), charset="utf-8")
+    sender_name, sender_address = _parsed(sender)
+    email["From"] = formataddr((sender_name, sender_address), charset="utf-8")
     email["To"] = formataddr((name, contact["email"]), charset="utf-8")
     email["Subject"] = (
         subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject").encode()
@@ -109,7 +113,14 @@ def compose(message: Doc, facts: Facts, renderer: Renderer, *, sender: str, site
     email["X-Event-Id"] = message["event_id"]
     email["X-Template"] = message["template"]
     email["Content-Language"] = used.value
-    return Composed(email, used.value, f"{name} <{contact['email']}>", subject, body)
+    envelope = Envelope(sender_address, [contact["email"]])
+    return Composed(email, used.value, f"{name} <{contact['email']}>", subject, body, envelope)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(sender: str) -> tuple[str, str]:
+    """The configured sender as (name, address), parsed once rather than for every mail."""
+    return parseaddr(sender)
 
 
 def _one_line(text: str) -> str:

@@ -112,7 +112,9 @@ class Deliverer:
                 next_due: datetime | None = None
                 try:
                     await self.deliver_due()
-                    next_due = await self.store.next_due()
+                    next_due = await self.store.next_due(
+                        timedelta(seconds=self.policy.poll_seconds)
+                    )
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -213,7 +215,7 @@ class Deliverer:
                 ready.append((message, composed))
         # Each send returns its error instead of raising: one bad address must not stop the
         # batch. The mailer bounds the concurrency and the rate.
-        errors = await asyncio.gather(*(self._send(m, c.email) for m, c in ready))
+        errors = await asyncio.gather(*(self._send(m, c) for m, c in ready))
         for (message, composed), error in zip(ready, errors, strict=True):
             with tracing.within(message.get("trace")):
                 await self._outcome(message, composed, error)
@@ -256,11 +258,11 @@ class Deliverer:
             self._failed_attempt(message, exc)
         return None
 
-    async def _send(self, message: Doc, email: Message) -> Exception | None:
+    async def _send(self, message: Doc, composed: Composed) -> Exception | None:
         try:
             # The span of this send joins the trace of the request that caused the message.
             with telemetry.sending(message, self.mailer):
-                await self.mailer.send(email)
+                await self.mailer.send(composed.email, composed.envelope)
         except Exception as exc:
             return exc
         return None

@@ -67,18 +67,25 @@ def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> N
 
     runtime.consumes(PositionPublished.event_name, position_published)
 
-    async def contact(key: str, record: ContactRecord | None, session: Session) -> None:
-        # Keyed by role and id: a record can only ever replace the same party's contact.
-        try:
-            party_type, party_id = parse_contact_key(key)
-        except ValueError as exc:
-            raise RejectEvent(str(exc)) from exc
-        if record is None:
-            await store.erase(session, party_type, party_id)
-            return
-        if record.key != key:
-            raise RejectEvent(f"the contact of {record.key!r} was sent under the key {key!r}")
-        await store.upsert_contact(session, record)
-        after_commit(session, wake)  # messages waiting for this address can go now
+    async def contacts(items: list[tuple[str, ContactRecord | None]], session: Session) -> None:
+        """One poll's contacts: runs of upserts as one bulk write, erasures in their place
+        (order per key is kept: a later record or erasure of a party wins)."""
+        upserts: list[ContactRecord] = []
+        for key, record in items:
+            # Keyed by role and id: a record can only ever replace the same party's contact.
+            try:
+                party_type, party_id = parse_contact_key(key)
+            except ValueError as exc:
+                raise RejectEvent(str(exc)) from exc
+            if record is None:
+                await store.upsert_contacts(session, upserts)
+                upserts = []
+                await store.erase(session, party_type, party_id)
+                continue
+            if record.key != key:
+                raise RejectEvent(f"the contact of {record.key!r} was sent under the key {key!r}")
+            upserts.append(record)
+        await store.upsert_contacts(session, upserts)
+        after_commit(session, wake)  # messages waiting for these addresses can go now
 
-    runtime.consumes_contacts(contact)
+    runtime.consumes_contacts_batch(contacts)

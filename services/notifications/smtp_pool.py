@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Envelope:
+    """Who the SMTP conversation names (MAIL FROM, RCPT TO), as bare addresses."""
+
+    sender: str
+    recipients: list[str]
+
+
+@dataclass(frozen=True)
 class SmtpConfig:
     host: str
     port: int
@@ -108,24 +116,27 @@ class Mailer:
         self._reaper: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
-    async def send(self, message: Message) -> None:
-        """Send one message; returns once the server accepted it, raises otherwise."""
+    async def send(self, message: Message, envelope: Envelope | None = None) -> None:
+        """Send one message; returns once the server accepted it, raises otherwise.
+        `envelope` (sender, recipients) saves parsing them back out of the headers."""
         async with self._slots:
             self.stats.in_flight += 1
             self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
             try:
                 await self.rate.wait()
-                await self._send(message)
+                await self._send(message, envelope)
             finally:
                 self.stats.in_flight -= 1
 
-    async def _send(self, message: Message) -> None:
+    async def _send(self, message: Message, envelope: Envelope | None) -> None:
+        sender = envelope.sender if envelope else None
+        recipients = envelope.recipients if envelope else None
         conn = self._take_idle()
         reused = conn is not None
         if conn is None:
             conn = await self._open()
         try:
-            await conn.smtp.send_message(message)
+            await conn.smtp.send_message(message, sender=sender, recipients=recipients)
         except BROKEN:
             self._discard(conn)
             if not reused:
@@ -135,7 +146,7 @@ class Mailer:
             self.stats.replaced += 1
             conn = await self._open()
             try:
-                await conn.smtp.send_message(message)
+                await conn.smtp.send_message(message, sender=sender, recipients=recipients)
             except BaseException:
                 self._discard(conn)
                 raise

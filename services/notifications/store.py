@@ -6,11 +6,11 @@ applications (to judge whether a due message is still wanted), and the message l
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -168,15 +168,24 @@ class NotificationsStore:
         )
 
     async def upsert_contact(self, session: Session, contact: ContactRecord) -> None:
+        await self.upsert_contacts(session, [contact])
+
+    async def upsert_contacts(self, session: Session, contacts: list[ContactRecord]) -> None:
         """Contacts are keyed by role and id (`student:stu-001`): one party's record can
-        never replace another role's contact."""
-        await self.contacts.replace_one(
-            {"_id": contact.key},
-            {"_id": contact.key, **contact.model_dump(mode="json")},
-            upsert=True,
+        never replace another role's contact. In order: the last record of a party wins.
+        A party that gives its contact again is no longer erased."""
+        if not contacts:
+            return
+        await self.contacts.bulk_write(
+            [
+                ReplaceOne({"_id": c.key}, {"_id": c.key, **c.model_dump(mode="json")}, True)
+                for c in contacts
+            ],
+            ordered=True,
             session=session,
         )
-        await self.erasures.delete_one({"_id": contact.key}, session=session)
+        keys = sorted({c.key for c in contacts})
+        await self.erasures.delete_many({"_id": {"$in": keys}}, session=session)
 
     async def contact(self, kind: str, party_id: str) -> Doc | None:
         return await self.contacts.find_one({"_id": contact_key(kind, party_id)})
@@ -226,12 +235,15 @@ class NotificationsStore:
             due: list[Doc] = []
             for status in ("pending", "sending"):
                 if len(due) < limit:
+                    wanted = limit - len(due)
                     query: Doc = {"status": status, "next_attempt_at": {"$lte": now}}
-                    if excluding:
-                        query["_id"] = {"$nin": sorted(excluding)}
                     found = self.messages.find(query, session=session)
-                    found = found.sort("next_attempt_at", ASCENDING).limit(limit - len(due))
-                    due += await found.to_list()
+                    # Messages in flight are dropped here, not with `$nin` in the query: the
+                    # embedded MongoDB checks `$nin` item by item against every due message
+                    # (1,000 due and 150 in flight: 243 ms a claim instead of 35).
+                    found = found.sort("next_attempt_at", ASCENDING).limit(wanted + len(excluding))
+                    fresh = [d for d in await found.to_list() if d["_id"] not in excluding]
+                    due += fresh[:wanted]
             if not due:
                 return []
             lease = {"status": "sending", "next_attempt_at": lease_until, "lease_id": uuid4().hex}
@@ -250,13 +262,19 @@ class NotificationsStore:
                 {"$set": {"status": "pending", "next_attempt_at": utcnow()}},
             )
 
-    async def next_due(self) -> datetime | None:
-        """When the earliest open message falls due (a retry, a lease that runs out, a
-        message planned for later), so an idle sender can sleep until then."""
+    async def next_due(self, within: timedelta) -> datetime | None:
+        """When the earliest open message falls due within `within` from now (a retry, a
+        lease that runs out, a message planned for later), so an idle sender can sleep
+        until then. Bounded because the embedded MongoDB reads every document in the
+        query's range before it sorts and limits: without the bound, each pass would read
+        every reminder planned for the coming days."""
         earliest: datetime | None = None
+        horizon = utcnow() + within
         for status in ("pending", "sending"):
             first = await self.messages.find_one(
-                {"status": status}, {"next_attempt_at": 1}, sort=[("next_attempt_at", ASCENDING)]
+                {"status": status, "next_attempt_at": {"$lte": horizon}},
+                {"next_attempt_at": 1},
+                sort=[("next_attempt_at", ASCENDING)],
             )
             if first is not None and (earliest is None or first["next_attempt_at"] < earliest):
                 earliest = first["next_attempt_at"]

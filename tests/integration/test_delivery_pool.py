@@ -242,6 +242,31 @@ async def test_concurrent_claims_never_take_the_same_message(rig: Rig) -> None:
     assert await rig.store.record([(again, {"status": "sent"})]) == 1
 
 
+async def test_a_claim_passes_over_messages_in_flight_and_still_fills_its_batch(
+    rig: Rig,
+) -> None:
+    # Messages the sender holds in flight read "pending" again when the database lost their
+    # claim; the next claim skips them and takes as many others as it asked for.
+    await rig.plan_round_messages(15)
+    lease = datetime.now(UTC) + timedelta(seconds=60)
+    ids = sorted(m["_id"] for m in await rig.store.messages.find().to_list())
+    flying = frozenset(ids[:5])
+    claimed = await rig.store.claim_due(lease, limit=10, excluding=flying)
+    assert len(claimed) == 10 and not flying & {m["_id"] for m in claimed}
+    assert await rig.store.claim_due(lease, limit=10, excluding=flying) == []
+    # Once they are no longer in flight, they are claimed like any other.
+    assert {m["_id"] for m in await rig.store.claim_due(lease, limit=10)} == flying
+
+
+async def test_the_next_due_message_is_looked_for_as_far_as_the_sender_sleeps(rig: Rig) -> None:
+    await rig.plan_round_messages(1)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await rig.store.messages.update_many({}, {"$set": {"next_attempt_at": later}})
+    assert await rig.store.next_due(timedelta(seconds=10)) is None
+    found = await rig.store.next_due(timedelta(hours=2))
+    assert found is not None and abs((found - later).total_seconds()) < 0.01
+
+
 async def test_text_naming_an_erased_party_is_not_stored_after_the_send(rig: Rig) -> None:
     (message_id,) = await rig.plan_round_messages(1)
     await rig.store.messages.update_one(

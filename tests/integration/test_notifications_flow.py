@@ -3,7 +3,9 @@ SMTP sink: right people, right languages, exactly once; outages; erasure; crashe
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -503,3 +505,52 @@ async def test_bounded_retries_then_failed_and_reported_on_the_dlq(infra: Infra)
     finally:
         await producer.stop()
         await client.close()
+
+
+async def test_one_polls_contacts_apply_in_order_and_a_mislabelled_one_is_refused(
+    platform: Platform,
+) -> None:
+    """Contacts are applied a poll at a time (upserts in one bulk write); per party the last
+    record or erasure still wins, and a record under another party's key is dead-lettered
+    without holding back the rest."""
+    topic = platform.settings.topic("contacts")
+    run = uuid.uuid4().hex[:8]
+    again, gone, other, wrong = (f"student:stu-{run}-{n}" for n in ("again", "gone", "b", "x"))
+
+    def record(key: str) -> bytes:
+        party_id = key.split(":", 1)[1]
+        contact = {"party_id": party_id, "party_type": "student", "name": "N", "email": "n@x.tw"}
+        return json.dumps(contact).encode()
+
+    producer = AIOKafkaProducer(bootstrap_servers=platform.infra.kafka_bootstrap, linger_ms=50)
+    await producer.start()
+    try:
+        async with TopicReader(platform.infra.kafka_bootstrap, dlq_topic(topic)) as dlq:
+            sends = [
+                (again, record(again)),
+                (gone, record(gone)),
+                (again, None),  # erased, then given again below: present in the end
+                (wrong, record(other)),  # another party's record under this key
+                (gone, None),
+                (other, record(other)),
+                (again, record(again)),
+            ]
+            futures = [
+                await producer.send(topic, key=key.encode(), value=value) for key, value in sends
+            ]
+            await asyncio.gather(*futures)
+            (refused,) = await dlq.wait_for(lambda rs: any(r.key == wrong.encode() for r in rs))
+        assert dict(refused.headers)["dlq-error"].startswith(b"rejected: the contact of")
+    finally:
+        await producer.stop()
+    db = platform.db
+
+    async def applied() -> bool:
+        return await db["contacts"].find_one({"_id": other}) is not None
+
+    await eventually(applied)
+    assert await db["contacts"].find_one({"_id": again}) is not None
+    assert await db["erasures"].find_one({"_id": again}) is None
+    assert await db["contacts"].find_one({"_id": gone}) is None
+    assert await db["erasures"].find_one({"_id": gone}) is not None
+    assert await db["contacts"].find_one({"_id": wrong}) is None
