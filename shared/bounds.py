@@ -60,6 +60,9 @@ COMPANY_ID_PATTERN = r"^co-[0-9a-f]{12}$"
 UNIVERSITY_ID_PATTERN = r"^univ?-[a-z0-9][a-z0-9-]{0,39}$"
 COORDINATOR_ID_PATTERN = r"^(?!(?:stu|co|univ?)-)[a-z][a-z0-9._-]{0,63}$"
 COHORT_ID_PATTERN = r"^[0-9]{4}-[a-z0-9]+(?:-[a-z0-9]+)*$"
+# A coordinator's reference into the city's own case file: a code, never free text (the events
+# that carry it are public, so it must never hold a name or a reason in words).
+NOTE_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$"
 
 # Role name -> (pattern, an example for messages). Keys are the `Role` values of shared.auth.
 ROLE_ID_PATTERNS: dict[str, tuple[str, str]] = {
@@ -160,6 +163,8 @@ Skill = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SKILL), _L
 Code = Annotated[str, StringConstraints(min_length=1, max_length=100), _LINE, _LINE_SCHEMA]
 Location = Annotated[str, StringConstraints(min_length=1, max_length=300), _LINE, _LINE_SCHEMA]
 Address = Annotated[str, StringConstraints(min_length=1, max_length=500), _LINE, _LINE_SCHEMA]
+# A case file reference (placement-cancelled, outcome-recorded, the coordinator's forms).
+NoteCode = Annotated[str, StringConstraints(max_length=40, pattern=NOTE_CODE_PATTERN)]
 # Free text, line breaks allowed.
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION), _TEXT]
 Motivation = Annotated[str, StringConstraints(max_length=MAX_MOTIVATION), _TEXT]

@@ -15,10 +15,9 @@ from services.matching.domain.lifecycle import PlacementStatus, ProposalStatus
 from services.matching.domain.rounds import run_round
 from services.matching.store import Doc, MatchingStore, pair_docs, replay
 from shared.auth import Principal, Role, require
-from shared.bounds import MAX_RESPOND_WITHIN_HOURS, CohortId, Id, Seed
+from shared.bounds import MAX_RESPOND_WITHIN_HOURS, CohortId, Id, NoteCode, Seed
 from shared.documents import to_response
 from shared.errors import DomainError, not_found
-from shared.events.catalog import NOTE_CODE
 from shared.events.vocabulary import (
     EmploymentOutcome,
     MatchCancelReason,
@@ -290,10 +289,8 @@ class PlacementCancelIn(BaseModel):
         description="Why; one of the coordinator's reasons (student_withdrew, "
         "company_withdrew, program_decision, other)."
     )
-    note_code: str | None = Field(
+    note_code: NoteCode | None = Field(
         default=None,
-        max_length=40,
-        pattern=NOTE_CODE,
         description="A reference into the city's own case file (a code, not free text: the "
         "event is public and must carry no personal data).",
         examples=["KK-2026-014"],
@@ -360,10 +357,8 @@ class OutcomeIn(BaseModel):
         description="hired_by_host, hired_in_kitakyushu (another employer in the city), "
         "hired_elsewhere_in_japan, returned_to_studies or unknown."
     )
-    note_code: str | None = Field(
+    note_code: NoteCode | None = Field(
         default=None,
-        max_length=40,
-        pattern=NOTE_CODE,
         description="A reference into the city's own case file (a code, not free text: the "
         "event is public).",
         examples=["KK-2027-003"],

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import io
 import math
-import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
-from shared.events import catalog
+from shared.bounds import NoteCode
 
 
 class PortalRole(StrEnum):
@@ -330,10 +329,14 @@ def standing(
     return Standing(state, ("match_cancel_reason", reason) if reason else None)
 
 
-# The coordinator's reference into the city's case file, checked by the event's own rule:
+# The coordinator's reference into the city's case file, checked by the events' own type:
 # a code, never free text, because placement-cancelled is a public event.
-NOTE_CODE = re.compile(catalog.NOTE_CODE)
+_NOTE_CODE = TypeAdapter(NoteCode)
 
 
 def note_code_valid(value: str) -> bool:
-    return bool(NOTE_CODE.fullmatch(value))
+    try:
+        _NOTE_CODE.validate_python(value)
+    except ValidationError:
+        return False
+    return True

@@ -32,6 +32,7 @@ from shared.bounds import (
     Location,
     Moment,
     Name,
+    NoteCode,
     Seed,
     Skill,
     Year,
@@ -50,9 +51,6 @@ from shared.events.vocabulary import (
     Sector,
     Track,
 )
-
-# A coordinator's reference into the city's own case file: a code, never free text.
-NOTE_CODE = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$"
 
 
 class EventData(BaseModel):
@@ -268,7 +266,7 @@ class PlacementCancelled(EventData):
     application_id: Id
     sector: Sector
     reason: PlacementCancelReason
-    note_code: str | None = Field(default=None, max_length=40, pattern=NOTE_CODE)
+    note_code: NoteCode | None = None
     cancelled_at: Moment
 
 
@@ -362,7 +360,7 @@ class OutcomeRecorded(EventData):
     application_id: Id
     sector: Sector
     outcome: EmploymentOutcome
-    note_code: str | None = Field(default=None, max_length=40, pattern=NOTE_CODE)
+    note_code: NoteCode | None = None
     recorded_at: Moment
 
 

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from playwright.sync_api import Browser, Page, expect
@@ -194,3 +195,31 @@ class Person:
     def submit(self, selector: str) -> None:
         self.page.click(selector)
         self.page.wait_for_load_state("load")
+
+
+class Cast:
+    """The people of one test, each at their own browser: every one's browser context is
+    closed when the test ends, however it ends."""
+
+    def __init__(self, browser: Browser, stack: Stack, album: Album) -> None:
+        self.browser = browser
+        self.stack = stack
+        self.album = album
+        self.people: list[Person] = []
+
+    def person(self, who: str, language: str, *, phone: bool = False) -> Person:
+        p = Person(self.browser, self.stack, self.album, who, language, phone=phone)
+        self.people.append(p)
+        return p
+
+    def __enter__(self) -> Cast:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for p in self.people:
+            p.close()

@@ -9,17 +9,15 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Browser, expect
 
 from services.portal.i18n import translate_in
-from shared.auth import Role
+from tests.browser.api import Api, portal_sub
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.people import Album, Person
+from tests.browser.people import Album, Cast, Person
 from tests.browser.stack import Stack
-from tests.browser.test_coordinator_decisions import Api, portal_sub
 
 pytestmark = pytest.mark.browser
 STUDENT_LINK = re.compile(r"https?://[^\s/]+/student(?=\s|$)")
@@ -33,20 +31,8 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
     api = Api(stack)
     album = Album(ARTIFACTS / "cancellations")
     cohort = f"2027-cancellations-{tag}"
-    now = datetime.now(UTC)
-    api.coordinator(
-        "POST",
-        "/cohorts",
-        {
-            "id": cohort,
-            "name": "第3期生",
-            "application_opens": (now - timedelta(days=1)).isoformat(),
-            "application_closes": (now + timedelta(days=10)).isoformat(),
-        },
-    )
-    api.coordinator("POST", f"/cohorts/{cohort}/open")
-    company = api.public(
-        "/companies",
+    api.open_cohort(cohort, "第3期生")
+    company = api.approved_company(
         {
             "name_ja": f"戸畑電機{tag}株式会社",
             "name_en": f"Tobata Electric {tag}",
@@ -60,12 +46,7 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
             },
         },
     )
-    api.coordinator("POST", f"/companies/{company['id']}/approve")
-    position = api.call(
-        "applications",
-        "POST",
-        "/positions",
-        Role.COMPANY,
+    position = api.publish_position(
         company["id"],
         {
             "cohort_id": cohort,
@@ -79,27 +60,16 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
         },
     )
 
-    people: list[Person] = []
-
-    def person(who: str, language: str, *, phone: bool = False) -> Person:
-        p = Person(browser, stack, album, who, language, phone=phone)
-        people.append(p)
-        return p
-
-    try:
+    with Cast(browser, stack, album) as cast:
         # Two students sign in on the portal (it gives them their ids) and apply; one reads
         # the portal in Traditional Chinese on a phone, the other in English.
         students: dict[str, tuple[Person, str, str]] = {}
         for name, language in (("placed", "zh-TW"), ("proposed", "en")):
             address = f"{name}-{tag}@ntut.edu.tw"
-            student = person(f"student-{name}", language, phone=name == "placed")
+            student = cast.person(f"student-{name}", language, phone=name == "placed")
             student.sign_in(address, "/student", "/student")
             sub = portal_sub(stack, address)
-            api.call(
-                "applications",
-                "PUT",
-                f"/students/{sub}",
-                Role.STUDENT,
+            api.student_applies(
                 sub,
                 {
                     "name": "林冠宇" if name == "placed" else "陳怡君",
@@ -113,13 +83,6 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
                     "consent_to_data_use": True,
                     "preferred_language": language,
                 },
-            )
-            api.call(
-                "applications",
-                "POST",
-                "/applications",
-                Role.STUDENT,
-                sub,
                 {
                     "cohort_id": cohort,
                     "ranked_position_ids": [position["id"]],
@@ -127,44 +90,18 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
                 },
             )
             students[name] = (student, address, sub)
-        api.coordinator("POST", f"/cohorts/{cohort}/close")
-        deadline = time.monotonic() + 60
-        while True:  # matching hears of both applications and of the closing by event
-            try:
-                preview = api.coordinator(
-                    "POST", "/round-preview", {"cohort_id": cohort}, "matching"
-                )
-                if len(preview["pairs"]) == 2:
-                    api.coordinator("POST", "/rounds", {"cohort_id": cohort}, "matching")
-                    break
-            except AssertionError:
-                pass  # it does not know the cohort, or not yet that it is closed
-            assert time.monotonic() < deadline, "matching never took the round"
-            time.sleep(0.5)
-        proposals = {
-            p["student_id"]: p
-            for p in api.coordinator("GET", f"/proposals?cohort_id={cohort}", service="matching")
-        }
+        api.close_and_run_round(cohort, pairs=2)
+        proposals = {p["student_id"]: p for p in api.proposals(cohort)}
         _, placed_address, placed_sub = students["placed"]
         _, _, proposed_sub = students["proposed"]
         confirmed = proposals[placed_sub]
         waiting = proposals[proposed_sub]
         # Both parties accept the first proposal: a confirmed placement.
-        api.call(
-            "matching", "POST", f"/proposals/{confirmed['id']}/accept", Role.STUDENT, placed_sub
-        )
-        api.call(
-            "matching",
-            "POST",
-            f"/proposals/{confirmed['id']}/accept",
-            Role.COMPANY,
-            company["id"],
-        )
-        # The second accept confirms the placement in the same call.
+        api.both_accept(confirmed, company["id"])
         rows = api.coordinator("GET", f"/placements?cohort_id={cohort}", service="matching")
         (placement_id,) = [p["id"] for p in rows if p["student_id"] == placed_sub]
 
-        coordinator = person("coordinator", "en")
+        coordinator = cast.person("coordinator", "en")
         email = f"canceller-{tag}@city.kitakyushu.example"
         stack.add_user("coordinator", email)
         coordinator.sign_in(email, "/coordinator", "/coordinator")
@@ -204,7 +141,7 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
         expect(page.locator(".notice[role=status]")).to_contain_text(waiting["id"])
 
         # The placed student opens the mail's link on their phone and reads it in Chinese.
-        placed = person("student-placed-mail", "zh-TW", phone=True)
+        placed = cast.person("student-placed-mail", "zh-TW", phone=True)
         placed.follow_mail(placed_address, STUDENT_LINK, cancelled_at)
         placed.check("status-placement-cancelled")
         card = placed.page.locator(f"#placement-{placement_id}")
@@ -214,7 +151,7 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
         expect(card).to_contain_text(NOTE_CODE)
 
         # The company opens its mail's link and reads it in Japanese, then the proposal.
-        hr = person("company", "ja")
+        hr = cast.person("company", "ja")
         hr.follow_mail(company["contact"]["email"], COMPANY_PLACEMENTS_LINK, cancelled_at)
         hr.check("placements-cancelled")
         table = hr.page.locator("table")
@@ -239,7 +176,4 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
         expect(
             page.locator(f"form[action='/student/proposals/{waiting['id']}/accept']")
         ).to_have_count(0)
-    finally:
-        for p in people:
-            p.close()
     print(f"\ncancellations: {album.count} pages in {time.monotonic() - started:.1f}s")

@@ -11,63 +11,19 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, expect
-from pymongo import MongoClient
 
 from services.portal.i18n import translate_in
-from shared.auth import Role, mint_token
-from shared.settings import CommonSettings
+from tests.browser.api import Api, portal_sub
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.people import Album, Person
+from tests.browser.people import Album, Cast
 from tests.browser.stack import Stack
 
 pytestmark = pytest.mark.browser
 LANGUAGES = ("en", "zh-TW", "ja")
 COMPANY_LINK = re.compile(r"https?://[^\s/]+/company(?=\s|$)")
-
-
-class Api:
-    """The services' HTTP APIs, as a program with a token would call them."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.settings = CommonSettings(jwt_secret=stack.env["JWT_SECRET"])  # type: ignore[arg-type]
-        self.client = httpx.Client(timeout=30)
-
-    def call(
-        self, service: str, method: str, path: str, role: Role, sub: str, body: Any = None
-    ) -> Any:
-        token = mint_token(self.settings, role, sub)
-        url = self.stack.env[f"{service.upper()}_URL"] + path
-        r = self.client.request(
-            method, url, json=body, headers={"Authorization": f"Bearer {token}"}
-        )
-        assert r.status_code < 300, (method, path, r.status_code, r.text)
-        return r.json()
-
-    def public(self, path: str, body: Any) -> Any:
-        """The public call: no token."""
-        r = self.client.post(self.stack.env["APPLICATIONS_URL"] + path, json=body)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def coordinator(
-        self, method: str, path: str, body: Any = None, service: str = "applications"
-    ) -> Any:
-        return self.call(service, method, path, Role.COORDINATOR, "coordinator", body)
-
-
-def portal_sub(stack: Stack, email: str) -> str:
-    """The student id the portal gave an address at its first sign-in."""
-    with MongoClient(stack.env["MONGODB_URI"]) as client:
-        user = client[stack.env["PORTAL_DATABASE"]]["users"].find_one({"_id": email})
-    assert user is not None, email
-    return str(user["sub"])
 
 
 def test_the_coordinators_decisions_are_confirmed_and_explained(
@@ -78,22 +34,10 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
     api = Api(stack)
     album = Album(ARTIFACTS / "decisions")
     cohort = f"2027-decisions-{tag}"
-    now = datetime.now(UTC)
-    api.coordinator(
-        "POST",
-        "/cohorts",
-        {
-            "id": cohort,
-            "name": "第2期生",
-            "application_opens": (now - timedelta(days=1)).isoformat(),
-            "application_closes": (now + timedelta(days=10)).isoformat(),
-        },
-    )
-    api.coordinator("POST", f"/cohorts/{cohort}/open")
+    api.open_cohort(cohort, "第2期生")
     companies = []
     for n, language in enumerate(("en", "ja")):
-        company = api.public(
-            "/companies",
+        company = api.approved_company(
             {
                 "name_ja": f"若松精機{tag}{n}株式会社",
                 "name_en": f"Wakamatsu Precision {tag}{n}",
@@ -107,14 +51,9 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
                 },
             },
         )
-        api.coordinator("POST", f"/companies/{company['id']}/approve")
         companies.append(company)
     hosting, suspended = companies
-    position = api.call(
-        "applications",
-        "POST",
-        "/positions",
-        Role.COMPANY,
+    position = api.publish_position(
         hosting["id"],
         {
             "cohort_id": cohort,
@@ -127,11 +66,7 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
             "location": "Wakamatsu plant",
         },
     )
-    api.call(
-        "applications",
-        "POST",
-        "/positions",
-        Role.COMPANY,
+    api.publish_position(
         suspended["id"],
         {
             "cohort_id": cohort,
@@ -145,24 +80,13 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
         },
     )
 
-    people: list[Person] = []
-
-    def person(who: str, language: str, *, phone: bool = False) -> Person:
-        p = Person(browser, stack, album, who, language, phone=phone)
-        people.append(p)
-        return p
-
-    try:
+    with Cast(browser, stack, album) as cast:
         # A student signs in on the portal (it gives them their id) and applies.
         address = f"decisions-{tag}@ntut.edu.tw"
-        student = person("student", "en", phone=True)
+        student = cast.person("student", "en", phone=True)
         student.sign_in(address, "/student", "/student")
         sub = portal_sub(stack, address)
-        api.call(
-            "applications",
-            "PUT",
-            f"/students/{sub}",
-            Role.STUDENT,
+        api.student_applies(
             sub,
             {
                 "name": "黃詩涵",
@@ -175,32 +99,12 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
                 "available_to": "2027-09-30",
                 "consent_to_data_use": True,
             },
-        )
-        api.call(
-            "applications",
-            "POST",
-            "/applications",
-            Role.STUDENT,
-            sub,
             {"cohort_id": cohort, "ranked_position_ids": [position["id"]], "motivation": "Gears."},
         )
-        api.coordinator("POST", f"/cohorts/{cohort}/close")
-        deadline = time.monotonic() + 60
-        while True:  # matching hears of the application and of the closing by event
-            try:
-                preview = api.coordinator(
-                    "POST", "/round-preview", {"cohort_id": cohort}, "matching"
-                )
-                if preview["pairs"]:
-                    api.coordinator("POST", "/rounds", {"cohort_id": cohort}, "matching")
-                    break
-            except AssertionError:
-                pass  # it does not know the cohort, or not yet that it is closed
-            assert time.monotonic() < deadline, "matching never took the round"
-            time.sleep(0.5)
-        (proposal,) = api.coordinator("GET", f"/proposals?cohort_id={cohort}", service="matching")
+        api.close_and_run_round(cohort, pairs=1)
+        (proposal,) = api.proposals(cohort)
 
-        coordinator = person("coordinator", "en")
+        coordinator = cast.person("coordinator", "en")
         email = f"decider-{tag}@city.kitakyushu.example"
         stack.add_user("coordinator", email)
         coordinator.sign_in(email, "/coordinator", "/coordinator")
@@ -259,7 +163,7 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
 
         # The suspended company opens the link in the mail that tells it (signing in first)
         # and reads what happened, in its language.
-        company = person("company", "ja")
+        company = cast.person("company", "ja")
         company.follow_mail(suspended["contact"]["email"], COMPANY_LINK, suspended_at)
         company.check("overview-suspended")
         page = company.page
@@ -274,17 +178,14 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
         stack.add_user(
             "university", theirs, university="National Taiwan University of Science and Technology"
         )
-        office = person("university", "en")
+        office = cast.person("university", "en")
         office.sign_in(ours, "/university", "/university")
         expect(office.page.locator("table")).to_contain_text(address)
         office.visit(f"/university/students/{sub}", "student")
-        other = person("other-university", "en")
+        other = cast.person("other-university", "en")
         other.sign_in(theirs, "/university", "/university")
         expect(other.page.locator("table")).not_to_contain_text(address)
         response = other.page.goto(f"/university/students/{sub}")
         assert response is not None and response.status == 404
         other.check("not-yours")
-    finally:
-        for p in people:
-            p.close()
     print(f"\ndecisions: {album.count} pages in {time.monotonic() - started:.1f}s")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from services.portal.i18n import translate_in
-from shared.auth import Role
 from shared.ids import new_id
+from tests.browser.api import Api
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.people import Album, Person
+from tests.browser.people import Album, Cast
 from tests.browser.stack import Stack
-from tests.browser.test_coordinator_decisions import Api
 
 pytestmark = pytest.mark.browser
 TAIPEI_TECH = "National Taipei University of Technology"
@@ -45,20 +43,8 @@ def placed_cohort(api: Api, tag: str) -> tuple[str, dict[str, str]]:
     """A closed cohort whose one round placed two students: one of Taipei Tech, one of another
     university. Returns the cohort id and the students' names by university."""
     cohort = f"2027-reports-{tag}"
-    now = datetime.now(UTC)
-    api.coordinator(
-        "POST",
-        "/cohorts",
-        {
-            "id": cohort,
-            "name": "第4期生",
-            "application_opens": (now - timedelta(days=1)).isoformat(),
-            "application_closes": (now + timedelta(days=10)).isoformat(),
-        },
-    )
-    api.coordinator("POST", f"/cohorts/{cohort}/open")
-    company = api.public(
-        "/companies",
+    api.open_cohort(cohort, "第4期生")
+    company = api.approved_company(
         {
             "name_ja": f"若松精工{tag}株式会社",
             "name_en": f"Wakamatsu Precision {tag}",
@@ -72,12 +58,7 @@ def placed_cohort(api: Api, tag: str) -> tuple[str, dict[str, str]]:
             },
         },
     )
-    api.coordinator("POST", f"/companies/{company['id']}/approve")
-    position = api.call(
-        "applications",
-        "POST",
-        "/positions",
-        Role.COMPANY,
+    position = api.publish_position(
         company["id"],
         {
             "cohort_id": cohort,
@@ -91,14 +72,9 @@ def placed_cohort(api: Api, tag: str) -> tuple[str, dict[str, str]]:
         },
     )
     names = {TAIPEI_TECH: "林冠宇", "National Cheng Kung University": "陳怡君"}
-    subs: list[str] = []
     for university, name in names.items():
         sub = new_id("stu")
-        api.call(
-            "applications",
-            "PUT",
-            f"/students/{sub}",
-            Role.STUDENT,
+        api.student_applies(
             sub,
             {
                 "name": name,
@@ -113,43 +89,15 @@ def placed_cohort(api: Api, tag: str) -> tuple[str, dict[str, str]]:
                 "consent_to_data_use": True,
                 "preferred_language": "zh-TW",
             },
-        )
-        api.call(
-            "applications",
-            "POST",
-            "/applications",
-            Role.STUDENT,
-            sub,
             {
                 "cohort_id": cohort,
                 "ranked_position_ids": [position["id"]],
                 "motivation": "Precision machining.",
             },
         )
-        subs.append(sub)
-    api.coordinator("POST", f"/cohorts/{cohort}/close")
-    deadline = time.monotonic() + 60
-    while True:  # matching hears of both applications and of the closing by event
-        try:
-            preview = api.coordinator("POST", "/round-preview", {"cohort_id": cohort}, "matching")
-            if len(preview["pairs"]) == 2:
-                api.coordinator("POST", "/rounds", {"cohort_id": cohort}, "matching")
-                break
-        except AssertionError:
-            pass  # it does not know the cohort, or not yet that it is closed
-        assert time.monotonic() < deadline, "matching never took the round"
-        time.sleep(0.5)
-    for proposal in api.coordinator("GET", f"/proposals?cohort_id={cohort}", service="matching"):
-        api.call(
-            "matching",
-            "POST",
-            f"/proposals/{proposal['id']}/accept",
-            Role.STUDENT,
-            proposal["student_id"],
-        )
-        api.call(
-            "matching", "POST", f"/proposals/{proposal['id']}/accept", Role.COMPANY, company["id"]
-        )
+    api.close_and_run_round(cohort, pairs=2)
+    for proposal in api.proposals(cohort):
+        api.both_accept(proposal, company["id"])
     return cohort, names
 
 
@@ -174,11 +122,9 @@ def test_reports_on_the_portal(browser: Browser, stack: Stack) -> None:
     api = Api(stack)
     album = Album(ARTIFACTS / "reports")
     cohort, names = placed_cohort(api, tag)
-    people: list[Person] = []
-    try:
+    with Cast(browser, stack, album) as cast:
         # The coordinator reads the portal in Japanese.
-        coordinator = Person(browser, stack, album, "coordinator", "ja")
-        people.append(coordinator)
+        coordinator = cast.person("coordinator", "ja")
         email = f"reports-{tag}@city.kitakyushu.example"
         stack.add_user("coordinator", email)
         coordinator.sign_in(email, "/coordinator", "/coordinator")
@@ -246,8 +192,7 @@ def test_reports_on_the_portal(browser: Browser, stack: Stack) -> None:
         assert page.request.get(f"{base}/report/secrets.csv").status == 404
 
         # Taipei Tech's office, in Traditional Chinese: its report holds its own student only.
-        office = Person(browser, stack, album, "university", "zh-TW")
-        people.append(office)
+        office = cast.person("university", "zh-TW")
         office_email = f"office-{tag}@ntut.edu.tw"
         stack.add_user("university", office_email, university=TAIPEI_TECH)
         office.sign_in(office_email, "/university", "/university")
@@ -260,7 +205,4 @@ def test_reports_on_the_portal(browser: Browser, stack: Stack) -> None:
         assert names["National Cheng Kung University"] not in text
         # The coordinator's addresses are not the office's.
         assert page.request.get(f"{base}/report/applicants.csv").status == 404
-    finally:
-        for p in people:
-            p.close()
     print(f"\nreports: {album.count} pages in {time.monotonic() - started:.1f}s")

@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from services.portal.i18n import translate_in
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.people import Album, Person
+from tests.browser.people import Album, Cast
 from tests.browser.stack import Stack
 
 pytestmark = pytest.mark.browser
@@ -89,16 +89,9 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
     def say(message: str) -> str:
         return translate_in(language, message)
 
-    people: list[Person] = []
-
-    def person(who: str, *, phone: bool = False) -> Person:
-        p = Person(browser, stack, album, who, language, phone=phone)
-        people.append(p)
-        return p
-
-    try:
+    with Cast(browser, stack, album) as cast:
         # -- the public pages; a company answers the call -----------------------------------
-        company = person("company")
+        company = cast.person("company", language)
         company.visit("/", "program")
         page = company.visit("/call", "call")
         page.fill("#name_ja", company_name)
@@ -114,7 +107,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         company.check("call-done")
 
         # -- the coordinator signs in, creates the cohort, approves the company, opens -------
-        coordinator = person("coordinator")
+        coordinator = cast.person("coordinator", language)
         coordinator.sign_in(coordinator_email, "/coordinator", "/coordinator")
         coordinator.check("dashboard")
         page = coordinator.page
@@ -186,7 +179,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         students = []
         zones = ("Asia/Taipei", "Asia/Tokyo")
         for index, (address, name) in enumerate(zip(student_emails, (first, second), strict=True)):
-            student = person(f"student{index + 1}", phone=True)
+            student = cast.person(f"student{index + 1}", language, phone=True)
             students.append(student)
             student.sign_in(address, "/student/profile", "/student/profile")
             page = student.page
@@ -295,7 +288,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         coordinator.check("round-2")
 
         # -- student 2 opens the proposal from the mail on another browser, signs in, accepts -
-        mail_reader = person("student2-mail", phone=True)
+        mail_reader = cast.person("student2-mail", language, phone=True)
         path = mail_reader.follow_mail(student_emails[1], PROPOSAL_LINK, round_two_after)
         page = mail_reader.page
         mail_reader.check("proposal")
@@ -352,7 +345,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         coordinator.visit(f"/coordinator/deliveries?cohort={cohort_id}", "deliveries")
 
         # -- the university office: its students, one of them, and the roster ----------------
-        office = person("university")
+        office = cast.person("university", language)
         office.sign_in(university_email, "/university", "/university")
         page = office.page
         expect(page.locator("table")).to_contain_text(second)
@@ -386,9 +379,6 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         student1.check("erased")
         student1.page.goto("/student")
         expect(student1.page).to_have_url(re.compile(r"/sign-in\?next="))
-    finally:
-        for p in people:
-            p.close()
     print(
         f"\n{language}: {album.count} pages in {time.monotonic() - started:.1f}s, of which "
         f"{album.seconds_checking:.1f}s screenshots and axe-core"

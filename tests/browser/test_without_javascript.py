@@ -7,14 +7,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from shared.auth import Role, mint_token
-from shared.settings import CommonSettings
+from tests.browser.api import Api
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.people import Album, sign_in_link
 from tests.browser.stack import Stack
@@ -22,59 +19,36 @@ from tests.browser.stack import Stack
 pytestmark = pytest.mark.browser
 
 
-def api(stack: Stack, role: Role, sub: str) -> httpx.Client:
-    settings = CommonSettings(jwt_secret=stack.env["JWT_SECRET"])  # type: ignore[arg-type]
-    return httpx.Client(
-        base_url=stack.env["APPLICATIONS_URL"],
-        headers={"Authorization": f"Bearer {mint_token(settings, role, sub)}"},
-        timeout=30,
-    )
-
-
 def test_a_student_applies_without_javascript(browser: Browser, stack: Stack) -> None:
     tag = uuid.uuid4().hex[:6]
     cohort_id = f"2027-nojs-{tag}"
-    now = datetime.now(UTC)
-    with api(stack, Role.COORDINATOR, "coordinator") as coordinator:
-        coordinator.post(
-            "/cohorts",
-            json={
-                "id": cohort_id,
-                "name": "No-JS cohort",
-                "application_opens": (now - timedelta(days=1)).isoformat(),
-                "application_closes": (now + timedelta(days=10)).isoformat(),
-            },
-        ).raise_for_status()
-        coordinator.post(f"/cohorts/{cohort_id}/open").raise_for_status()
-        company = httpx.post(
-            f"{stack.env['APPLICATIONS_URL']}/companies",
-            json={
-                "name_ja": f"若松ロボティクス{tag}株式会社",
-                "name_en": f"Wakamatsu Robotics {tag}",
-                "sector": "robotics_ai",
-                "ward": "Wakamatsu-ku",
-                "address": "1-1 Hibikino",
-                "contact": {"name": "佐藤", "email": f"jp-{tag}@example.jp"},
-            },
-            timeout=30,
-        ).json()["id"]
-        coordinator.post(f"/companies/{company}/approve").raise_for_status()
+    api = Api(stack)
+    api.open_cohort(cohort_id, "No-JS cohort")
+    company = api.approved_company(
+        {
+            "name_ja": f"若松ロボティクス{tag}株式会社",
+            "name_en": f"Wakamatsu Robotics {tag}",
+            "sector": "robotics_ai",
+            "ward": "Wakamatsu-ku",
+            "address": "1-1 Hibikino",
+            "contact": {"name": "佐藤", "email": f"jp-{tag}@example.jp"},
+        },
+    )
     titles = [f"Robot vision {tag}", f"Motion planning {tag}"]
-    with api(stack, Role.COMPANY, company) as c:
-        for title in titles:
-            c.post(
-                "/positions",
-                json={
-                    "cohort_id": cohort_id,
-                    "title": title,
-                    "track": "joint_research",
-                    "capacity": 1,
-                    "paid": False,
-                    "start_date": "2027-07-01",
-                    "end_date": "2027-08-20",
-                    "location": "Kitakyushu Science and Research Park",
-                },
-            ).raise_for_status()
+    for title in titles:
+        api.publish_position(
+            company["id"],
+            {
+                "cohort_id": cohort_id,
+                "title": title,
+                "track": "joint_research",
+                "capacity": 1,
+                "paid": False,
+                "start_date": "2027-07-01",
+                "end_date": "2027-08-20",
+                "location": "Kitakyushu Science and Research Park",
+            },
+        )
 
     album = Album(ARTIFACTS / "no-javascript")
     # Screenshots only: axe-core cannot run where scripts are off (the walk-through checks
@@ -120,11 +94,9 @@ def test_a_student_applies_without_javascript(browser: Browser, stack: Stack) ->
     finally:
         context.close()
 
-    with api(stack, Role.COORDINATOR, "coordinator") as coordinator:
-        applications = coordinator.get("/applications", params={"cohort_id": cohort_id}).json()
-        positions = {
-            p["id"]: p["title"]
-            for p in coordinator.get("/positions", params={"cohort_id": cohort_id}).json()
-        }
+    applications = api.coordinator("GET", f"/applications?cohort_id={cohort_id}")
+    positions = {
+        p["id"]: p["title"] for p in api.coordinator("GET", f"/positions?cohort_id={cohort_id}")
+    }
     assert len(applications) == 1
     assert [positions[p] for p in applications[0]["ranked_position_ids"]] == titles[::-1]

@@ -22,9 +22,9 @@ from services.notifications.app import NotificationsSettings, build_deliverer
 from services.notifications.domain import plan
 from services.notifications.smtp_pool import Mailer, SmtpConfig
 from services.notifications.store import NotificationsStore
-from shared.events import RoundCompleted, make_event
 from shared.kafka import IdempotentProducer
 from shared.mongo import Session, after_commit, connect, in_transaction
+from tests.events import round_completed
 from tests.infra import Infra, eventually, read_mailbox
 
 pytestmark = pytest.mark.integration
@@ -147,25 +147,7 @@ class Rig:
         """`count` round-completed notices to the coordinator (they need no contact facts)."""
         ids = []
         for n in range(count):
-            event = make_event(
-                RoundCompleted(
-                    round_id=f"round-{self.database}-{n}",
-                    cohort_id=self.database,
-                    round_number=n + 1,
-                    algorithm_version="v",
-                    seed=1,
-                    input_hash="h",
-                    students=1,
-                    seats=1,
-                    proposed=1,
-                    unmatched=0,
-                    excluded_pairs=0,
-                    stable=True,
-                    completed_at=datetime.now(UTC),
-                ),
-                source="/tests",
-                subject=f"round-{n}",
-            )
+            event = round_completed(f"round-{self.database}-{n}", self.database, n + 1)
 
             async def work(session: Session, event: Any = event) -> None:
                 await self.store.plan_messages(session, event, "round-completed", plan(event))
@@ -290,25 +272,7 @@ async def test_the_sender_is_woken_after_the_planning_commit(rig: Rig, mailbox: 
     runner = asyncio.create_task(deliverer.run())
     try:
         await eventually(lambda: deliverer.passes == 1)  # looked once, found nothing, sleeps
-        event = make_event(
-            RoundCompleted(
-                round_id=f"round-{rig.database}-woken",
-                cohort_id=rig.database,
-                round_number=1,
-                algorithm_version="v",
-                seed=1,
-                input_hash="h",
-                students=1,
-                seats=1,
-                proposed=1,
-                unmatched=0,
-                excluded_pairs=0,
-                stable=True,
-                completed_at=datetime.now(UTC),
-            ),
-            source="/tests",
-            subject="round-woken",
-        )
+        event = round_completed(f"round-{rig.database}-woken", rig.database)
 
         async def planning(session: Session) -> None:
             await rig.store.plan_messages(session, event, "round-completed", plan(event))

@@ -33,6 +33,7 @@ from shared.events import MatchDeclined, make_event
 from shared.kafka import IdempotentProducer, dlq_topic, ensure_topics
 from shared.mongo import connect, in_transaction
 from tests.driver import ApplicationsDriver
+from tests.events import round_completed
 from tests.infra import Infra, TopicReader, eventually, read_mailbox, running
 
 pytestmark = pytest.mark.integration
@@ -413,27 +414,7 @@ async def _deliverer(
         settings,
     )
     # One round-completed message for the coordinator: needs no contact or position facts.
-    from shared.events import RoundCompleted
-
-    event = make_event(
-        RoundCompleted(
-            round_id=f"round-{database}",
-            cohort_id=database,
-            round_number=1,
-            algorithm_version="v",
-            seed=1,
-            input_hash="h",
-            students=1,
-            seats=1,
-            proposed=1,
-            unmatched=0,
-            excluded_pairs=0,
-            stable=True,
-            completed_at=datetime.now(UTC),
-        ),
-        source="/tests",
-        subject=f"round-{database}",
-    )
+    event = round_completed(f"round-{database}", database)
     from services.notifications.domain import plan
 
     await in_transaction(
