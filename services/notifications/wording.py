@@ -26,7 +26,7 @@ SECTORS = {
     "semiconductor": {"en": "semiconductors", "ja": "半導体", "zh-TW": "半導體"},
     "automotive": {"en": "automotive", "ja": "自動車", "zh-TW": "汽車"},
     "robotics_ai": {"en": "robotics / AI", "ja": "ロボット・AI", "zh-TW": "機器人與人工智慧"},
-    "other": {"en": "other industries", "ja": "その他", "zh-TW": "其他產業"},
+    "other": {"en": "other industries", "ja": "その他の産業", "zh-TW": "其他產業"},
 }
 
 # Worded to follow a label such as 在留資格の目安： / 在留資格（參考）： / Residence status

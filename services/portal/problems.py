@@ -42,7 +42,7 @@ CONTACT: Fields = {
 }
 COHORT: Fields = {
     "id": ("cohort_id", N_("Cohort id")),
-    "name": ("cohort_name", N_("Name")),
+    "name": ("cohort_name", N_("Cohort name")),
     "application_opens": ("opens", N_("Applications open")),
     "application_closes": ("closes", N_("Applications close")),
 }
