@@ -198,13 +198,21 @@ async def test_one_trace_from_post_applications_to_the_email_sent(
     assert create.kind is SpanKind.PRODUCER
     assert create.attributes is not None
     assert create.attributes["messaging.message.id"] == mail["X-Event-Id"]
-    # Both consumers of the event continue the trace; MongoDB commands are in it too.
-    groups = {
-        (s.attributes or {}).get("messaging.consumer.group.name")
-        for s in spans
-        if s.name == "process application-submitted"
-    }
-    assert groups == {platform.notifications.group(n) for n in ("matching", "notifications")}
+    # Both consumers of the event continue the trace; MongoDB commands are in it too. The
+    # two services consume independently: matching may still be on its way when the mail
+    # has gone out, so its span is waited for.
+    consumers = {platform.notifications.group(n) for n in ("matching", "notifications")}
+
+    def consumer_groups() -> set[Any]:
+        return {
+            (s.attributes or {}).get("messaging.consumer.group.name")
+            for s in in_trace(platform.spans.get_finished_spans(), trace_id)
+            if s.name == "process application-submitted"
+        }
+
+    await eventually(lambda: consumer_groups() >= consumers, timeout=30)
+    assert consumer_groups() == consumers
+    spans = in_trace(platform.spans.get_finished_spans(), trace_id)
     assert any((s.attributes or {}).get("db.system") == "mongodb" for s in spans)
     # The relay's send and each consumer transaction are spans of their own, linked to it.
     linked = [
