@@ -63,7 +63,7 @@ from shared import kafka, mongo, tracing
 from shared.connections import kafka_client_options
 from shared.events.contacts import CONTACTS_TOPIC, ContactRecord
 from shared.events.envelope import CloudEvent, parse_event
-from shared.kafka import IdempotentProducer, dlq_topic, hold_empty_fetches
+from shared.kafka import FetchPacer, IdempotentProducer, dlq_topic, hold_empty_fetches
 from shared.metrics import ServiceMetrics
 from shared.mongo import Session, in_transaction
 from shared.settings import CommonSettings
@@ -165,6 +165,7 @@ class IdempotentConsumer:
         self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "dead-lettered": 0}
         self.routes: dict[str, _Route] = {}  # by the topic's full name
         self._consumer: AIOKafkaConsumer | None = None
+        self._pacer: FetchPacer | None = None
         self._task: asyncio.Task[None] | None = None
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(settings.consumer_concurrency)
@@ -254,7 +255,7 @@ class IdempotentConsumer:
                     consumer = self._new_consumer()
                     consumer.subscribe(list(self.routes), listener=_Listener(self))
                     await consumer.start()
-                    hold_empty_fetches(
+                    self._pacer = hold_empty_fetches(
                         consumer,
                         self.settings.kafka_empty_fetch_pause_ms / 1000,
                         self.settings.kafka_empty_fetch_pause_max_ms / 1000,
@@ -271,6 +272,8 @@ class IdempotentConsumer:
             backoff.reset()
             if batch:
                 KAFKA.up()
+                if self._pacer is not None:
+                    self._pacer.busy()
             for tp, records in batch.items():
                 self._consumer.pause(tp)  # one worker per partition keeps the order
                 self._workers[tp] = asyncio.create_task(
@@ -333,6 +336,8 @@ class IdempotentConsumer:
             consumer = self._consumer
             if consumer is not None and tp in consumer.assignment():
                 consumer.resume(tp)
+                if self._pacer is not None:
+                    self._pacer.busy()  # its next records are fetched at once
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
         consumer = self._consumer

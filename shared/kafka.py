@@ -218,12 +218,38 @@ class IdempotentProducer:
             raise
 
 
+class FetchPacer:
+    """The pause of `hold_empty_fetches`, which the consumer's owner resets when work moves
+    (records handed out, a partition resumed after its batch was applied): the next fetch
+    then goes out at once instead of at the end of a pause grown while it was busy."""
+
+    def __init__(self, seconds: float, longest: float) -> None:
+        self.seconds = seconds
+        self.longest = max(seconds, longest)
+        self.empty_in_a_row = 0
+        self._moved = asyncio.Event()
+
+    def busy(self) -> None:
+        self.empty_in_a_row = 0
+        self._moved.set()
+
+    async def pause(self) -> None:
+        """Wait after an empty fetch: `seconds`, doubled after each further one up to
+        `longest`, cut short by `busy()`."""
+        wait = min(self.longest, self.seconds * 2 ** min(self.empty_in_a_row, 16))
+        self.empty_in_a_row += 1
+        self._moved.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._moved.wait()
+
+
 def hold_empty_fetches(
     consumer: AIOKafkaConsumer, seconds: float, longest: float | None = None
-) -> None:
+) -> FetchPacer | None:
     """Make an idle consumer wait after a fetch that came back empty early: `seconds` after
-    the first, twice as long after each further one, at most `longest`; any data starts
-    again from `seconds`.
+    the first, twice as long after each further one, at most `longest`; data, or the
+    returned pacer's `busy()`, starts again from `seconds`. None when `seconds` is 0.
 
     Apache Kafka holds an empty fetch for `fetch_max_wait_ms`; a broker that answers at once
     (the embedded noida-db does, in ~0.4 ms) turns every idle consumer into a busy loop of
@@ -235,28 +261,26 @@ def hold_empty_fetches(
     holds fetches) is not paused.
     """
     if seconds <= 0:
-        return
-    longest = max(seconds, longest or seconds)
+        return None
+    pacer = FetchPacer(seconds, longest or seconds)
     fetcher = consumer._fetcher
     original = fetcher._proc_fetch_request
     held_ms = consumer._fetch_max_wait_ms / 2
-    empty_in_a_row: dict[int, int] = {}  # by broker node
 
     async def fetch_then_pause(assignment: Any, node_id: int, request: Any) -> bool:
         started = time.monotonic()
         has_data: bool = await original(assignment, node_id, request)
         if has_data:
-            empty_in_a_row[node_id] = 0
+            pacer.busy()
         elif (time.monotonic() - started) * 1000 < held_ms:
-            empty = empty_in_a_row.get(node_id, 0)
-            empty_in_a_row[node_id] = empty + 1
             try:
-                await asyncio.sleep(min(longest, seconds * 2 ** min(empty, 16)))
+                await pacer.pause()
             except asyncio.CancelledError:
                 return False  # the assignment changed or the consumer stops
         return has_data
 
     fetcher._proc_fetch_request = fetch_then_pause
+    return pacer
 
 
 class OffsetsReader:
