@@ -47,7 +47,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -156,17 +156,19 @@ def application(n: int, cohort: str) -> ApplicationSubmitted:
     )
 
 
-class Applications:
-    """Produces `application-submitted` events for one run onto its own topic."""
+class Source:
+    """Produces records for one run onto its own topic; `record(n)` says what the n-th is."""
 
-    def __init__(self, stack: Stack, tag: str) -> None:
+    def __init__(self, stack: Stack, topic: str) -> None:
         self.stack = stack
-        self.topic = f"{tag}.application-submitted"
-        self.cohort = tag
+        self.topic = topic
         self.produced = 0
         self.producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, linger_ms=5)
 
-    async def __aenter__(self) -> Applications:
+    def record(self, n: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
         await ensure_topics(self.stack.kafka, [self.topic], partitions=3, replication=1)
         await self.producer.start()
         return self
@@ -177,16 +179,22 @@ class Applications:
     async def produce(self, count: int) -> None:
         futures = []
         for n in range(self.produced, self.produced + count):
-            data = application(n, self.cohort)
-            event = make_event(data, source="/bench", subject=data.key)
-            record = {"value": event.to_bytes(), "key": data.key.encode()}
-            futures.append(await self.producer.send(self.topic, **record))
+            futures.append(await self.producer.send(self.topic, **self.record(n)))
         self.produced += count
         await asyncio.gather(*futures)
 
 
-class Source(Protocol):
-    async def produce(self, count: int) -> None: ...
+class Applications(Source):
+    """`application-submitted` events."""
+
+    def __init__(self, stack: Stack, tag: str) -> None:
+        super().__init__(stack, f"{tag}.application-submitted")
+        self.cohort = tag
+
+    def record(self, n: int) -> dict[str, Any]:
+        data = application(n, self.cohort)
+        event = make_event(data, source="/bench", subject=data.key)
+        return {"value": event.to_bytes(), "key": data.key.encode()}
 
 
 async def consumer_rate(
@@ -284,37 +292,52 @@ async def raw_consumer(stack: Stack, count: int) -> float:
 
         await in_transaction(client, work)
 
-    async with Applications(stack, tag) as applications:
-        consumer = AIOKafkaConsumer(
-            applications.topic,
-            bootstrap_servers=stack.kafka,
-            group_id=f"{tag}.raw",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-
-        async def consume() -> None:
-            while True:
-                # As many records per poll as the service takes (CONSUMER_BATCH_SIZE).
-                batch = await consumer.getmany(timeout_ms=500, max_records=CONSUMER_BATCH)
-                for records in batch.values():  # one transaction per partition's poll
-                    await apply(records)
-                if batch:
-                    await consumer.commit()
-
-        task = asyncio.create_task(consume())
-        try:
-            rate = await consumer_rate(
-                applications, db[PROCESSED].estimated_document_count, count, "raw"
+    try:
+        async with Applications(stack, tag) as applications:
+            rate = await raw_rate(
+                stack, applications, apply, db[PROCESSED].estimated_document_count, count, "raw"
             )
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await consumer.stop()
-            await client.close()
+    finally:
+        await client.close()
     await drop(stack, db.name)
     return rate
+
+
+async def raw_rate(
+    stack: Stack,
+    source: Source,
+    apply: Callable[[list[Any]], Awaitable[None]],
+    applied: Callable[[], Awaitable[int]],
+    count: int,
+    label: str,
+) -> float:
+    """`consumer_rate` of a raw aiokafka loop: `apply` takes each partition's poll (one
+    transaction each), as many records per poll as the services take (CONSUMER_BATCH_SIZE),
+    and the offsets are committed after each poll."""
+    consumer = AIOKafkaConsumer(
+        source.topic,
+        bootstrap_servers=stack.kafka,
+        group_id=f"{source.topic}.raw",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+
+    async def consume() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=CONSUMER_BATCH)
+            for records in batch.values():
+                await apply(records)
+            if batch:
+                await consumer.commit()
+
+    task = asyncio.create_task(consume())
+    try:
+        return await consumer_rate(source, applied, count, label)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
 
 
 async def drop(stack: Stack, database: str) -> None:
@@ -326,44 +349,23 @@ async def drop(stack: Stack, database: str) -> None:
 # ------------------------------------------------------------------ contacts stage
 
 
-class Contacts:
-    """Produces contact records (as the applications service's outbox relay does) onto the
-    restricted contacts topic of one run."""
+class Contacts(Source):
+    """Contact records (as the applications service's outbox relay publishes them) on the
+    restricted contacts topic."""
 
-    def __init__(self, stack: Stack, topic: str) -> None:
-        self.stack = stack
-        self.topic = topic
-        self.produced = 0
-        self.producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, linger_ms=5)
-
-    async def __aenter__(self) -> Contacts:
-        await ensure_topics(self.stack.kafka, [self.topic], partitions=3, replication=1)
-        await self.producer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.producer.stop()
-
-    async def produce(self, count: int) -> None:
-        futures = []
-        for n in range(self.produced, self.produced + count):
-            record = ContactRecord(
-                party_id=f"stu-{self.topic.split('.')[0]}-{n}",
-                party_type="student",
-                name=f"學生 {n}",
-                email=f"stu-{n}@example.tw",
-                preferred_language=Language(LANGUAGES[n % 3]),
-            )
-            futures.append(
-                await self.producer.send(
-                    self.topic,
-                    value=record.model_dump_json().encode(),
-                    key=record.key.encode(),
-                    headers=[("content-type", b"application/json")],
-                )
-            )
-        self.produced += count
-        await asyncio.gather(*futures)
+    def record(self, n: int) -> dict[str, Any]:
+        contact = ContactRecord(
+            party_id=f"stu-{self.topic.split('.')[0]}-{n}",
+            party_type="student",
+            name=f"學生 {n}",
+            email=f"stu-{n}@example.tw",
+            preferred_language=Language(LANGUAGES[n % 3]),
+        )
+        return {
+            "value": contact.model_dump_json().encode(),
+            "key": contact.key.encode(),
+            "headers": [("content-type", b"application/json")],
+        }
 
 
 async def our_contacts(stack: Stack, count: int) -> float:
@@ -403,34 +405,12 @@ async def raw_contacts(stack: Stack, count: int) -> float:
 
         await in_transaction(client, work)
 
-    async with Contacts(stack, f"{tag}.contacts") as contacts:
-        consumer = AIOKafkaConsumer(
-            contacts.topic,
-            bootstrap_servers=stack.kafka,
-            group_id=f"{tag}.raw",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-
-        async def consume() -> None:
-            while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=CONSUMER_BATCH)
-                for records in batch.values():
-                    await apply(records)
-                if batch:
-                    await consumer.commit()
-
-        task = asyncio.create_task(consume())
-        try:
-            rate = await consumer_rate(
-                contacts, db["contacts"].estimated_document_count, count, "raw contacts"
-            )
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await consumer.stop()
-            await client.close()
+    try:
+        async with Contacts(stack, f"{tag}.contacts") as contacts:
+            counted = db["contacts"].estimated_document_count
+            rate = await raw_rate(stack, contacts, apply, counted, count, "raw contacts")
+    finally:
+        await client.close()
     await drop(stack, db.name)
     return rate
 
@@ -450,16 +430,14 @@ async def planned_mails(stack: Stack, tag: str, count: int) -> NotificationsStor
         async def work(session: Session, chunk: range = chunk) -> None:
             for n in chunk:
                 data = application(n, tag)
-                await store.upsert_contact(
-                    session,
-                    ContactRecord(
-                        party_id=data.student_id,
-                        party_type="student",
-                        name=f"學生 {n}",
-                        email=f"{data.student_id}@example.tw",
-                        preferred_language=Language(LANGUAGES[n % 3]),
-                    ),
+                contact = ContactRecord(
+                    party_id=data.student_id,
+                    party_type="student",
+                    name=f"學生 {n}",
+                    email=f"{data.student_id}@example.tw",
+                    preferred_language=Language(LANGUAGES[n % 3]),
                 )
+                await store.upsert_contacts(session, [contact])
                 event = make_event(data, source="/bench", subject=data.key)
                 await store.plan_messages(session, event, "application-submitted", plan(event))
 

@@ -502,16 +502,9 @@ class IdempotentConsumer:
             outcomes.append("applied")
         if route.batch and fresh:
             applied = [i for i, o in zip(items, outcomes, strict=True) if o == "applied"]
-            # Each event still gets its own `process` span (a child of its producer's
-            # context), open while the one call handles them all.
-            with contextlib.ExitStack() as spans:
-                for item in applied:
-                    spans.enter_context(self._processing(route, item))
-                # Which event failed is unknown: -1 asks the caller to split the batch.
-                await self._call(
-                    0 if len(items) == 1 else -1,
-                    route.handler([i.event for i in applied], session),
-                )
+            await self._call_batch(
+                route, items, applied, lambda: route.handler([i.event for i in applied], session)
+            )
         if fresh:
             await self.processed.insert_many(fresh, ordered=False, session=session)
         return outcomes
@@ -521,18 +514,29 @@ class IdempotentConsumer:
     ) -> list[str]:
         # Upserts and erasures are idempotent by nature (last write wins), so no event id.
         if route.batch:
-            with contextlib.ExitStack() as spans:
-                for item in items:
-                    spans.enter_context(self._processing(route, item))
-                await self._call(
-                    0 if len(items) == 1 else -1,
-                    route.handler([(i.party_id, i.contact) for i in items], session),
-                )
+            pairs = [(i.party_id, i.contact) for i in items]
+            await self._call_batch(route, items, items, lambda: route.handler(pairs, session))
             return ["applied"] * len(items)
         for index, item in enumerate(items):
             with self._processing(route, item):
                 await self._call(index, route.handler(item.party_id, item.contact, session))
         return ["applied"] * len(items)
+
+    async def _call_batch(
+        self,
+        route: _Route,
+        items: list[_Item],
+        handled: list[_Item],
+        call: Callable[[], Awaitable[None]],
+    ) -> None:
+        """One handler call for `handled` (of the batch `items`). Each item still gets its
+        own `process` span (a child of its producer's context), open while the one call
+        handles them all. Which item failed is unknown: -1 asks the caller to split the
+        batch, unless it is one item already."""
+        with contextlib.ExitStack() as spans:
+            for item in handled:
+                spans.enter_context(self._processing(route, item))
+            await self._call(0 if len(items) == 1 else -1, call())
 
     @contextlib.contextmanager
     def _processing(self, route: _Route, item: _Item) -> Any:

@@ -37,7 +37,6 @@ from shared.connections import kafka_client_options, kafka_security, mongo_clien
 from shared.consumer import (
     BatchHandler,
     ContactBatchHandler,
-    ContactHandler,
     EventHandler,
     IdempotentConsumer,
     stop_task,
@@ -188,20 +187,11 @@ class ServiceRuntime:
             (handler.__doc__ or f"{self.name} applies {topic}").strip(),
         )
 
-    def consumes_contacts(self, handler: ContactHandler) -> None:
-        """Keep a private copy of contacts: `handler(key, record or None, session)`."""
-        self._declare_contacts()
-        self.consumer.subscribe_contacts(handler)
-        self._document_contacts()
-
     def consumes_contacts_batch(self, handler: ContactBatchHandler) -> None:
-        """The same, with all of one poll's contacts at once: `handler([(key, record or
-        None), ...], session)`, split on failure as `consumes_batch` does."""
+        """Keep a private copy of contacts, all of one poll's at once: `handler([(key,
+        record or None), ...], session)`, split on failure as `consumes_batch` does."""
         self._declare_contacts()
         self.consumer.subscribe_contacts_batch(handler)
-        self._document_contacts()
-
-    def _document_contacts(self) -> None:
         self._document_subscriber(
             CONTACTS_TOPIC, ContactRecord, f"{self.name} keeps its private contacts copy"
         )

@@ -167,9 +167,6 @@ class NotificationsStore:
             {"_id": position_id}, {"$set": fields}, upsert=True, session=session
         )
 
-    async def upsert_contact(self, session: Session, contact: ContactRecord) -> None:
-        await self.upsert_contacts(session, [contact])
-
     async def upsert_contacts(self, session: Session, contacts: list[ContactRecord]) -> None:
         """Contacts are keyed by role and id (`student:stu-001`): one party's record can
         never replace another role's contact. In order: the last record of a party wins.
