@@ -14,8 +14,10 @@ Stages, ours and its baseline interleaved (A B A B ...):
   pre-produced contact records; baseline: raw aiokafka, one transaction per poll batch with
   the same writes (one bulk_write of upserts, one delete of erasure markers).
 - delivery: the notifications service's real sender (`build_deliverer`) delivers `--mails`
-  planned messages; baseline: raw aiosmtplib over one reused connection sending the same
-  messages, composed beforehand, to the same sink.
+  planned messages; baseline: raw aiosmtplib over one reused connection doing the same work
+  the simplest way (the due messages and their facts read once; each message composed, sent
+  and marked sent on its own, in turn). Reference, no database at all: the same mails,
+  composed beforehand, sent over one connection (what SMTP and the sink alone allow).
 Then, once each:
 - at 1k and 20k stored (sent) messages: the claim of a batch (alone, and with 100 others in
   flight) beside the single-message claim it replaced, and the recording of a batch;
@@ -69,6 +71,7 @@ from services.notifications.domain import plan
 from services.notifications.rendering import Renderer, Site
 from services.notifications.store import NotificationsStore
 from shared.consumer import PROCESSED
+from shared.documents import utcnow
 from shared.events import ApplicationSubmitted, ContactRecord, make_event, parse_event
 from shared.events.vocabulary import Language
 from shared.kafka import IdempotentProducer, ensure_topics
@@ -467,25 +470,74 @@ async def our_delivery(stack: Stack, count: int) -> float:
     return count / elapsed
 
 
-async def raw_smtp(stack: Stack, count: int) -> float:
-    """The same messages, composed beforehand, sent one after the other over one connection."""
+async def raw_sender(stack: Stack, count: int) -> float:
+    """The baseline the issue names, doing the same work as ours: the simplest correct
+    sender. It reads the due messages and their facts once, then for each message composes
+    it, sends it over one reused aiosmtplib connection and marks it sent (one write per
+    mail, after the SMTP server took it: at least once). No claim, no batching of writes,
+    no concurrency."""
     tag = stack.tag("s")
+    store = await planned_mails(stack, tag, count)
+    renderer = Renderer()
+    settings = NotificationsSettings()
+    site = Site(settings.public_base_url, settings.contact_email)
+    smtp = aiosmtplib.SMTP(hostname=stack.servers.host, port=stack.servers.smtp_port)
+    started = time.perf_counter()
+    await smtp.connect()
+    due = (
+        await store.messages.find({"status": "pending", "next_attempt_at": {"$lte": utcnow()}})
+        .sort("next_attempt_at", ASCENDING)
+        .to_list()
+    )
+    facts = await store.facts_for(due)
+    for message in due:
+        mail = compose(message, facts, renderer, sender=settings.mail_from, site=site)
+        envelope = mail.envelope
+        await smtp.send_message(mail.email, sender=envelope.sender, recipients=envelope.recipients)
+        await store.messages.update_one(
+            {"_id": message["_id"]},
+            {
+                "$set": {
+                    "status": "sent",
+                    "sent_at": utcnow(),
+                    "to": mail.to,
+                    "subject": mail.subject,
+                    "body": mail.body,
+                    "language": mail.language,
+                    "message_header_id": mail.email["Message-ID"],
+                    "last_error": None,
+                }
+            },
+        )
+    elapsed = time.perf_counter() - started
+    await smtp.quit()
+    sent = await store.messages.count_documents({"status": "sent"})
+    if len(due) != count or sent != count:
+        raise RuntimeError(f"raw sender: {len(due)} due, {sent} sent of {count}")
+    await store.db.client.close()
+    await drop(stack, store.db.name)
+    return count / elapsed
+
+
+async def smtp_alone(stack: Stack, count: int) -> float:
+    """A reference, not a baseline: the same mails, composed beforehand, sent over one
+    connection with no database at all (what SMTP and the sink alone allow)."""
+    tag = stack.tag("a")
     store = await planned_mails(stack, tag, count)
     messages = await store.messages.find().to_list()
     facts = await store.facts_for(messages)
     renderer = Renderer()
     settings = NotificationsSettings()
     site = Site(settings.public_base_url, settings.contact_email)
-    emails = [
-        compose(m, facts, renderer, sender=settings.mail_from, site=site).email for m in messages
-    ]
+    mails = [compose(m, facts, renderer, sender=settings.mail_from, site=site) for m in messages]
     await store.db.client.close()
     await drop(stack, store.db.name)
     smtp = aiosmtplib.SMTP(hostname=stack.servers.host, port=stack.servers.smtp_port)
     started = time.perf_counter()
     await smtp.connect()
-    for email in emails:
-        await smtp.send_message(email)
+    for mail in mails:
+        envelope = mail.envelope
+        await smtp.send_message(mail.email, sender=envelope.sender, recipients=envelope.recipients)
     elapsed = time.perf_counter() - started
     await smtp.quit()
     return count / elapsed
@@ -786,15 +838,21 @@ async def interleaved(
     baseline: Callable[[], Awaitable[float]],
     reps: int,
     unit: str,
-) -> tuple[list[float], list[float]]:
+    reference: Callable[[], Awaitable[float]] | None = None,
+) -> tuple[list[float], list[float], list[float]]:
+    """Ours, the baseline (and a reference, if any) in turn, `reps` times."""
     mine: list[float] = []
     theirs: list[float] = []
+    others: list[float] = []
     for rep in range(1, reps + 1):
         mine.append(await ours())
         say(f"  {label} rep {rep}/{reps}: ours {mine[-1]:.1f} {unit}")
         theirs.append(await baseline())
         say(f"  {label} rep {rep}/{reps}: baseline {theirs[-1]:.1f} {unit}")
-    return mine, theirs
+        if reference is not None:
+            others.append(await reference())
+            say(f"  {label} rep {rep}/{reps}: reference {others[-1]:.1f} {unit}")
+    return mine, theirs, others
 
 
 async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
@@ -804,7 +862,7 @@ async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
     logging.getLogger().handlers[0].setStream(log_file)  # type: ignore[attr-defined]
 
     say(f"[1/6] consumer: matching applies {args.events} application-submitted events")
-    c_ours, c_raw = await interleaved(
+    c_ours, c_raw, _ = await interleaved(
         "consumer",
         lambda: our_consumer(stack, args.events),
         lambda: raw_consumer(stack, args.events),
@@ -812,7 +870,7 @@ async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
         "events/s",
     )
     say(f"[2/6] contacts: notifications keeps {args.contacts} contacts")
-    k_ours, k_raw = await interleaved(
+    k_ours, k_raw, _ = await interleaved(
         "contacts",
         lambda: our_contacts(stack, args.contacts),
         lambda: raw_contacts(stack, args.contacts),
@@ -820,12 +878,13 @@ async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
         "contacts/s",
     )
     say(f"[3/6] delivery: {args.mails} planned e-mails")
-    d_ours, d_raw = await interleaved(
+    d_ours, d_raw, d_alone = await interleaved(
         "delivery",
         lambda: our_delivery(stack, args.mails),
-        lambda: raw_smtp(stack, args.mails),
+        lambda: raw_sender(stack, args.mails),
         args.reps,
         "mails/s",
+        reference=lambda: smtp_alone(stack, args.mails),
     )
     say("[4/6] claim query time by size of the message log")
     claims = await claim_times(stack, [1000, 20000], due=50, tries=5)
@@ -870,8 +929,13 @@ async def run(args: argparse.Namespace, stack: Stack, work: Path) -> None:
     )
     say(
         f"| notifications delivers e-mail | {statistics.median(d_ours):.0f} mails/s "
-        f"({runs(d_ours)}) | raw aiosmtplib, one reused connection: "
+        f"({runs(d_ours)}) | raw aiosmtplib, one reused connection, one write per mail: "
         f"{statistics.median(d_raw):.0f} mails/s ({runs(d_raw)}) | {d_ratio:.2f} |"
+    )
+    say(
+        f"| (reference) the same mails, composed beforehand, over one connection, no database "
+        f"| — | {statistics.median(d_alone):.0f} mails/s ({runs(d_alone)}) | "
+        f"{statistics.median(d_ours) / statistics.median(d_alone):.2f} |"
     )
     say(
         f"| submit → e-mail, {args.rate:g} applications/s | p50 {p50:.0f} ms, p99 {p99:.0f} ms "

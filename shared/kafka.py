@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,19 +223,39 @@ class FetchPacer:
     (records handed out, a partition resumed after its batch was applied): the next fetch
     then goes out at once instead of at the end of a pause grown while it was busy."""
 
-    def __init__(self, seconds: float, longest: float) -> None:
+    def __init__(
+        self, seconds: float, longest: float, wake_fetcher: Callable[[], None] | None = None
+    ) -> None:
         self.seconds = seconds
         self.longest = max(seconds, longest)
         self.empty_in_a_row = 0
+        self.moves = 0  # how often work moved: a fetch that began before a move is stale
         self._moved = asyncio.Event()
+        self._wake_fetcher = wake_fetcher
 
     def busy(self) -> None:
         self.empty_in_a_row = 0
+        self.moves += 1
         self._moved.set()
 
-    async def pause(self) -> None:
+    def resumed(self) -> None:
+        """A paused partition was resumed: end the pause and have its records fetched now.
+
+        aiokafka's fetch routine watches a paused partition's resume only when no fetch to
+        its broker is in flight; if one was (here: the pause after an empty fetch of the
+        other partitions), it may sleep its whole `consumer_timeout_ms` (200 ms) before it
+        looks again. Measured: 200 ms between a partition's batches, consumer ratio 0.56.
+        A wake-up a moment later, once that fetch has been cleared, spares the wait."""
+        self.busy()
+        if self._wake_fetcher is not None:
+            asyncio.get_running_loop().call_later(0.002, self._wake_fetcher)
+
+    async def pause(self, since: int | None = None) -> None:
         """Wait after an empty fetch: `seconds`, doubled after each further one up to
-        `longest`, cut short by `busy()`."""
+        `longest`, cut short by `busy()`. No wait if work moved after `since` (the `moves`
+        seen when the fetch went out): that fetch did not ask for what is waiting now."""
+        if since is not None and since != self.moves:
+            return
         wait = min(self.longest, self.seconds * 2 ** min(self.empty_in_a_row, 16))
         self.empty_in_a_row += 1
         self._moved.clear()
@@ -262,19 +282,24 @@ def hold_empty_fetches(
     """
     if seconds <= 0:
         return None
-    pacer = FetchPacer(seconds, longest or seconds)
     fetcher = consumer._fetcher
+
+    def wake_fetcher() -> None:
+        # The routine's consume signal (set by aiokafka itself when records are taken).
+        fetcher._notify(fetcher._wait_consume_future)
+
+    pacer = FetchPacer(seconds, longest or seconds, wake_fetcher)
     original = fetcher._proc_fetch_request
     held_ms = consumer._fetch_max_wait_ms / 2
 
     async def fetch_then_pause(assignment: Any, node_id: int, request: Any) -> bool:
-        started = time.monotonic()
+        started, moves = time.monotonic(), pacer.moves
         has_data: bool = await original(assignment, node_id, request)
         if has_data:
             pacer.busy()
         elif (time.monotonic() - started) * 1000 < held_ms:
             try:
-                await pacer.pause()
+                await pacer.pause(since=moves)
             except asyncio.CancelledError:
                 return False  # the assignment changed or the consumer stops
         return has_data
