@@ -337,7 +337,7 @@ class IdempotentConsumer:
             if consumer is not None and tp in consumer.assignment():
                 consumer.resume(tp)
                 if self._pacer is not None:
-                    self._pacer.resumed()  # its next records are fetched at once
+                    self._pacer.busy()  # its next records are fetched at once
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
         consumer = self._consumer

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,32 +223,17 @@ class FetchPacer:
     (records handed out, a partition resumed after its batch was applied): the next fetch
     then goes out at once instead of at the end of a pause grown while it was busy."""
 
-    def __init__(
-        self, seconds: float, longest: float, wake_fetcher: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, seconds: float, longest: float) -> None:
         self.seconds = seconds
         self.longest = max(seconds, longest)
         self.empty_in_a_row = 0
-        self.moves = 0  # how often work moved: a fetch that began before a move is stale
+        self.moves = 0  # how often work moved: a fetch that went out before a move is stale
         self._moved = asyncio.Event()
-        self._wake_fetcher = wake_fetcher
 
     def busy(self) -> None:
         self.empty_in_a_row = 0
         self.moves += 1
         self._moved.set()
-
-    def resumed(self) -> None:
-        """A paused partition was resumed: end the pause and have its records fetched now.
-
-        aiokafka's fetch routine watches a paused partition's resume only when no fetch to
-        its broker is in flight; if one was (here: the pause after an empty fetch of the
-        other partitions), it may sleep its whole `consumer_timeout_ms` (200 ms) before it
-        looks again. Measured: 200 ms between a partition's batches, consumer ratio 0.56.
-        A wake-up a moment later, once that fetch has been cleared, spares the wait."""
-        self.busy()
-        if self._wake_fetcher is not None:
-            asyncio.get_running_loop().call_later(0.002, self._wake_fetcher)
 
     async def pause(self, since: int | None = None) -> None:
         """Wait after an empty fetch: `seconds`, doubled after each further one up to
@@ -279,22 +264,29 @@ def hold_empty_fetches(
     quick while traffic flows and nearly silent when there is none (one fetch costs about
     1 ms of CPU here). A fetch that took at least half of `fetch_max_wait_ms` (a broker that
     holds fetches) is not paused.
+
+    When work moved while a fetch was out (a partition resumed, records handed out), the
+    fetch routine is woken once more after the fetch's task is done. Without it, the routine
+    could be woken (by the resume) in the same turn as the task ends, look at its partitions
+    before the task's done-callback has cleared the broker's in-flight mark, find nothing it
+    may fetch, and sleep its whole `consumer_timeout_ms` (200 ms). Measured: 200 ms between a
+    partition's batches; consumer throughput 0.56 of the raw baseline, 0.80 without it.
     """
     if seconds <= 0:
         return None
+    pacer = FetchPacer(seconds, longest or seconds)
     fetcher = consumer._fetcher
-
-    def wake_fetcher() -> None:
-        # The routine's consume signal (set by aiokafka itself when records are taken).
-        fetcher._notify(fetcher._wait_consume_future)
-
-    pacer = FetchPacer(seconds, longest or seconds, wake_fetcher)
     original = fetcher._proc_fetch_request
     held_ms = consumer._fetch_max_wait_ms / 2
 
-    async def fetch_then_pause(assignment: Any, node_id: int, request: Any) -> bool:
-        started, moves = time.monotonic(), pacer.moves
+    def wake_routine(_: object) -> None:
+        # The routine's consume signal, which aiokafka sets itself when records are taken.
+        fetcher._notify(fetcher._wait_consume_future)
+
+    async def fetch_then_pause(assignment: Any, node_id: int, request: Any, moves: int) -> bool:
+        started = time.monotonic()
         has_data: bool = await original(assignment, node_id, request)
+        moved = pacer.moves != moves
         if has_data:
             pacer.busy()
         elif (time.monotonic() - started) * 1000 < held_ms:
@@ -302,9 +294,20 @@ def hold_empty_fetches(
                 await pacer.pause(since=moves)
             except asyncio.CancelledError:
                 return False  # the assignment changed or the consumer stops
+            moved = pacer.moves != moves
+        task = asyncio.current_task()
+        if moved and task is not None:
+            # Runs after aiokafka's own done-callback (added when it made the task), which
+            # clears the in-flight mark: the routine then sees what it may fetch.
+            task.add_done_callback(wake_routine)
         return has_data
 
-    fetcher._proc_fetch_request = fetch_then_pause
+    def fetch(assignment: Any, node_id: int, request: Any) -> Coroutine[Any, Any, bool]:
+        # Not a coroutine function: `moves` is read as aiokafka builds the request, not a
+        # loop turn later when its task first runs (a resume in between would be missed).
+        return fetch_then_pause(assignment, node_id, request, pacer.moves)
+
+    fetcher._proc_fetch_request = fetch
     return pacer
 
 

@@ -1,8 +1,9 @@
 """The pause after an empty fetch (shared.kafka.FetchPacer, hold_empty_fetches): it grows
 while nothing moves, ends as soon as work moves, is skipped for a fetch that went out before
-work moved, and a resumed partition wakes aiokafka's fetch routine. The fetcher here is a
-stand-in with the three members the wrapper uses; the real one is exercised by every
-integration test's consumers and measured by benchmarks/pipeline_bench.py."""
+work moved, and then aiokafka's fetch routine is woken once the fetch is no longer in
+flight. The fetcher here is a stand-in with the members the wrapper uses and aiokafka's
+order of done-callbacks; the real one runs under every integration test's consumers and is
+measured by benchmarks/pipeline_bench.py."""
 
 from __future__ import annotations
 
@@ -34,21 +35,30 @@ async def test_no_pause_after_a_fetch_that_went_out_before_work_moved() -> None:
 
 
 class _Fetcher:
-    """aiokafka's Fetcher as hold_empty_fetches uses it."""
+    """aiokafka's Fetcher as hold_empty_fetches uses it, and as its fetch routine starts a
+    fetch: a task per node, marked in flight until the task's own done-callback (added
+    when the task is made) clears the mark."""
 
     def __init__(self, answers: list[bool]) -> None:
         self.answers = answers
         self._wait_consume_future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.notified = 0
+        self._in_flight: set[int] = set()
+        self.woken_while_in_flight: list[bool] = []
 
     async def _proc_fetch_request(self, assignment: Any, node_id: int, request: Any) -> bool:
         await asyncio.sleep(0)
         return self.answers.pop(0)
 
     def _notify(self, future: asyncio.Future[None] | None) -> None:
-        self.notified += 1
+        self.woken_while_in_flight.append(bool(self._in_flight))
         if future is not None and not future.done():
             future.set_result(None)
+
+    def start_fetch(self, node_id: int = 0) -> asyncio.Task[bool]:
+        task = asyncio.ensure_future(self._proc_fetch_request(None, node_id, None))
+        self._in_flight.add(node_id)
+        task.add_done_callback(lambda _: self._in_flight.discard(node_id))
+        return task
 
 
 class _Consumer:
@@ -57,28 +67,50 @@ class _Consumer:
         self._fetch_max_wait_ms = 500
 
 
-async def test_empty_fetches_pause_and_a_resumed_partition_wakes_the_fetch_routine() -> None:
-    fetcher = _Fetcher([False, True, False])
+async def _settled() -> None:
+    for _ in range(5):  # done-callbacks run in the turns after a task ends
+        await asyncio.sleep(0)
+
+
+async def test_an_idle_consumer_pauses_after_empty_fetches_and_is_not_woken() -> None:
+    fetcher = _Fetcher([False, False, True])
     pacer = hold_empty_fetches(_Consumer(fetcher), 0.01, 0.02)  # type: ignore[arg-type]
     assert pacer is not None
-    fetch = fetcher._proc_fetch_request  # now the pacing wrapper
-
-    assert await fetch(None, 0, None) is False
-    assert pacer.empty_in_a_row == 1  # paused once
-    assert await fetch(None, 0, None) is True
+    assert await fetcher.start_fetch() is False
+    assert await fetcher.start_fetch() is False
+    assert pacer.empty_in_a_row == 2  # paused after each
+    assert await fetcher.start_fetch() is True
     assert pacer.empty_in_a_row == 0
+    await _settled()
+    assert fetcher.woken_while_in_flight == []  # nothing moved: no extra wake-up
 
-    # A resume while an empty fetch is on its way: that fetch is not followed by a pause,
-    # and the fetch routine is woken a moment later (not from inside the caller).
-    pending = asyncio.create_task(fetch(None, 0, None))
-    await asyncio.sleep(0)  # the fetch has gone out
-    pacer.resumed()
-    assert fetcher.notified == 0
-    assert await asyncio.wait_for(pending, timeout=1) is False
-    assert pacer.empty_in_a_row == 0
-    await asyncio.sleep(0.05)
-    assert fetcher.notified == 1
+
+async def test_work_moving_during_a_fetch_skips_the_pause_and_wakes_the_routine_after() -> None:
+    fetcher = _Fetcher([False])
+    pacer = hold_empty_fetches(_Consumer(fetcher), 30.0)  # type: ignore[arg-type]
+    assert pacer is not None
+    fetch = fetcher.start_fetch()
+    await asyncio.sleep(0)  # the fetch is out
+    pacer.busy()  # a partition resumed meanwhile
+    assert await asyncio.wait_for(fetch, timeout=1) is False  # no 30 s pause
+    await _settled()
+    # Woken once, and only after the node's in-flight mark was cleared, so the routine
+    # may fetch the resumed partition at once.
+    assert fetcher.woken_while_in_flight == [False]
     assert fetcher._wait_consume_future.done()
+
+
+async def test_a_move_before_the_fetch_task_first_runs_still_counts() -> None:
+    """aiokafka builds the request, makes the task, and the task runs a turn later: a
+    resume in that turn is after the request, so the empty answer is not paused on."""
+    fetcher = _Fetcher([False])
+    pacer = hold_empty_fetches(_Consumer(fetcher), 30.0)  # type: ignore[arg-type]
+    assert pacer is not None
+    fetch = fetcher.start_fetch()
+    pacer.busy()  # before the task's first step
+    assert await asyncio.wait_for(fetch, timeout=1) is False
+    await _settled()
+    assert fetcher.woken_while_in_flight == [False]
 
 
 async def test_no_pacing_when_the_pause_is_zero() -> None:
