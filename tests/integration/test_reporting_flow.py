@@ -513,10 +513,10 @@ async def test_the_xlsx_report_has_one_sheet_per_table(stack: Stack, cohort: Coh
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )
     book = load_workbook(io.BytesIO(r.content), read_only=True)
-    assert book.sheetnames == ["応募者", "ポジション", "マッチング", "提案と回答", "受入", "指標"]
+    assert book.sheetnames == ["応募者", "募集職種", "マッチング", "提案と回答", "受入", "指標"]
     sheets = {name: list(book[name].iter_rows(values_only=True)) for name in book.sheetnames}
     assert {row[2] for row in sheets["応募者"][1:]} == set(NAMES)
-    assert len(sheets["ポジション"]) == 1 + len(POSITIONS)
+    assert len(sheets["募集職種"]) == 1 + len(POSITIONS)
     assert [row[1] for row in sheets["マッチング"][1:]] == [1, 2]
     proposals = await stack.call("GET", f"/proposals?cohort_id={COHORT}", stack.coordinator)
     assert len(sheets["提案と回答"]) == 1 + len(proposals)
