@@ -183,17 +183,25 @@ class MessageFacts:
     application_withdrawn: bool = False
 
 
+# Why a message is not sent, as the message log keeps it (`last_error`); the portal words
+# each for the coordinator (services/portal/delivery_notes.py), so change them together.
+RECIPIENT_ERASED = "recipient erased"
+PROPOSAL_CLOSED = "the proposal is no longer waiting for answers"
+ALREADY_ANSWERED = "already answered"
+APPLICATION_WITHDRAWN = "the application was withdrawn meanwhile"
+
+
 def unwanted_reason(message: dict[str, Any], facts: MessageFacts) -> str | None:
     """Why a due message must not be sent any more (None: send it)."""
     if facts.recipient_erased:
-        return "recipient erased"
+        return RECIPIENT_ERASED
     template = message["template"]
     if template.startswith("answer_reminder."):
         proposal = facts.proposal or {}
         if proposal.get("closed"):
-            return "the proposal is no longer waiting for answers"
+            return PROPOSAL_CLOSED
         if proposal.get(f"{message['recipient_kind']}_answered"):
-            return f"the {message['recipient_kind']} has already answered"
+            return f"the {message['recipient_kind']} has {ALREADY_ANSWERED}"
     if template == "not_matched.student" and facts.application_withdrawn:
-        return "the application was withdrawn meanwhile"
+        return APPLICATION_WITHDRAWN
     return None

@@ -15,7 +15,14 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notifications.compose import Facts
-from services.notifications.domain import Planned, proposal_progress, unwanted_reason
+from services.notifications.domain import (
+    ALREADY_ANSWERED,
+    PROPOSAL_CLOSED,
+    RECIPIENT_ERASED,
+    Planned,
+    proposal_progress,
+    unwanted_reason,
+)
 from shared import tracing
 from shared.documents import utcnow
 from shared.events import ApplicationWithdrawn, CloudEvent, ContactRecord, MatchProposed
@@ -84,7 +91,7 @@ class NotificationsStore:
                         # facts is measured from here, not from its creation.
                         "due_at": p.not_before or utcnow(),
                         "created_at": utcnow(),
-                        "last_error": "recipient erased" if erased else None,
+                        "last_error": RECIPIENT_ERASED if erased else None,
                         # The event's trace context and request id: its e-mail's send
                         # joins the trace of the request that caused it.
                         "trace": tracing.outgoing_headers(),
@@ -120,10 +127,10 @@ class NotificationsStore:
         """Reminders nobody needs any more leave the queue now rather than when they fall
         due (the check at send time still covers a reminder planned after this fact)."""
         if facts.get("closed"):
-            kinds, why = ["student", "company"], "the proposal is no longer waiting for answers"
+            kinds, why = ["student", "company"], PROPOSAL_CLOSED
         else:
             kinds = [k.removesuffix("_answered") for k, v in facts.items() if v]
-            why = "already answered"
+            why = ALREADY_ANSWERED
         await self.messages.update_many(
             {
                 "data.proposal_id": proposal_id,
@@ -205,7 +212,7 @@ class NotificationsStore:
         )
         await self.messages.update_many(
             {**to_party, "status": {"$in": ["pending", "sending"]}},
-            {"$set": {"status": "suppressed", "last_error": "recipient erased"}},
+            {"$set": {"status": "suppressed", "last_error": RECIPIENT_ERASED}},
             session=session,
         )
 

@@ -161,6 +161,25 @@ LABELS: dict[str, dict[str, str]] = {
         "failed": N_("Failed"),
         "suppressed": N_("Not sent (no longer needed)"),
     },
+    # The notifications service's messages, by template (its name before the recipient's kind).
+    "message": {
+        "answer_reminder": N_("Reminder to answer a proposal"),
+        "application_submitted": N_("Confirmation of an application"),
+        "application_withdrawn": N_("Application withdrawn"),
+        "company_approved": N_("Company approved"),
+        "company_rejected": N_("Company not approved"),
+        "company_suspended": N_("Company suspended"),
+        "internship_completed": N_("Internship completed"),
+        "match_accepted": N_("Proposal accepted"),
+        "match_cancelled": N_("Proposal cancelled"),
+        "match_declined": N_("Proposal declined"),
+        "match_expired": N_("Proposal expired"),
+        "match_proposed": N_("Match proposed"),
+        "not_matched": N_("No match this round"),
+        "placement_cancelled": N_("Placement cancelled"),
+        "placement_confirmed": N_("Placement confirmed"),
+        "round_completed": N_("Matching round completed"),
+    },
     "residence": {
         "designated_activities": N_(
             "Designated Activities (特定活動, notice no. 9): a paid internship that is part of "

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from services.portal import i18n, labels
 from services.portal.clients import Caller, Services
+from services.portal.delivery_notes import delivery_note
 from services.portal.domain import (
     DEFAULT_TIME_ZONE,
     HOME,
@@ -55,6 +56,7 @@ def make_templates() -> Jinja2Templates:
         time_zone_options=i18n.time_zone_options,
         LANGUAGE_NAMES=i18n.LANGUAGE_NAMES,
         label=labels.label,
+        delivery_note=delivery_note,
         options=labels.options,
         JLPT=labels.JLPT,
         ENGLISH=labels.ENGLISH,

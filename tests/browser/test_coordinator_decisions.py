@@ -150,7 +150,12 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
         # The student reads the cancellation in words, in each language.
         for language in LANGUAGES:
             student.switch_language(language)
-            page = student.visit("/student", f"status-cancelled-{language}")
+            page = student.visit_until(
+                "/student",
+                f"status-cancelled-{language}",
+                "#applications li.card .application-state",
+                translate_in(language, "Cancelled"),
+            )
             card = page.locator("#applications li.card")
             expect(card.locator(".application-state")).to_have_text(
                 translate_in(language, "Cancelled")

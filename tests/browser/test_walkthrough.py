@@ -269,7 +269,11 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         coordinator.check("round-replayed")
 
         # -- student 1 declines on the status page: the seat is free again -------------------
-        page = student1.visit("/student", "status-proposed")
+        # The application's state reaches the applications service by event, a moment after
+        # the proposal itself.
+        page = student1.visit_until(
+            "/student", "status-proposed", ".application-state", say("Proposed a match")
+        )
         waiting = page.locator(".card.highlight[id^=waiting-]")
         expect(waiting).to_contain_text(TAIWAN_TIME[language])  # the deadline in their zone
         expect(page.locator(".application-state")).to_have_text(say("Proposed a match"))
@@ -308,7 +312,9 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         page = company.visit("/company/placements", "placements")
         expect(page.locator("table")).to_contain_text(second)
 
-        page = student2.visit("/student", "status-placed")
+        page = student2.visit_until(
+            "/student", "status-placed", ".application-state", say("Placed")
+        )
         expect(page.locator(".card.success[id^=placement-]")).to_contain_text(
             "Wafer inspection software"
         )
@@ -330,7 +336,9 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         expect(page.locator("#placement-table")).to_contain_text(reason)
         expect(page.locator("#placement-table")).to_contain_text(f"KK-2027-{tag}")
         coordinator.check("placement-cancelled")
-        page = student2.visit("/student", "status-placement-cancelled")
+        page = student2.visit_until(
+            "/student", "status-placement-cancelled", ".application-state", say("Cancelled")
+        )
         expect(page.locator(".application-state")).to_have_text(say("Cancelled"))
         expect(page.locator("#applications")).to_contain_text(reason)
         page = company.visit("/company/placements", "placements-cancelled")
@@ -343,6 +351,13 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         expect(page.locator("#cohort-state")).to_have_text(say("Finished"))
         coordinator.check("cohort-finished")
         coordinator.visit(f"/coordinator/deliveries?cohort={cohort_id}", "deliveries")
+        # Reminders nobody needed any more, each with why, in the coordinator's language.
+        coordinator.visit_until(
+            f"/coordinator/deliveries?cohort={cohort_id}&status=suppressed",
+            "deliveries-unsent",
+            "table",
+            say("The recipient has already answered, so no reminder is needed."),
+        )
 
         # -- the university office: its students, one of them, and the roster ----------------
         office = cast.person("university", language)
