@@ -82,7 +82,7 @@ user: $(STAMP)
 # .mo is stale).
 LOCALES := services/portal/locale
 translations: $(STAMP)
-	$(VENV)/bin/pybabel extract -F services/portal/babel.cfg -k Np_:1,2 --no-location --sort-output \
+	$(VENV)/bin/pybabel extract -F services/portal/babel.cfg -k Np_:1,2 -k Nc_:1c,2 --no-location --sort-output \
 	  --project=portal --copyright-holder="City of Kitakyushu" -o $(LOCALES)/messages.pot services/portal
 	for l in zh_TW ja; do \
 	  if [ -f $(LOCALES)/$$l/LC_MESSAGES/messages.po ]; then \

@@ -92,7 +92,14 @@ async def retry_delivery(
 ) -> dict[str, Any]:
     doc = await store.messages.find_one_and_update(
         {"_id": message_id, "status": "failed"},
-        {"$set": {"status": "pending", "attempts": 0, "next_attempt_at": datetime.now(UTC)}},
+        {
+            "$set": {
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": datetime.now(UTC),
+                "last_error": None,  # a fresh start; the log keeps why it failed before
+            }
+        },
     )
     if doc is None:
         if await store.messages.find_one({"_id": message_id}) is None:

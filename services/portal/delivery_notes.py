@@ -1,10 +1,10 @@
 """Why an e-mail was not sent, or not yet, in the coordinator's language.
 
 The notifications service records its reason in English (`last_error`): its own sentences
-for a message that is no longer needed or still waits for facts, and the mail server's answer
-for a failed attempt. Like `problems.KNOWN` for the services' refusals, this words the
-service's own sentences and keeps the mail server's answer, which no one can translate, as a
-quoted detail under a translated lead.
+for a message that is no longer needed or still waits for facts, and the error of a failed
+attempt (the mail server's answer, a connection that failed, a template that did not render).
+Like `problems.KNOWN` for the services' refusals, this words the service's own sentences and
+keeps an error, which no one can translate, as a quoted detail under a translated lead.
 """
 
 from __future__ import annotations
@@ -40,22 +40,22 @@ KNOWN: tuple[tuple[re.Pattern[str], str, bool], ...] = (
     ),
     (
         re.compile(r"^the application was withdrawn meanwhile$"),
-        N_("The application was withdrawn in the meantime."),
+        N_("The application was withdrawn before this message was sent."),
         False,
     ),
     (
         re.compile(r"^no contact yet for "),
-        N_("Waiting for the recipient's contact details; it will be tried again shortly."),
+        N_("Waiting for the recipient's contact details; sending is retried shortly."),
         False,
     ),
     (
         re.compile(r"^no facts yet for position "),
-        N_("Waiting for the position's details; it will be tried again shortly."),
+        N_("Waiting for the position's details; sending is retried shortly."),
         False,
     ),
     (
         re.compile(r"^gave up after \d+ s: "),
-        N_("Given up: the details this message needs never arrived."),
+        N_("Not sent: the details this message needs did not arrive in time."),
         True,
     ),
 )
@@ -68,4 +68,4 @@ def delivery_note(last_error: str | None) -> DeliveryNote | None:
     for pattern, text, keep in KNOWN:
         if pattern.search(last_error):
             return DeliveryNote(gettext(text), last_error if keep else None)
-    return DeliveryNote(gettext(N_("The mail server answered:")), last_error)
+    return DeliveryNote(gettext(N_("Sending failed:")), last_error)

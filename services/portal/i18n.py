@@ -69,6 +69,17 @@ def N_(message: str) -> str:
     return message
 
 
+def Nc_(context: str, message: str) -> str:
+    """Marks a message said in a context (extracted with `-k Nc_:1c,2`): a short word that
+    could mean something else elsewhere gets its own translation. Translate it with
+    `pgettext(context, message)`."""
+    return message
+
+
+def pgettext(context: str, message: str) -> str:
+    return translations(_language.get()).pgettext(context, message)
+
+
 def Np_(singular: str, plural: str) -> tuple[str, str]:
     """Marks a message with a plural form (extracted with `-k Np_:1,2`)."""
     return singular, plural

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from services.portal.i18n import N_, gettext
+from services.portal.i18n import N_, Nc_, gettext, pgettext
+
+# Kinds whose words are translated in a context (the literal in their `Nc_` marks).
+CONTEXTS = {"message": "e-mail"}
 
 LABELS: dict[str, dict[str, str]] = {
     "sector": {
@@ -161,24 +164,25 @@ LABELS: dict[str, dict[str, str]] = {
         "failed": N_("Failed"),
         "suppressed": N_("Not sent (no longer needed)"),
     },
-    # The notifications service's messages, by template (its name before the recipient's kind).
+    # The notifications service's e-mails, by template (its name before the recipient's
+    # kind); in their own context, as names of e-mails ("Placement confirmed" is a state too).
     "message": {
-        "answer_reminder": N_("Reminder to answer a proposal"),
-        "application_submitted": N_("Confirmation of an application"),
-        "application_withdrawn": N_("Application withdrawn"),
-        "company_approved": N_("Company approved"),
-        "company_rejected": N_("Company not approved"),
-        "company_suspended": N_("Company suspended"),
-        "internship_completed": N_("Internship completed"),
-        "match_accepted": N_("Proposal accepted"),
-        "match_cancelled": N_("Proposal cancelled"),
-        "match_declined": N_("Proposal declined"),
-        "match_expired": N_("Proposal expired"),
-        "match_proposed": N_("Match proposed"),
-        "not_matched": N_("No match this round"),
-        "placement_cancelled": N_("Placement cancelled"),
-        "placement_confirmed": N_("Placement confirmed"),
-        "round_completed": N_("Matching round completed"),
+        "answer_reminder": Nc_("e-mail", "Reminder of the deadline to answer"),
+        "application_submitted": Nc_("e-mail", "Application received"),
+        "application_withdrawn": Nc_("e-mail", "Application withdrawn"),
+        "company_approved": Nc_("e-mail", "Company approved"),
+        "company_rejected": Nc_("e-mail", "Company not approved"),
+        "company_suspended": Nc_("e-mail", "Company suspended"),
+        "internship_completed": Nc_("e-mail", "Internship completed"),
+        "match_accepted": Nc_("e-mail", "Proposal accepted"),
+        "match_cancelled": Nc_("e-mail", "Proposal cancelled"),
+        "match_declined": Nc_("e-mail", "Proposal declined"),
+        "match_expired": Nc_("e-mail", "Proposal expired"),
+        "match_proposed": Nc_("e-mail", "Match proposed"),
+        "not_matched": Nc_("e-mail", "Not matched in a round"),
+        "placement_cancelled": Nc_("e-mail", "Placement cancelled"),
+        "placement_confirmed": Nc_("e-mail", "Placement confirmed"),
+        "round_completed": Nc_("e-mail", "Matching round completed"),
     },
     "residence": {
         "designated_activities": N_(
@@ -241,7 +245,9 @@ def label(kind: str, value: object) -> str:
     """The translated word for a code; the code itself when we have no word for it."""
     key = str(value).lower() if isinstance(value, bool) else str(value if value is not None else "")
     text = LABELS.get(kind, {}).get(key)
-    return gettext(text) if text else key
+    if not text:
+        return key
+    return pgettext(CONTEXTS[kind], text) if kind in CONTEXTS else gettext(text)
 
 
 def options(kind: str) -> list[tuple[str, str]]:

@@ -309,6 +309,40 @@ async def test_smtp_outage_then_recovery_loses_nothing(platform: Platform) -> No
     assert stored["status"] == "sent" and stored["attempts"] >= 2
 
 
+async def test_a_failed_message_sent_again_starts_afresh(platform: Platform) -> None:
+    """The coordinator's "Send again": the message is due at once with its attempts and its
+    old reason cleared (the delivery log would otherwise show the old failure under
+    "Waiting to be sent"), and it goes out."""
+    d = platform.apps
+    cohort = await d.cohort()
+    company = await d.company()
+    position = await d.position(company, cohort)
+    student = await d.student(language="en")
+    await eventually(platform.settled)
+    messages = platform.db["messages"]
+    deliverer = platform.notifications_app.state.deliverer
+    async with deliverer._one_pass:  # the sender waits while the failure is staged
+
+        async def planned() -> Any:
+            return await messages.find_one(
+                {"recipient_id": student, "template": "application_submitted.student"}
+            )
+
+        await d.apply(student, cohort, [position])
+        message = await eventually(planned)
+        failure = {"status": "failed", "attempts": 10, "last_error": "SMTPServerDisconnected: x"}
+        await messages.update_one({"_id": message["_id"]}, {"$set": failure})
+        r = await platform.notifications.post(
+            f"/deliveries/{message['_id']}/retry", headers=d.auth(Role.COORDINATOR, "coordinator")
+        )
+        assert r.status_code == 200 and r.json()["status"] == "pending", r.text
+        again = await messages.find_one({"_id": message["_id"]})
+        assert (again["status"], again["attempts"], again["last_error"]) == ("pending", 0, None)
+    await eventually(lambda: platform.mail_to(f"{student}@example.tw"), timeout=30)
+    sent = await messages.find_one({"_id": message["_id"]})
+    assert sent["status"] == "sent" and sent["last_error"] is None
+
+
 async def test_erased_contact_receives_nothing_further(platform: Platform) -> None:
     d = platform.apps
     cohort = await d.cohort()

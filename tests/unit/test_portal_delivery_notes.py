@@ -60,14 +60,16 @@ def test_each_reason_the_sender_writes_is_said_in_words(language: str) -> None:
         assert not {n.text for n in sentences.values() if n} & set(english.values())
 
 
-def test_a_give_up_keeps_its_reason_and_a_mail_servers_answer_is_quoted() -> None:
+def test_a_give_up_keeps_its_reason_and_an_error_is_quoted_as_it_came() -> None:
     i18n.use("ja")
     gave_up = "gave up after 3601 s: no contact yet for stu-1"
     assert delivery_note(gave_up) == DeliveryNote(
-        "送信を取りやめました。このメッセージに必要な情報が届きませんでした。", gave_up
+        "送信に必要な情報が時間内に届かなかったため、送信を中止しました。", gave_up
     )
     refused = "SMTPRecipientsRefused: {'x@example.invalid': (550, '5.1.1 User unknown')}"
-    assert delivery_note(refused) == DeliveryNote("メールサーバーの応答：", refused)
+    assert delivery_note(refused) == DeliveryNote("送信エラー：", refused)
+    refused = "ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 2525)"
+    assert delivery_note(refused) == DeliveryNote("送信エラー：", refused)
     assert delivery_note(None) is None and delivery_note("") is None
 
 

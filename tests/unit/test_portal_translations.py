@@ -17,13 +17,20 @@ METHODS = [("**.py", "python"), ("templates/**.html", "jinja2")]
 PLACEHOLDER = re.compile(r"%\(\w+\)s")
 
 
+def key(message: str | tuple[str, ...] | list[str], context: str | None) -> str | tuple[str, ...]:
+    """A message as gettext finds it: a message in a context is another message."""
+    if not isinstance(message, str):
+        return tuple(message)
+    return f"{context}\x04{message}" if context else message
+
+
 def extracted() -> set[str | tuple[str, ...]]:
     found: set[str | tuple[str, ...]] = set()
-    keywords = {**DEFAULT_KEYWORDS, "Np_": (1, 2)}
-    for _file, _line, message, _comments, _context in extract_from_dir(
+    keywords = {**DEFAULT_KEYWORDS, "Np_": (1, 2), "Nc_": ((1, "c"), 2)}
+    for _file, _line, message, _comments, context in extract_from_dir(
         str(PORTAL), METHODS, keywords=keywords
     ):
-        found.add(message if isinstance(message, str) else tuple(message))
+        found.add(key(message, context))
     return found
 
 
@@ -41,7 +48,7 @@ def messages() -> set[str | tuple[str, ...]]:
 
 def test_the_template_lists_every_message(messages: set[str | tuple[str, ...]]) -> None:
     with (LOCALES / "messages.pot").open("rb") as f:
-        pot = {m.id if isinstance(m.id, str) else tuple(m.id) for m in read_po(f) if m.id}
+        pot = {key(m.id, m.context) for m in read_po(f) if m.id}
     missing = messages - pot
     assert not missing, f"run `make translations`: not in messages.pot: {sorted(map(str, missing))}"
 
@@ -54,11 +61,11 @@ def test_every_message_is_translated(language: str, messages: set[str | tuple[st
             continue
         strings = m.string if isinstance(m.string, tuple) else (m.string,)
         if all(s and s.strip() for s in strings):
-            translated[m.id if isinstance(m.id, str) else tuple(m.id)] = strings
+            translated[key(m.id, m.context)] = strings
     missing = sorted(str(m) for m in messages if m not in translated)
     assert not missing, f"{language}: missing or untranslated: {missing}"
     for msgid, strings in translated.items():
-        source = msgid if isinstance(msgid, str) else msgid[0]
+        source = msgid.split("\x04")[-1] if isinstance(msgid, str) else msgid[0]
         for s in strings:
             assert set(PLACEHOLDER.findall(s)) == set(PLACEHOLDER.findall(source)), (
                 f"{language}: placeholders differ in {source!r} -> {s!r}"
@@ -72,4 +79,5 @@ def test_compiled_catalog_matches_the_po(language: str) -> None:
     for m in catalog(language):
         if not m.id or isinstance(m.id, tuple) or not m.string:
             continue
-        assert compiled.gettext(m.id) == m.string, f"stale .mo: run `make translations` ({m.id!r})"
+        found = compiled.pgettext(m.context, m.id) if m.context else compiled.gettext(m.id)
+        assert found == m.string, f"stale .mo: run `make translations` ({m.id!r})"
