@@ -172,7 +172,13 @@ async def test_a_company_changes_its_position_while_the_window_is_open(platform:
     mails = await eventually(lambda: len(proposal_mails()) == 2 and proposal_mails(), timeout=30)
     assert all("Wafer inspection software" in m.get_content() for m in mails)
 
-    # Once the window has closed (and rounds ran), the position no longer changes.
+    # Once the window has closed (and rounds ran), the position no longer changes. The round
+    # reaches the applications service by event: the cohort is "matching" there a moment later.
+    async def matching() -> Any:
+        doc = await apps.call("GET", f"/cohorts/{cohort}", apps.coordinator)
+        return doc if doc["state"] == "matching" else None
+
+    await eventually(matching, timeout=30)
     refused = await apps.call("PUT", f"/positions/{position}", owner, changed, 409)
     assert refused["detail"][0]["current_state"] == "matching"
     after = await apps.call("GET", f"/positions/{position}", owner)
