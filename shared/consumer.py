@@ -78,7 +78,6 @@ EventHandler = Callable[[CloudEvent[Any], Session], Awaitable[None]]
 # to write them with one bulk_write. If it raises, the batch is split in halves until the
 # failing event is alone, which then gets the per-message retry and DLQ rules.
 BatchHandler = Callable[[list[CloudEvent[Any]], Session], Awaitable[None]]
-ContactHandler = Callable[[str, ContactRecord | None, Session], Awaitable[None]]
 # The same for contacts: (key, record or None for an erasure) of one poll, in order.
 ContactBatchHandler = Callable[[list[tuple[str, ContactRecord | None]], Session], Awaitable[None]]
 
@@ -101,7 +100,7 @@ def _dependency_of(exc: BaseException) -> Dependency:
 class _Route:
     topic: str  # the catalog name, without the deployment's prefix
     contacts: bool
-    handler: Any  # EventHandler, BatchHandler; ContactHandler, ContactBatchHandler (contacts)
+    handler: Any  # EventHandler or BatchHandler; ContactBatchHandler for the contacts topic
     batch: bool = False  # the handler takes all new items of a poll at once
 
 
@@ -181,9 +180,6 @@ class IdempotentConsumer:
 
     def subscribe_batch(self, topic: str, handler: BatchHandler) -> None:
         self.routes[self.settings.topic(topic)] = _Route(topic, False, handler, batch=True)
-
-    def subscribe_contacts(self, handler: ContactHandler) -> None:
-        self.routes[self.settings.topic(CONTACTS_TOPIC)] = _Route(CONTACTS_TOPIC, True, handler)
 
     def subscribe_contacts_batch(self, handler: ContactBatchHandler) -> None:
         route = _Route(CONTACTS_TOPIC, True, handler, batch=True)
@@ -513,13 +509,8 @@ class IdempotentConsumer:
         self, route: _Route, items: list[_Item], session: Session
     ) -> list[str]:
         # Upserts and erasures are idempotent by nature (last write wins), so no event id.
-        if route.batch:
-            pairs = [(i.party_id, i.contact) for i in items]
-            await self._call_batch(route, items, items, lambda: route.handler(pairs, session))
-            return ["applied"] * len(items)
-        for index, item in enumerate(items):
-            with self._processing(route, item):
-                await self._call(index, route.handler(item.party_id, item.contact, session))
+        pairs = [(i.party_id, i.contact) for i in items]
+        await self._call_batch(route, items, items, lambda: route.handler(pairs, session))
         return ["applied"] * len(items)
 
     async def _call_batch(

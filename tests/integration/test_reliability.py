@@ -253,12 +253,12 @@ async def test_contacts_bad_and_failing_records_reach_the_dlq(settings: CommonSe
     h = Harness(settings, "contacts-reliability")
     seen: list[tuple[str, bool]] = []
 
-    async def keep(party_id: str, record: Any, session: Session) -> None:
-        if party_id == "party-poison":
+    async def keep(items: list[tuple[str, Any]], session: Session) -> None:
+        if any(party_id == "party-poison" for party_id, _ in items):
             raise RuntimeError("cannot store this contact")
-        seen.append((party_id, record is None))
+        seen.extend((party_id, record is None) for party_id, record in items)
 
-    h.consumer.subscribe_contacts(keep)
+    h.consumer.subscribe_contacts_batch(keep)
     topic = settings.topic("contacts")
     await ensure_topics(
         settings.kafka_bootstrap_servers,
