@@ -76,6 +76,15 @@ class Platform:
         assert r.status_code == expect, (url, r.text)
         return r.json()
 
+    async def one_opening(self, language: str) -> tuple[str, str, str, str]:
+        """A cohort with one company's position and a student who may apply to it:
+        (cohort, company, position, student)."""
+        d = self.apps
+        cohort = await d.cohort()
+        company = await d.company()
+        position = await d.position(company, cohort)
+        return cohort, company, position, await d.student(language=language)
+
     async def settled(self) -> bool:
         """Nothing left to send now (reminders planned for later do not count)."""
         busy = await self.db["messages"].count_documents(
@@ -279,10 +288,7 @@ async def test_smtp_outage_then_recovery_loses_nothing(platform: Platform) -> No
     servers = platform.infra.servers
     assert servers is not None
     d = platform.apps
-    cohort = await d.cohort()
-    company = await d.company()
-    position = await d.position(company, cohort)
-    student = await d.student(language="en")
+    cohort, _, position, student = await platform.one_opening("en")
     await eventually(platform.settled)
     servers.stop_smtp()
     try:
@@ -314,10 +320,7 @@ async def test_a_failed_message_sent_again_starts_afresh(platform: Platform) -> 
     old reason cleared (the delivery log would otherwise show the old failure under
     "Waiting to be sent"), and it goes out."""
     d = platform.apps
-    cohort = await d.cohort()
-    company = await d.company()
-    position = await d.position(company, cohort)
-    student = await d.student(language="en")
+    cohort, _, position, student = await platform.one_opening("en")
     await eventually(platform.settled)
     messages = platform.db["messages"]
     deliverer = platform.notifications_app.state.deliverer
@@ -345,10 +348,7 @@ async def test_a_failed_message_sent_again_starts_afresh(platform: Platform) -> 
 
 async def test_erased_contact_receives_nothing_further(platform: Platform) -> None:
     d = platform.apps
-    cohort = await d.cohort()
-    company = await d.company()
-    position = await d.position(company, cohort)
-    student = await d.student(language="ja")
+    cohort, company, position, student = await platform.one_opening("ja")
     await d.apply(student, cohort, [position])
     await eventually(lambda: platform.mail_to(f"{student}@example.tw"))
 
