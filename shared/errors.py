@@ -16,6 +16,10 @@ from starlette.exceptions import HTTPException
 class ErrorItem(BaseModel):
     field: str | None = Field(description="The input that was refused (dotted path), if any.")
     reason: str = Field(description="Why, in words a person can act on.")
+    # Clients decide on the code, never on the (English, changeable) reason.
+    code: str | None = Field(
+        default=None, description="A stable code for the rule that refused it, if it has one."
+    )
     # A 409 from a state machine says where the thing stands and where it could go.
     current_state: str | None = Field(
         default=None, description="409 from a lifecycle: the current state."

@@ -176,7 +176,23 @@ def company_response(company: Doc, principal: Principal) -> dict[str, Any]:
 
 
 @companies.get("")
-async def list_companies(principal: CompanyOrCoordinator, store: Store) -> list[dict[str, Any]]:
+async def list_companies(
+    principal: CompanyOrCoordinator,
+    store: Store,
+    contact_email: Annotated[
+        str | None,
+        Query(
+            max_length=254,
+            description="Only the companies whose contact is this address (any case, any "
+            "status): the portal's sign-in and its one-address-one-person checks.",
+        ),
+    ] = None,
+) -> list[dict[str, Any]]:
+    if contact_email is not None:
+        found = await store.companies_by_address(contact_email)
+        if not principal.is_coordinator:
+            found = [c for c in found if c["_id"] == principal.sub]
+        return [company_response(c, principal) for c in found]
     query = {} if principal.is_coordinator else {"_id": principal.sub}
     return [
         company_response(c, principal)

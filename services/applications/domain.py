@@ -57,6 +57,22 @@ class Strict(BaseModel):
 # Deadlines are shown in each party's own zone; stored per party, never guessed from language.
 STUDENT_TIME_ZONE = "Asia/Taipei"
 COMPANY_TIME_ZONE = "Asia/Tokyo"
+# The code of the refusal when a contact address is another company's (the portal translates it).
+ADDRESS_IN_USE = "address_in_use"
+
+
+def address_key(email: str) -> str:
+    """The form an address is compared in: addresses are case-insensitive in practice."""
+    return email.strip().lower()
+
+
+def address_in_use(field: str, status_code: int = 422) -> DomainError:
+    return DomainError(
+        "this e-mail address is already the contact of another company on the platform",
+        field=field,
+        status_code=status_code,
+        extra={"code": ADDRESS_IN_USE},
+    )
 
 
 class CohortIn(Strict):

@@ -136,6 +136,17 @@ POSITION_CLOSE_REASON = {
 }
 
 
+# A registration holds its contact's address until it is rejected: no second company may use
+# the address meanwhile (one address, one person), and a rejected impostor frees it.
+ADDRESS_HOLDING = frozenset(
+    {CompanyStatus.PENDING, CompanyStatus.APPROVED, CompanyStatus.SUSPENDED}
+)
+
+
+def holds_address(status: CompanyStatus) -> bool:
+    return status in ADDRESS_HOLDING
+
+
 def company_actions(status: CompanyStatus) -> list[str]:
     return [COMPANY_ACTIONS[s] for s in COMPANY.allowed(status)]
 

@@ -6,10 +6,12 @@ so either both happen or neither does.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from services.applications import domain, lifecycle
 from services.applications.domain import (
@@ -58,6 +60,9 @@ class ApplicationsStore:
         self.cohorts = db["cohorts"]
         self.companies = db["companies"]
         self.positions = db["positions"]
+        # One document per contact address a live company holds: {_id: address, company_id}.
+        # The unique _id makes two registrations of one address conflict even when they race.
+        self.addresses = db["company_addresses"]
         self.students = db["students"]
         self.applications = db["applications"]
         self.rankings = db["rankings"]
@@ -69,6 +74,24 @@ class ApplicationsStore:
             [("student_id", ASCENDING), ("cohort_id", ASCENDING), ("state", ASCENDING)]
         )
         await self.applications.create_index("ranked_position_ids")
+        await self.addresses.create_index("company_id")
+        await self.companies.create_index("contact_address")
+        await self._claim_existing_addresses()
+
+    async def _claim_existing_addresses(self) -> None:
+        """Companies registered before addresses were claimed get their claims now (bounded by
+        the number of companies; the first by id wins). An address two live companies already
+        share stays unclaimed by the second; `python -m services.portal identities` lists it."""
+        live = {s.value for s in lifecycle.ADDRESS_HOLDING}
+        async for company in self.companies.find({"contact_address": None}).sort("_id"):
+            key = domain.address_key(company["contact"]["email"])
+            await self.companies.update_one(
+                {"_id": company["_id"]}, {"$set": {"contact_address": key}}
+            )
+            if company["status"] not in live:
+                continue
+            with contextlib.suppress(DuplicateKeyError):  # shared already: reported, not settled
+                await self.addresses.insert_one({"_id": key, "company_id": company["_id"]})
 
     # cohorts -------------------------------------------------------------------------------
 
@@ -156,9 +179,11 @@ class ApplicationsStore:
             "_id": new_id("co"),
             **body.model_dump(mode="json", exclude={"contact"}),
             "contact": body.contact.model_dump(mode="json"),
+            "contact_address": domain.address_key(body.contact.email),
             "status": CompanyStatus.PENDING.value,
             "registered_at": utcnow(),
         }
+        await self._claim_address(session, body.contact.email, doc["_id"], "contact.email")
         await self.companies.insert_one(doc, session=session)
         contact = self._company_contact(doc)
         await self.outbox.add_contact(session, contact.key, contact)
@@ -170,6 +195,12 @@ class ApplicationsStore:
         company = await self.get_company(company_id, session)
         previous = CompanyStatus(company["status"])
         COMPANY.check(previous, status, ident=company_id)
+        address = company["contact"]["email"]
+        if lifecycle.holds_address(status) and not lifecycle.holds_address(previous):
+            # A reconsidered rejection: the address may have gone to another company since.
+            await self._claim_address(session, address, company_id, "contact.email", 409)
+        elif lifecycle.holds_address(previous) and not lifecycle.holds_address(status):
+            await self._release_address(session, address, company_id)
         at = utcnow()
         await self.companies.update_one(
             {"_id": company_id},
@@ -201,13 +232,49 @@ class ApplicationsStore:
         """The company's contact person, language and time zone (the restricted `contacts`
         record follows, so mails go to the new address in the new language and zone)."""
         company = await self.get_company(company_id, session)
+        if lifecycle.holds_address(CompanyStatus(company["status"])):
+            old, new = company["contact"]["email"], contact.email
+            if domain.address_key(old) != domain.address_key(new):
+                await self._claim_address(session, new, company_id, "email")
+                await self._release_address(session, old, company_id)
         changed = {**company, "contact": contact.model_dump(mode="json")}
         await self.companies.update_one(
-            {"_id": company_id}, {"$set": {"contact": changed["contact"]}}, session=session
+            {"_id": company_id},
+            {
+                "$set": {
+                    "contact": changed["contact"],
+                    "contact_address": domain.address_key(contact.email),
+                }
+            },
+            session=session,
         )
         contact_record = self._company_contact(changed)
         await self.outbox.add_contact(session, contact_record.key, contact_record)
         return changed
+
+    async def _claim_address(
+        self, session: Session, email: str, company_id: str, field: str, status_code: int = 422
+    ) -> None:
+        key = domain.address_key(email)
+        holder = await self.addresses.find_one({"_id": key}, session=session)
+        if holder is not None:
+            if holder["company_id"] != company_id:
+                raise domain.address_in_use(field, status_code)
+            return
+        try:
+            await self.addresses.insert_one({"_id": key, "company_id": company_id}, session=session)
+        except DuplicateKeyError as exc:  # claimed by a registration that committed first
+            raise domain.address_in_use(field, status_code) from exc
+
+    async def _release_address(self, session: Session, email: str, company_id: str) -> None:
+        await self.addresses.delete_one(
+            {"_id": domain.address_key(email), "company_id": company_id}, session=session
+        )
+
+    async def companies_by_address(self, email: str) -> list[Doc]:
+        """The companies whose contact is this address (any status, any spelling of case)."""
+        cursor = self.companies.find({"contact_address": domain.address_key(email)})
+        return await cursor.sort("_id").to_list()
 
     async def get_company(self, company_id: str, session: Session | None = None) -> Doc:
         return await find_or_404(self.companies, "company", company_id, session)
@@ -224,6 +291,7 @@ class ApplicationsStore:
             organisation_ja=company["name_ja"],
             organisation_en=company["name_en"],
             time_zone=contact.get("time_zone") or domain.COMPANY_TIME_ZONE,
+            changed_at=utcnow(),
         )
 
     # positions -----------------------------------------------------------------------------

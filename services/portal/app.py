@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from services.portal import i18n, problems
+from services.portal import handlers, i18n, problems
 from services.portal.clients import ApiError, Services, ServiceUnavailable
 from services.portal.mailer import PortalMailer
 from services.portal.pages import ROUTERS
@@ -36,6 +36,7 @@ from services.portal.web import (
 from shared import charts
 from shared.documents import utcnow
 from shared.mongo import connect, ping
+from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -64,18 +65,26 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     settings = settings or PortalSettings()
     settings.require_jwt_secret()  # fail at start, not on the first sign-in
     start_tracing()
+    # The consuming side (handlers.py): the services' decisions that end people's rights. It has
+    # its own MongoDB client; the pages keep theirs.
+    runtime = ServiceRuntime(
+        name="portal", settings=settings, database=settings.database, publishes=[]
+    )
     client = connect(settings.mongodb_uri)
     store = PortalStore(client[settings.database])
+    handlers.register(runtime, PortalStore(runtime.db))
     services = Services.create(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.ensure_indexes()
+        await runtime.start()
         sweeper = asyncio.create_task(sweep(store), name="portal-sweep")
         try:
             yield
         finally:
             sweeper.cancel()
+            await runtime.stop()
             for task in list(app.state.background):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(task, timeout=10)
@@ -91,6 +100,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.runtime = runtime
     app.state.services = services
     app.state.mailer = PortalMailer(settings)
     app.state.templates = make_templates()

@@ -26,6 +26,11 @@ class PortalRole(StrEnum):
     STUDENT = "student"
     UNIVERSITY = "university"
 
+    @property
+    def is_staff(self) -> bool:
+        """Let in by the operator (`make user`), not by registering."""
+        return self in (PortalRole.COORDINATOR, PortalRole.UNIVERSITY)
+
 
 HOME = {
     PortalRole.COORDINATOR: "/coordinator",
@@ -63,6 +68,77 @@ def student_domain_allowed(email: str, domains: tuple[str, ...]) -> bool:
         return True
     domain = email.rsplit("@", 1)[-1].lower()
     return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+# -- one address, one person ------------------------------------------------------------------
+
+# A company's contact signs in while the company is approved, and still once it is suspended
+# (its mails link to its pages, and confirmed placements stay; the services refuse what such a
+# company may no longer do). A pending registration gets no link, and a rejected one never: an
+# impostor's rejected registration must not catch the real contact's sign-in.
+COMPANY_SIGN_IN = frozenset({"approved", "suspended"})
+# A registration holds its address until it is rejected (as the applications service rules).
+COMPANY_HOLDS_ADDRESS = frozenset({"pending", "approved", "suspended"})
+# A company whose status becomes one of these loses its sessions at once.
+COMPANY_RIGHTS_END = frozenset({"rejected", "suspended"})
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A live identity that an e-mail address belongs to."""
+
+    role: PortalRole
+    sub: str
+    name: str | None = None
+    can_sign_in: bool = True
+
+
+def holders(user: Mapping[str, Any] | None, companies: Iterable[Mapping[str, Any]]) -> list[Holder]:
+    """Everyone an address belongs to: the portal's own person (staff or student) and the live
+    company registrations whose contact it is."""
+    found: list[Holder] = []
+    if user is not None:
+        found.append(Holder(PortalRole(user["role"]), str(user["sub"]), user.get("name")))
+    for company in companies:
+        status = str(company.get("status"))
+        if status in COMPANY_HOLDS_ADDRESS:
+            found.append(
+                Holder(
+                    PortalRole.COMPANY,
+                    str(company["id"]),
+                    company.get("name_ja"),
+                    can_sign_in=status in COMPANY_SIGN_IN,
+                )
+            )
+    return found
+
+
+class Ambiguous(Exception):
+    """An address that already belongs to more than one live identity (data from before the
+    rule, or a registration made past the portal): nobody signs in with it until an operator
+    has settled it (`python -m services.portal identities` lists such addresses)."""
+
+    def __init__(self, found: list[Holder]) -> None:
+        super().__init__(", ".join(f"{h.role.value}:{h.sub}" for h in found))
+        self.holders = found
+
+
+def sign_in_holder(found: list[Holder]) -> Holder | None:
+    """Whom a sign-in link for the address is for: its one holder, if that one may sign in."""
+    if len(found) > 1:
+        raise Ambiguous(found)
+    if found and found[0].can_sign_in:
+        return found[0]
+    return None
+
+
+def taken_by_other(found: list[Holder], role: PortalRole, sub: str | None = None) -> Holder | None:
+    """The holder that keeps `role`/`sub` (None: someone new) from using the address, if any;
+    the identity itself does not."""
+    for holder in found:
+        if holder.role is not role or holder.sub != sub:
+            return holder
+    return None
 
 
 # -- secrets -------------------------------------------------------------------------------

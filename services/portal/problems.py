@@ -237,6 +237,13 @@ KNOWN: tuple[Known, ...] = (
     _known(r"^choose one of: ", N_("Please choose one of the reasons.")),
 )
 
+# The services' stable codes (shared/errors.py ErrorItem.code): decided on before any wording.
+ADDRESS_IN_USE = N_(
+    "This e-mail address is already used by someone else on the platform. Please use another "
+    "address, or write to the city office if you think this is a mistake."
+)
+CODES: Mapping[str, str] = {"address_in_use": ADDRESS_IN_USE}
+
 # A 409 that names the state something is in now: said with the state's word.
 STATE_KINDS = (
     "cohort_state",
@@ -271,7 +278,10 @@ def describe(detail: Mapping[str, Any], fields: Fields | None = None) -> Problem
     reason = str(detail.get("reason") or "")
     reason_text = reason.removeprefix("Value error, ")
     text: str | None = None
-    for known in KNOWN:
+    code = str(detail.get("code") or "")
+    if code in CODES:
+        text = gettext(CODES[code])
+    for known in KNOWN if text is None else ():
         found = known.pattern.search(reason_text)
         if found:
             text = gettext(known.text)
@@ -303,3 +313,9 @@ def describe_all(error: ApiError, fields: Fields | None = None) -> list[Problem]
 def local(label_msgid: str, text_msgid: str, target: str | None = None) -> Problem:
     """A problem the portal found itself before asking a service."""
     return Problem(gettext(text_msgid), gettext(label_msgid), target)
+
+
+def address_in_use(field: tuple[str, str]) -> Problem:
+    """The portal's own finding that an address belongs to someone else already."""
+    target, label = field
+    return Problem(gettext(ADDRESS_IN_USE), gettext(label), target)

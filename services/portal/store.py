@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.portal.domain import PortalRole, digest
 from shared.documents import utcnow
+from shared.mongo import Session
 
 Doc = dict[str, Any]
 
@@ -31,6 +32,7 @@ class PortalStore:
     async def ensure_indexes(self) -> None:
         await self.users.create_index([("role", ASCENDING), ("sub", ASCENDING)], unique=True)
         await self.links.create_index("expires_at")
+        await self.links.create_index("sub")
         await self.sessions.create_index("expires_at")
         await self.sessions.create_index("sub")
         await self.limits.create_index("expires_at")
@@ -58,14 +60,38 @@ class PortalStore:
         query = {"role": role.value} if role else {}
         return await self.users.find(query).sort("_id").to_list()
 
-    async def remove_user(self, email: str) -> bool:
-        return (await self.users.delete_one({"_id": email})).deleted_count == 1
+    async def remove_user(self, email: str) -> Doc | None:
+        """Remove an operator-configured person: their sessions and sign-in links end too."""
+        user = await self.users.find_one_and_delete({"_id": email})
+        if user is not None:
+            await self.end_sessions(PortalRole(user["role"]), user["sub"])
+        return user
 
-    async def forget(self, role: PortalRole, sub: str) -> None:
-        """Erasure: the person's address, invitation and sessions go."""
-        await self.users.delete_many({"role": role.value, "sub": sub})
-        await self.sessions.delete_many({"role": role.value, "sub": sub})
-        await self.links.delete_many({"role": role.value, "sub": sub})
+    async def forget(self, role: PortalRole, sub: str, session: Session | None = None) -> None:
+        """Erasure: the person's address, name, roster entry, invitation and sessions go."""
+        await self.users.delete_many({"role": role.value, "sub": sub}, session=session)
+        await self.end_sessions(role, sub, session=session)
+
+    async def end_sessions(
+        self,
+        role: PortalRole,
+        sub: str,
+        *,
+        unless_email: str | None = None,
+        before: datetime | None = None,
+        session: Session | None = None,
+    ) -> int:
+        """Rights withdrawn: the party's sessions and unused sign-in links end now. Those of
+        `unless_email` stay (a company's new contact); with `before`, only those made before
+        that moment (a replayed event does not end sessions begun since)."""
+        query: Doc = {"role": role.value, "sub": sub}
+        if unless_email is not None:
+            query["email"] = {"$ne": unless_email}
+        if before is not None:
+            query["created_at"] = {"$lt": before}
+        ended = await self.sessions.delete_many(query, session=session)
+        await self.links.delete_many(query, session=session)
+        return ended.deleted_count
 
     # sign-in links --------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ means "erase this party"."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from shared.bounds import Id, Name, role_id_problem
@@ -43,6 +45,9 @@ class ContactRecord(BaseModel):
     # Where the party reads their deadlines (IANA name). None: the default for the party type
     # (students Asia/Taipei, companies and the coordinator Asia/Tokyo).
     time_zone: TimeZoneName | None = None
+    # When the contact was set: a consumer replaying older records can tell them from newer
+    # facts (the portal ends the sessions of a company's previous contact begun before it).
+    changed_at: datetime | None = None
 
     @model_validator(mode="after")
     def _id_fits_role(self) -> ContactRecord:

@@ -15,11 +15,12 @@ from services.portal.domain import (
     contains,
     keep_known,
     list_view,
+    normalise_email,
     reorder,
 )
 from services.portal.i18n import N_
 from services.portal.pages.common import by_id, params
-from services.portal.web import LANGUAGE_COOKIE, Ctx, role_ctx
+from services.portal.web import LANGUAGE_COOKIE, SESSION_COOKIE, Ctx, role_ctx
 
 router = APIRouter(prefix="/company")
 Company = Annotated[Ctx, Depends(role_ctx(PortalRole.COMPANY))]
@@ -96,6 +97,12 @@ async def save_contact(ctx: Company) -> Response:
     dates: the company keeps them itself (the other details through the city office)."""
     form = await ctx.form()
     values = {k: str(form.get(k, "")).strip() for k in CONTACT_FIELDS}
+    address = normalise_email(values.get("email", ""))
+    if address is not None and await ctx.store.find_user(address) is not None:
+        # Staff or a student already: one address, one person.
+        company = await ctx.api.get("applications", f"/companies/{ctx.sub}")
+        found = [problems.address_in_use(problems.CONTACT["email"])]
+        return await render_profile(ctx, company, values=values, found=found, status=422)
     try:
         company = await ctx.api.put("applications", f"/companies/{ctx.sub}/contact", values)
     except ApiError as exc:
@@ -106,6 +113,14 @@ async def save_contact(ctx: Company) -> Response:
         return await render_profile(ctx, company, values=values, found=found, status=422)
     contact = company["contact"]
     assert ctx.session is not None
+    new_address = normalise_email(str(contact["email"]))
+    if new_address != ctx.session.get("email"):
+        # Handed over: the previous contact's sessions (this one too) and links end now; the
+        # new contact signs in with their own address.
+        await ctx.store.end_sessions(PortalRole.COMPANY, ctx.sub, unless_email=new_address)
+        ctx.session = None
+        ctx.cookies.append((SESSION_COOKIE, "", 0))
+        return await ctx.render("company/contact_handed_over.html", email=new_address)
     language = i18n.parse_language(contact["preferred_language"]) or ctx.language
     await ctx.store.update_session(
         ctx.session["_id"], {"language": language, "time_zone": contact["time_zone"]}

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from services.portal import problems
 from services.portal.clients import ApiError
 from services.portal.domain import (
+    COMPANY_RIGHTS_END,
     PortalRole,
     cohort_steps,
     contains,
@@ -447,6 +448,9 @@ async def decide(ctx: Coordinator, company_id: str, decision: str) -> Response:
         query = urlencode({"back": back})
         return ctx.redirect(f"/coordinator/companies/{company_id}/{decision}?{query}")
     company = await ctx.api.post("applications", f"/companies/{company_id}/{decision}")
+    if company["status"] in COMPANY_RIGHTS_END:
+        # At once, not only when the event reaches the portal's consumer a moment later.
+        await ctx.store.end_sessions(PortalRole.COMPANY, company_id)
     closed = len(company.get("closed_position_ids") or [])
     await ctx.flash(DECISIONS[decision], company=company["name_ja"], count=closed)
     return ctx.redirect(back)

@@ -9,7 +9,8 @@ from fastapi.responses import Response
 
 from services.portal import i18n, problems
 from services.portal.clients import ApiError
-from services.portal.domain import safe_next
+from services.portal.domain import normalise_email, safe_next
+from services.portal.problems import address_in_use
 from services.portal.web import LANGUAGE_COOKIE, Ctx, load_ctx
 
 router = APIRouter()
@@ -35,6 +36,16 @@ async def answer_call(ctx: AnyCtx) -> Response:
     values = {k: str(form.get(k, "")).strip() for k in (*CALL_FIELDS, *CONTACT_FIELDS)}
     body: dict[str, Any] = {k: values[k] for k in CALL_FIELDS}
     body["contact"] = {k: values[k] for k in CONTACT_FIELDS}
+    address = normalise_email(values["email"])
+    if address is not None and await ctx.store.find_user(address) is not None:
+        # Staff or a student already: one address, one person (the applications service
+        # refuses another company's address itself).
+        return await ctx.render(
+            "public/call.html",
+            status=422,
+            values=values,
+            problems=[address_in_use(problems.CALL["contact.email"])],
+        )
     try:
         company = await ctx.services.anonymous().post("applications", "/companies", body)
     except ApiError as exc:

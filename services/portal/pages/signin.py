@@ -12,17 +12,23 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from services.portal import i18n
-from services.portal.clients import ApiError, ServiceUnavailable
+from services.portal.clients import ApiError, Services, ServiceUnavailable
 from services.portal.domain import (
     DEFAULT_TIME_ZONE,
+    Ambiguous,
+    Holder,
     PortalRole,
     digest,
+    holders,
     new_secret,
     normalise_email,
     safe_next,
+    sign_in_holder,
     student_domain_allowed,
     window_start,
 )
+from services.portal.settings import PortalSettings
+from services.portal.store import PortalStore
 from services.portal.web import LANGUAGE_COOKIE, SESSION_COOKIE, Ctx, home_of, load_ctx
 from shared.documents import utcnow
 from shared.ids import new_id
@@ -30,39 +36,40 @@ from shared.ids import new_id
 log = logging.getLogger(__name__)
 router = APIRouter()
 AnyCtx = Annotated[Ctx, Depends(load_ctx)]
-# A company's contact signs in once the city office has approved the company, and still after a
-# suspension or rejection: the mail that tells them links to their pages, and confirmed
-# placements stay (the services refuse what such a company may no longer do). A registration
-# still waiting for a decision gets no link.
-COMPANY_SIGN_IN = ("approved", "suspended", "rejected")
 
 
-async def resolve(ctx: Ctx, email: str) -> tuple[PortalRole, str, str | None] | None:
-    """Who this address may sign in as: (role, id, display name), or None."""
-    # The company look-up runs for every address, known or not, so that the time to answer
-    # does not tell whether an address is registered.
+async def address_holders(store: PortalStore, services: Services, email: str) -> list[Holder]:
+    """Every live identity the address belongs to: the portal's own person and the company
+    registrations whose contact it is (ServiceUnavailable when the latter cannot be asked)."""
+    user = await store.find_user(email)
     try:
-        companies = await ctx.services.as_portal().get("applications", "/companies")
-    except (ApiError, ServiceUnavailable):
-        log.warning("could not look up company contacts for a sign-in request")
-        companies = None
-    user = await ctx.store.find_user(email)
-    if user is not None:
-        return PortalRole(user["role"]), user["sub"], user.get("name")
-    if companies is None and not student_domain_allowed(email, ctx.settings.student_domains):
-        # Perhaps a company's contact, but we cannot tell now: say so rather than pretend
-        # that a link is on its way (this tells nothing about the address).
-        raise ServiceUnavailable("applications")
-    for company in companies or []:
-        contact = company.get("contact") or {}
-        if (
-            company.get("status") in COMPANY_SIGN_IN
-            and str(contact.get("email", "")).lower() == email
-        ):
-            return PortalRole.COMPANY, company["id"], company.get("name_ja")
-    if student_domain_allowed(email, ctx.settings.student_domains):
+        companies = await services.as_portal().get(
+            "applications", "/companies", contact_email=email
+        )
+    except ApiError as exc:
+        raise ServiceUnavailable("applications") from exc
+    return holders(user, companies)
+
+
+async def resolve(
+    store: PortalStore, services: Services, settings: PortalSettings, email: str
+) -> tuple[PortalRole, str] | None:
+    """Who this address may sign in as: (role, id), or None. Ambiguous when it belongs to
+    more than one live identity."""
+    try:
+        found = await address_holders(store, services, email)
+    except ServiceUnavailable:
+        # Staff and students still sign in while company contacts cannot be looked up.
+        log.warning("company contacts could not be looked up for a sign-in request")
+        found = holders(await store.find_user(email), [])
+        if not found and not student_domain_allowed(email, settings.student_domains):
+            raise
+    holder = sign_in_holder(found)
+    if holder is not None:
+        return holder.role, holder.sub
+    if not found and student_domain_allowed(email, settings.student_domains):
         # A new student: the id is reserved in the link and the account made when it is used.
-        return PortalRole.STUDENT, new_id("stu"), None
+        return PortalRole.STUDENT, new_id("stu")
     return None
 
 
@@ -98,31 +105,63 @@ async def request_link(ctx: AnyCtx) -> Response:
         return await ctx.render(
             "signin/request.html", status=429, next_path=next_path, email=raw, problem="limit"
         )
-    identity = await resolve(ctx, email)
-    if identity is not None:
-        role, sub, _name = identity
-        secret = new_secret()
-        ttl = timedelta(minutes=ctx.settings.sign_in_link_minutes)
-        await ctx.store.create_link(
-            secret, email=email, role=role, sub=sub, next_path=next_path, ttl=ttl
-        )
-        url = f"{ctx.settings.public_base_url.rstrip('/')}/sign-in/verify?token={secret}"
-        # Sent after the answer, so an unknown address answers as fast as a known one.
-        task = asyncio.create_task(send_link(ctx, email, url))
-        ctx.request.app.state.background.add(task)
-        task.add_done_callback(ctx.request.app.state.background.discard)
+    if not student_domain_allowed(email, ctx.settings.student_domains):
+        # Perhaps a company's contact: if their registrations cannot be looked up now, say so
+        # rather than pretend that a link is on its way (asked for every such address, known
+        # or not, so the answer tells nothing about the address).
+        await ctx.services.as_portal().get("applications", "/health/ready")
+    # Who the address belongs to is looked up, and the link written and mailed, after the
+    # answer: a known address answers as fast as an unknown one.
+    task = asyncio.create_task(
+        issue_link(ctx.request.app, email, next_path, ctx.language), name="sign-in-link"
+    )
+    ctx.request.app.state.background.add(task)
+    task.add_done_callback(ctx.request.app.state.background.discard)
     # The same answer whether or not the address may sign in.
     return await ctx.render("signin/sent.html", email=email)
 
 
-async def send_link(ctx: Ctx, email: str, url: str) -> None:
+async def issue_link(app: Any, email: str, next_path: str, language: str) -> None:
+    """Write and mail a one-time link if the address may sign in; otherwise nothing (said
+    in the log, never to the requester)."""
+    state = app.state
+    recipient = digest(email)[:12]
     try:
-        await ctx.request.app.state.mailer.send_sign_in_link(email, ctx.language, url)
-        ctx.request.app.state.metrics.sign_in_links.labels("sent").inc()
-        log.info("sign-in link sent", extra={"recipient": digest(email)[:12]})
+        identity = await resolve(state.store, state.services, state.settings, email)
+    except Ambiguous as exc:
+        log.warning(
+            "sign-in refused: the address belongs to more than one identity "
+            "(see `python -m services.portal identities`)",
+            extra={"recipient": recipient, "holders": str(exc)},
+        )
+        return
+    except ServiceUnavailable:
+        state.metrics.sign_in_links.labels("failed").inc()
+        log.error(
+            "sign-in link not sent: company contacts could not be looked up",
+            extra={"recipient": recipient},
+        )
+        return
     except Exception:
-        ctx.request.app.state.metrics.sign_in_links.labels("failed").inc()
-        log.exception("sign-in link could not be sent", extra={"recipient": digest(email)[:12]})
+        state.metrics.sign_in_links.labels("failed").inc()
+        log.exception("sign-in link not sent", extra={"recipient": recipient})
+        return
+    if identity is None:
+        return
+    role, sub = identity
+    secret = new_secret()
+    ttl = timedelta(minutes=state.settings.sign_in_link_minutes)
+    url = f"{state.settings.public_base_url.rstrip('/')}/sign-in/verify?token={secret}"
+    try:
+        await state.store.create_link(
+            secret, email=email, role=role, sub=sub, next_path=next_path, ttl=ttl
+        )
+        await state.mailer.send_sign_in_link(email, language, url)
+        state.metrics.sign_in_links.labels("sent").inc()
+        log.info("sign-in link sent", extra={"recipient": recipient})
+    except Exception:
+        state.metrics.sign_in_links.labels("failed").inc()
+        log.exception("sign-in link could not be sent", extra={"recipient": recipient})
 
 
 @router.get("/sign-in/verify")
@@ -144,14 +183,22 @@ async def verify(ctx: AnyCtx) -> Response:
     if link is None:
         links.labels("refused").inc()
         return await ctx.render("signin/verify.html", status=400, token="", link=None)
-    links.labels("used").inc()
     role = PortalRole(link["role"])
     sub = link["sub"]
     user = await ctx.store.find_user(link["email"])
-    if role is PortalRole.STUDENT and user is None:
-        user = await ctx.store.add_user(link["email"], role, sub)
-    if user is not None:
-        role, sub = PortalRole(user["role"]), user["sub"]
+    if role is PortalRole.STUDENT:
+        # The account is made when a new student's first link is used (another link of theirs
+        # may have made it already: its id wins).
+        user = user or await ctx.store.add_user(link["email"], role, sub)
+    if role is not PortalRole.COMPANY and (
+        user is None or user["role"] != role.value or (role.is_staff and user["sub"] != sub)
+    ):
+        # Removed, or the address went to someone else since the link was written.
+        links.labels("refused").inc()
+        return await ctx.render("signin/verify.html", status=400, token="", link=None)
+    if user is not None and role is not PortalRole.COMPANY:
+        sub = user["sub"]
+    links.labels("used").inc()
     prefs = await stored_preferences(ctx, role, sub, user or {})
     # A language picked on this browser wins; else the one the person chose in their profile.
     chosen = i18n.parse_language(ctx.request.cookies.get(LANGUAGE_COOKIE))
