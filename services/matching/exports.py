@@ -1,27 +1,27 @@
 """The report's files: CSV (one table per file) and XLSX (one sheet per table).
 
-CSV is UTF-8 with a byte order mark: Excel in Japan and Taiwan reads a CSV without one in the
-local legacy code page (Shift_JIS, Big5) and garbles every name; with the BOM it opens as
-UTF-8. Lines end in CRLF (RFC 4180). XLSX is written by openpyxl in write-only mode (rows are
-streamed, not held as cell objects), with typed cells: numbers are numbers, days and moments
-are Excel dates, so that sorting and filtering in Excel work.
+Every cell goes through shared/spreadsheets: text that a spreadsheet program would read as a
+formula (a student or company named `=HYPERLINK(...)`) is written as text behind an apostrophe.
+CSV is UTF-8 with a byte order mark (Excel in Japan and Taiwan reads a CSV without one in the
+local legacy code page, Shift_JIS or Big5, and garbles every name) and CRLF line ends. XLSX is
+written by openpyxl in write-only mode (rows are streamed, not held as cell objects), with typed
+cells: numbers are numbers, days and moments are Excel dates, so that sorting and filtering in
+Excel work.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date, datetime
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from services.matching.domain.report import Sheet
+from shared.spreadsheets import csv_bytes, xlsx_cell
 
-BOM = "\ufeff"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -35,17 +35,11 @@ def _csv_value(value: Any) -> Any:
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, date):
         return value.isoformat()
-    return "" if value is None else value
+    return value
 
 
 def to_csv(sheet: Sheet) -> bytes:
-    buffer = io.StringIO()
-    buffer.write(BOM)
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(sheet.headers)
-    for row in sheet.rows:
-        writer.writerow([_csv_value(v) for v in row])
-    return buffer.getvalue().encode("utf-8")
+    return csv_bytes([sheet.headers, *([_csv_value(v) for v in row] for row in sheet.rows)])
 
 
 def _sheet_title(title: str) -> str:
@@ -65,14 +59,14 @@ def to_xlsx(sheets: list[Sheet], *, title: str) -> bytes:
         ws.freeze_panes = "A2"
         header_cells = []
         for header in sheet.headers:
-            cell = WriteOnlyCell(ws, value=header)
+            cell = xlsx_cell(ws, header)
             cell.font = bold
             header_cells.append(cell)
         ws.append(header_cells)
         for row in sheet.rows:
             cells = []
             for value, kind in zip(row, sheet.kinds, strict=True):
-                cell = WriteOnlyCell(ws, value=value)
+                cell = xlsx_cell(ws, value)
                 if kind in _FORMATS and value is not None:
                     cell.number_format = _FORMATS[kind]
                 cells.append(cell)
