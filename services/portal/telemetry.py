@@ -3,8 +3,8 @@ one JSON access log line per request with its request id and trace id (shared/ac
 OpenTelemetry spans of requests (shared/tracing.py; exported only when OTEL_TRACES_EXPORTER
 asks), and the request body limit HTTP_MAX_BODY_BYTES (shared/http.py).
 
-The portal has no consumer and no outbox, so its metrics are shared.metrics.HttpMetrics plus
-its own: sign-in links sent / failed / used / refused, and the stored sessions that have not
+The portal publishes nothing; its small consumer (handlers.py) reports through the shared
+runtime's logs and DLQs. Its metrics are shared.metrics.HttpMetrics plus its own: sign-in links sent / failed / used / refused, and the stored sessions that have not
 expired (counted at scrape time, at most every few seconds). Unlike the services' ports, the
 portal's is public behind the Ingress: /metrics answers "not found" to forwarded requests.
 
