@@ -76,12 +76,14 @@ class ServiceRuntime:
         database: str,
         publishes: list[type[EventData]],
         publishes_contacts: bool = False,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
         # Before the MongoDB client: PyMongo's tracing listener applies to later clients.
         configure_tracing(name, VERSION)
-        self.metrics = ServiceMetrics(name, VERSION)
+        # A service with metrics of its own (the portal) passes them, so /metrics has both.
+        self.metrics = metrics or ServiceMetrics(name, VERSION)
         self.client = connect(settings.mongodb_uri, **mongo_client_options(settings))
         self.db = self.client[database]
         # TLS/SASL for every Kafka client (empty for the embedded broker's PLAINTEXT).

@@ -67,11 +67,16 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     start_tracing()
     # The consuming side (handlers.py): the services' decisions that end people's rights. It has
     # its own MongoDB client; the pages keep theirs.
-    runtime = ServiceRuntime(
-        name="portal", settings=settings, database=settings.database, publishes=[]
-    )
     client = connect(settings.mongodb_uri)
     store = PortalStore(client[settings.database])
+    metrics = PortalMetrics(store)
+    runtime = ServiceRuntime(
+        name="portal",
+        settings=settings,
+        database=settings.database,
+        publishes=[],
+        metrics=metrics,
+    )
     handlers.register(runtime, PortalStore(runtime.db))
     services = Services.create(settings)
 
@@ -105,7 +110,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.state.mailer = PortalMailer(settings)
     app.state.templates = make_templates()
     app.state.background = set()
-    app.state.metrics = metrics = PortalMetrics(store)
+    app.state.metrics = metrics
     # Before the body is parsed or a session looked up; inside SecurityHeaders, so that the
     # 413 page has the portal's CSP too.
     app.add_middleware(PortalBodyLimit, max_bytes=settings.http_max_body_bytes)

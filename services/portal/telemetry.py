@@ -3,10 +3,11 @@ one JSON access log line per request with its request id and trace id (shared/ac
 OpenTelemetry spans of requests (shared/tracing.py; exported only when OTEL_TRACES_EXPORTER
 asks), and the request body limit HTTP_MAX_BODY_BYTES (shared/http.py).
 
-The portal publishes nothing; its small consumer (handlers.py) reports through the shared
-runtime's logs and DLQs. Its metrics are shared.metrics.HttpMetrics plus its own: sign-in links sent / failed / used / refused, and the stored sessions that have not
-expired (counted at scrape time, at most every few seconds). Unlike the services' ports, the
-portal's is public behind the Ingress: /metrics answers "not found" to forwarded requests.
+The portal publishes nothing; its small consumer (handlers.py) is counted like every service's
+(shared.metrics.ServiceMetrics: consumed events, dead letters, lag), plus its own metrics:
+sign-in links sent / failed / used / refused, and the stored sessions that have not expired
+(counted at scrape time, at most every few seconds). Unlike the services' ports, the portal's
+is public behind the Ingress: /metrics answers "not found" to forwarded requests.
 
 The body limit answers with the portal's error page in the person's language (not the APIs'
 JSON), and with plain text should even that page fail (MongoDB down): never a 500.
@@ -29,7 +30,7 @@ from services.portal.web import home_of, load_ctx
 from shared.access_log import AccessLog
 from shared.documents import utcnow
 from shared.http import BodyLimit, Receive, Scope, Send
-from shared.metrics import HttpMetrics
+from shared.metrics import ServiceMetrics
 from shared.mongo import ping
 from shared.runtime import VERSION
 from shared.tracing import configure_tracing
@@ -44,7 +45,7 @@ LINK_OUTCOMES = ("sent", "failed", "used", "refused")
 FORWARDED_HEADERS = {"x-forwarded-for", "forwarded", "x-real-ip"}
 
 
-class PortalMetrics(HttpMetrics):
+class PortalMetrics(ServiceMetrics):
     def __init__(self, store: PortalStore) -> None:
         super().__init__(SERVICE, VERSION)
         self.store = store
