@@ -124,12 +124,13 @@ class Ambiguous(Exception):
 
 
 def sign_in_holder(found: list[Holder]) -> Holder | None:
-    """Whom a sign-in link for the address is for: its one holder, if that one may sign in."""
-    if len(found) > 1:
-        raise Ambiguous(found)
-    if found and found[0].can_sign_in:
-        return found[0]
-    return None
+    """Whom a sign-in link for the address is for: its one holder that may sign in. A pending
+    registration does not count: anyone may answer the public call with anyone's address, and
+    that must not lock the address's owner out."""
+    can = [holder for holder in found if holder.can_sign_in]
+    if len(can) > 1:
+        raise Ambiguous(can)
+    return can[0] if can else None
 
 
 def taken_by_other(found: list[Holder], role: PortalRole, sub: str | None = None) -> Holder | None:

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from services.portal import i18n
 from services.portal.domain import (
+    Ambiguous,
+    Holder,
+    PortalRole,
     SessionPolicy,
     Standing,
     can_answer,
@@ -14,6 +19,7 @@ from services.portal.domain import (
     csrf_token,
     csrf_valid,
     digest,
+    holders,
     keep_known,
     list_view,
     normalise_email,
@@ -21,8 +27,10 @@ from services.portal.domain import (
     parse_roster,
     reorder,
     safe_next,
+    sign_in_holder,
     standing,
     student_domain_allowed,
+    taken_by_other,
     window_start,
 )
 
@@ -217,3 +225,42 @@ def test_confirmations_agree_with_their_count_in_every_language() -> None:
     assert done == "応募者 2 名の順位を保存しました。"
     assert next_step.startswith("次回のマッチング")
     assert confirmation(["no-such-key", {}]) is None
+
+
+# -- one address, one person -------------------------------------------------------------------
+
+
+def _company(ident: str, status: str) -> dict[str, str]:
+    return {"id": ident, "status": status, "name_ja": f"会社{ident}"}
+
+
+def test_an_address_signs_in_as_its_one_holder_that_may_sign_in() -> None:
+    staff = {"role": "coordinator", "sub": "coord-1", "name": "A"}
+    # A rejected registration never holds the address; a pending one holds it but signs in as
+    # nobody and does not lock the owner out.
+    found = holders(staff, [_company("co-1", "rejected"), _company("co-2", "pending")])
+    assert [h.sub for h in found] == ["coord-1", "co-2"]
+    assert sign_in_holder(found) == Holder(PortalRole.COORDINATOR, "coord-1", "A")
+    approved = holders(None, [_company("co-3", "rejected"), _company("co-4", "approved")])
+    assert sign_in_holder(approved) == Holder(PortalRole.COMPANY, "co-4", "会社co-4")
+    suspended = holders(None, [_company("co-5", "suspended")])
+    assert sign_in_holder(suspended) is not None
+    assert sign_in_holder(holders(None, [_company("co-6", "pending")])) is None
+    assert sign_in_holder([]) is None
+
+
+def test_an_address_of_two_live_identities_signs_in_as_nobody() -> None:
+    student = {"role": "student", "sub": "stu-1"}
+    with pytest.raises(Ambiguous) as raised:
+        sign_in_holder(holders(student, [_company("co-1", "approved")]))
+    assert {h.sub for h in raised.value.holders} == {"stu-1", "co-1"}
+    with pytest.raises(Ambiguous):
+        sign_in_holder(holders(None, [_company("co-1", "approved"), _company("co-2", "suspended")]))
+
+
+def test_an_address_is_taken_by_anyone_but_the_identity_itself() -> None:
+    found = holders(None, [_company("co-1", "approved")])
+    assert taken_by_other(found, PortalRole.COMPANY, "co-1") is None
+    assert taken_by_other(found, PortalRole.COMPANY) == found[0]  # someone new
+    assert taken_by_other(found, PortalRole.COORDINATOR) == found[0]
+    assert taken_by_other(holders(None, [_company("co-2", "rejected")]), PortalRole.STUDENT) is None
