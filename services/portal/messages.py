@@ -143,7 +143,7 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
         Np_("%(count)s student was invited.", "%(count)s students were invited."),
         N_(
             "Their invitations are being sent in the background; each student can then sign "
-            "in with their address. The progress is shown under the roster form."
+            "in with their address. This page shows how many have gone out."
         ),
     ),
     "erased": (
