@@ -261,8 +261,8 @@ def _roster_row(line_no: int, cells: list[str], rows: list[RosterRow], seen: set
     """Adds the row, or says why not ("" for a blank line or the header)."""
     if not any(cells):
         return ""
-    if line_no == 1 and cells[0].lower() in ("email", "e-mail", "mail"):
-        return ""
+    if line_no == 1 and "@" not in cells[0]:
+        return ""  # a header, whatever its words ("email", "電子郵件", ...)
     if len(rows) >= ROSTER_MAX_ROWS:
         return "too_many_rows"
     if len(cells) < 3:

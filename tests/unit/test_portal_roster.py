@@ -121,6 +121,13 @@ def test_an_open_quote_is_a_reason_not_an_exception() -> None:
     assert roster.errors == [(2, "unreadable_csv")]
 
 
+def test_a_header_in_any_language_is_not_a_row() -> None:
+    for header in ("email,name,department", "電子郵件,姓名,系所", "メールアドレス,氏名,学科"):
+        roster = parse_roster(f"{header}\r\nlin@ntut.edu.tw,林怡君,EE\r\nbad,A,EE\r\n")
+        assert [r.email for r in roster.rows] == ["lin@ntut.edu.tw"]
+        assert roster.errors == [(3, "bad_email")]
+
+
 def test_rows_keep_their_line_numbers() -> None:
     roster = parse_roster("email,name,department\n\nbad,A,EE\nlin@ntut.edu.tw,林怡君,EE\n")
     assert [(r.line, r.email) for r in roster.rows] == [(4, "lin@ntut.edu.tw")]
