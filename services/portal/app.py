@@ -18,6 +18,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from services.portal import handlers, i18n, problems
 from services.portal.clients import ApiError, Services, ServiceUnavailable
+from services.portal.invitations import InvitationSender
 from services.portal.mailer import PortalMailer
 from services.portal.pages import ROUTERS
 from services.portal.settings import PortalSettings
@@ -85,10 +86,12 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         await store.ensure_indexes()
         await runtime.start()
         sweeper = asyncio.create_task(sweep(store), name="portal-sweep")
+        sender = asyncio.create_task(app.state.invitations.run(), name="portal-invitations")
         try:
             yield
         finally:
             sweeper.cancel()
+            await app.state.invitations.stop(sender)
             await runtime.stop()
             for task in list(app.state.background):
                 with contextlib.suppress(Exception):
@@ -108,6 +111,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.services = services
     app.state.mailer = PortalMailer(settings)
+    app.state.invitations = InvitationSender(store, app.state.mailer, settings)
     app.state.templates = make_templates()
     app.state.background = set()
     app.state.metrics = metrics

@@ -300,6 +300,7 @@ class RosterRow:
     email: str
     name: str
     department: str
+    line: int = 0  # in the file, to name a row that is skipped later
 
 
 @dataclass
@@ -309,37 +310,51 @@ class Roster:
 
 
 def parse_roster(text: str) -> Roster:
-    """A roster CSV (e-mail, name, department; a header line is optional)."""
+    """A roster CSV (e-mail, name, department; a header line is optional), with any line ends
+    (newline="" lets the csv module split on \\n, \\r\\n and a Mac's bare \\r). Excel's
+    "Unicode Text" separates with tabs: a first line with a tab and no comma says so."""
     rows: list[RosterRow] = []
     errors: list[tuple[int, str]] = []
     seen: set[str] = set()
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    for line_no, record in enumerate(reader, start=1):
-        cells = [c.strip() for c in record]
-        if not any(cells):
-            continue
-        if line_no == 1 and cells[0].lower() in ("email", "e-mail", "mail"):
-            continue
-        if len(rows) >= ROSTER_MAX_ROWS:
-            errors.append((line_no, "too_many_rows"))
-            break
-        if len(cells) < 3:
-            errors.append((line_no, "missing_columns"))
-            continue
-        email = normalise_email(cells[0])
-        if email is None:
-            errors.append((line_no, "bad_email"))
-            continue
-        name, department = cells[1][:200], cells[2][:200]
-        if not name or not department:
-            errors.append((line_no, "missing_columns"))
-            continue
-        if email in seen:
-            errors.append((line_no, "duplicate"))
-            continue
-        seen.add(email)
-        rows.append(RosterRow(email, name, department))
+    text = text.lstrip("\ufeff")
+    first = text.lstrip().splitlines()[0] if text.strip() else ""
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    line_no = 0
+    try:
+        for line_no, record in enumerate(reader, start=1):
+            problem = _roster_row(line_no, [c.strip() for c in record], rows, seen)
+            if problem:
+                errors.append((line_no, problem))
+                if problem == "too_many_rows":
+                    break
+    except csv.Error:
+        # A quote left open, a field over the csv module's limit: the rest is not read.
+        errors.append((line_no + 1, "unreadable_csv"))
     return Roster(rows, errors)
+
+
+def _roster_row(line_no: int, cells: list[str], rows: list[RosterRow], seen: set[str]) -> str:
+    """Adds the row, or says why not ("" for a blank line or the header)."""
+    if not any(cells):
+        return ""
+    if line_no == 1 and "@" not in cells[0]:
+        return ""  # a header, whatever its words ("email", "電子郵件", ...)
+    if len(rows) >= ROSTER_MAX_ROWS:
+        return "too_many_rows"
+    if len(cells) < 3:
+        return "missing_columns"
+    email = normalise_email(cells[0])
+    if email is None:
+        return "bad_email"
+    name, department = cells[1][:200], cells[2][:200]
+    if not name or not department:
+        return "missing_columns"
+    if email in seen:
+        return "duplicate"
+    seen.add(email)
+    rows.append(RosterRow(email, name, department, line_no))
+    return ""
 
 
 # -- what comes next --------------------------------------------------------------------------

@@ -232,6 +232,21 @@ LABELS: dict[str, dict[str, str]] = {
         "missing_columns": N_("needs e-mail, name and department"),
         "duplicate": N_("the address appears twice"),
         "too_many_rows": N_("too many rows; split the file"),
+        "unreadable_csv": N_(
+            "not readable as CSV from here on (a quotation mark left open?); the lines after "
+            "it were not read"
+        ),
+        "no_file": N_("no file was chosen"),
+        "not_text": N_('this file is not a text CSV; in Excel, save it as "CSV UTF-8"'),
+        "unknown_encoding": N_(
+            'cannot read the file\'s encoding; in Excel, save it as "CSV UTF-8"'
+        ),
+        "already_invited": N_("already invited from a roster; no second invitation"),
+        "already_registered": N_("already registered on the portal; no invitation needed"),
+        "address_in_use": N_(
+            "this address belongs to someone else on the platform (a company contact or staff); "
+            "not invited"
+        ),
     },
 }
 

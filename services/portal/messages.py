@@ -141,7 +141,10 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
     ),
     "roster_uploaded": (
         Np_("%(count)s student was invited.", "%(count)s students were invited."),
-        N_("Each receives an e-mail and can sign in with their address."),
+        N_(
+            "Their invitations are being sent in the background; each student can then sign "
+            "in with their address. This page shows how many have gone out."
+        ),
     ),
     "erased": (
         N_("Your data has been erased."),

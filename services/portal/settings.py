@@ -40,6 +40,9 @@ class PortalSettings(CommonSettings):
     # auto: Secure cookies when PUBLIC_BASE_URL or the request is https; true/false forces it.
     cookie_secure: str = Field(default="auto", pattern="^(auto|true|false)$")
     page_size: int = Field(default=20, ge=5, le=200)
+    # A roster's invitations are mailed in the background at most this many a second, so that
+    # 2,000 of them do not flood the relay (or get the sender throttled as a spammer).
+    roster_invitations_per_second: float = Field(default=5, gt=0, le=100)
 
     @property
     def student_domains(self) -> tuple[str, ...]:

@@ -1,18 +1,21 @@
-"""The portal's own MongoDB database: who may sign in, sign-in links, sessions and rate limits.
+"""The portal's own MongoDB database: who may sign in (and the roster invitations still to
+mail), sign-in links, sessions and rate limits.
 
 Nothing else: the services own the program's data and the portal reads it through their APIs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.portal.domain import PortalRole, digest
+from services.portal.roster import FAILED, SENDING, SENT, WAITING
 from shared.documents import utcnow
 from shared.mongo import Session
 
@@ -31,6 +34,9 @@ class PortalStore:
 
     async def ensure_indexes(self) -> None:
         await self.users.create_index([("role", ASCENDING), ("sub", ASCENDING)], unique=True)
+        await self.users.create_index(
+            [("invitation_state", ASCENDING), ("invitation_retry_at", ASCENDING)]
+        )
         await self.links.create_index("expires_at")
         await self.links.create_index("sub")
         await self.sessions.create_index("expires_at")
@@ -59,6 +65,21 @@ class PortalStore:
     async def list_users(self, role: PortalRole | None = None) -> list[Doc]:
         query = {"role": role.value} if role else {}
         return await self.users.find(query).sort("_id").to_list()
+
+    async def find_users(self, emails: Iterable[str]) -> dict[str, Doc]:
+        return {u["_id"]: u async for u in self.users.find({"_id": {"$in": list(emails)}})}
+
+    async def add_users(self, docs: list[Doc]) -> int:
+        """Add people at once (one round trip for a roster); an address that is there already
+        (another upload won the race) is left as it is. Returns how many were added."""
+        if not docs:
+            return 0
+        try:
+            return len((await self.users.insert_many(docs, ordered=False)).inserted_ids)
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+            return int(exc.details.get("nInserted", 0))
 
     async def remove_user(self, email: str) -> Doc | None:
         """Remove an operator-configured person: their sessions and sign-in links end too."""
@@ -92,6 +113,59 @@ class PortalStore:
         ended = await self.sessions.delete_many(query, session=session)
         await self.links.delete_many(query, session=session)
         return ended.deleted_count
+
+    # roster invitations: `invitation_state` waiting -> sending -> sent | failed -------------
+
+    async def claim_invitation(self, now: datetime) -> Doc | None:
+        """The next invitation due, marked `sending` in the same step: two senders (or a
+        restart) never mail the same person."""
+        return await self.users.find_one_and_update(
+            {"invitation_state": WAITING, "invitation_retry_at": {"$lte": now}},
+            {"$set": {"invitation_state": SENDING, "invitation_claimed_at": now}},
+            sort=[("invitation_retry_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def invitation_sent(self, email: str, at: datetime) -> None:
+        await self.users.update_one(
+            {"_id": email, "invitation_state": SENDING},
+            {"$set": {"invitation_state": SENT, "invitation_sent_at": at}},
+        )
+
+    async def invitation_failed(
+        self, email: str, at: datetime, error: str, retry_at: datetime | None
+    ) -> None:
+        """Failed; to be tried again at `retry_at`, or for good (None)."""
+        changes: Doc = {"invitation_error": error, "invitation_failed_at": at}
+        if retry_at is None:
+            changes["invitation_state"] = FAILED
+        else:
+            changes |= {"invitation_state": WAITING, "invitation_retry_at": retry_at}
+        await self.users.update_one(
+            {"_id": email, "invitation_state": SENDING},
+            {"$set": changes, "$inc": {"invitation_attempts": 1}},
+        )
+
+    async def fail_abandoned_invitations(self, claimed_before: datetime, at: datetime) -> int:
+        """Claims a sender never finished (it stopped mid-send): whether the mail went out is
+        unknown, so they count as failed rather than being sent twice."""
+        result = await self.users.update_many(
+            {"invitation_state": SENDING, "invitation_claimed_at": {"$lt": claimed_before}},
+            {
+                "$set": {
+                    "invitation_state": FAILED,
+                    "invitation_error": "interrupted",
+                    "invitation_failed_at": at,
+                }
+            },
+        )
+        return result.modified_count
+
+    async def invitation_counts(self) -> dict[str, int]:
+        return {
+            state: await self.users.count_documents({"invitation_state": state})
+            for state in (WAITING, SENDING, SENT, FAILED)
+        }
 
     # sign-in links --------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Annotated, Any
 
@@ -10,16 +9,20 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
+from services.portal import roster as roster_rules
 from services.portal.domain import (
     ROSTER_MAX_BYTES,
     PortalRole,
     Roster,
     contains,
+    holders,
     list_view,
+    normalise_email,
     parse_roster,
 )
 from services.portal.pages.common import REPORT_TABLES, params, report_file
 from services.portal.web import Ctx, role_ctx
+from shared.documents import utcnow
 from shared.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -65,10 +68,13 @@ async def render(ctx: Ctx, roster: Roster | None, status: int = 200) -> Response
     # Invited from this office's roster but not yet signed in to fill a profile.
     assert ctx.session is not None
     university = ctx.session.get("university")
-    for user in await ctx.store.list_users(PortalRole.STUDENT):
-        if user["sub"] in known or not user.get("invited_at"):
-            continue
-        if user.get("university") != university:
+    invited = [
+        user
+        for user in await ctx.store.list_users(PortalRole.STUDENT)
+        if user.get("invited_at") and user.get("university") == university
+    ]
+    for user in invited:
+        if user["sub"] in known:
             continue
         rows.append(
             {
@@ -104,6 +110,7 @@ async def render(ctx: Ctx, roster: Roster | None, status: int = 200) -> Response
         stages=STAGES,
         roster=roster,
         university=university,
+        invitations=roster_rules.invitation_progress(invited),
     )
 
 
@@ -150,46 +157,69 @@ async def report_table(ctx: University, cohort_id: str, table: str) -> Response:
     return await report_file(ctx, cohort_id, table)
 
 
+async def company_contacts(ctx: Ctx) -> set[str]:
+    """The addresses of live company registrations (one call: companies are few; a roster
+    has up to 2,000 rows)."""
+    companies = await ctx.services.as_portal().get("applications", "/companies")
+    found = holders(None, companies)  # the live ones
+    live = {holder.sub for holder in found}
+    return {
+        address
+        for company in companies
+        if company["id"] in live
+        for address in [normalise_email(str(company["contact"]["email"]))]
+        if address
+    }
+
+
 @router.post("/roster")
 async def upload_roster(ctx: University) -> Response:
+    """Validates the rows and stores the new students as invited, then answers; the
+    invitations are mailed in the background (services/portal/invitations.py)."""
     form = await ctx.form()
     upload = form.get("roster")
     if not isinstance(upload, UploadFile):
-        return await render(ctx, roster=Roster([], [(0, "missing_columns")]), status=422)
+        return await render(ctx, roster=Roster([], [(0, roster_rules.NO_FILE)]), status=422)
     data = await upload.read(ROSTER_MAX_BYTES + 1)
     if len(data) > ROSTER_MAX_BYTES:
         return await render(ctx, roster=Roster([], [(0, "too_many_rows")]), status=422)
-    roster = parse_roster(data.decode("utf-8", errors="replace"))
-    invited = 0
-    url = f"{ctx.settings.public_base_url.rstrip('/')}/sign-in?next=/student/profile"
+    try:
+        roster = parse_roster(roster_rules.decode_roster(data))
+    except roster_rules.Unreadable as exc:
+        return await render(ctx, roster=Roster([], [(0, exc.problem)]), status=422)
+    refused = bool(roster.errors)  # rows that are wrong, not merely known already
     assert ctx.session is not None
+    batch, now = new_id("roster"), utcnow()
+    existing = await ctx.store.find_users(row.email for row in roster.rows)
+    contacts = await company_contacts(ctx)
+    new: list[dict[str, Any]] = []
     for row in roster.rows:
-        existing = await ctx.store.find_user(row.email)
-        if existing is not None:
-            continue  # already registered or invited: no second invitation
-        await ctx.store.add_user(
-            row.email,
-            PortalRole.STUDENT,
-            new_id("stu"),
-            name=row.name,
-            department=row.department,
-            university=ctx.session.get("university"),
-            invited_at=ctx.session["last_seen"],
-            invited_by=ctx.sub,
+        reason = roster_rules.skip_reason(existing.get(row.email), row.email in contacts)
+        if reason:
+            roster.errors.append((row.line, reason))
+            continue
+        new.append(
+            {
+                "_id": row.email,
+                "role": PortalRole.STUDENT.value,
+                "sub": new_id("stu"),
+                "created_at": now,
+                "name": row.name,
+                "department": row.department,
+                "university": ctx.session.get("university"),
+                "invited_at": now,
+                "invited_by": ctx.sub,
+                "invitation_batch": batch,
+                "invitation_state": roster_rules.WAITING,
+                "invitation_retry_at": now,
+            }
         )
-        invited += 1
-        task = asyncio.create_task(invite(ctx, row.email, row.name, url))
-        ctx.request.app.state.background.add(task)
-        task.add_done_callback(ctx.request.app.state.background.discard)
+    invited = await ctx.store.add_users(new)
+    if invited:
+        ctx.request.app.state.invitations.wake()
+    log.info("roster uploaded", extra={"invited": invited, "batch": batch})
+    roster.errors.sort()
     await ctx.flash("roster_uploaded", count=invited)
     if roster.errors:
-        return await render(ctx, roster=roster, status=422)
+        return await render(ctx, roster=roster, status=422 if refused else 200)
     return ctx.redirect("/university")
-
-
-async def invite(ctx: Ctx, email: str, name: str, url: str) -> None:
-    try:
-        # Students read the program in Traditional Chinese by default.
-        await ctx.request.app.state.mailer.send_invitation(email, name, "zh-TW", url)
-    except Exception:
-        log.exception("invitation could not be sent")
