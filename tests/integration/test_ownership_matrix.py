@@ -234,14 +234,6 @@ def operations(ids: dict[str, str]) -> list[Op]:
         "end_date": day("08-01"),
         "location": "Kokura",
     }
-    company_body = {
-        "name_ja": "公募株式会社",
-        "name_en": "Public Call Co.",
-        "sector": "automotive",
-        "ward": "Kokura Kita-ku",
-        "address": "1-1 Jonai",
-        "contact": {"name": "担当", "email": "hr@call.example"},
-    }
     return [
         # Public (/metrics: counts by route template, topic and outcome, no personal data;
         # in Kubernetes only the monitoring namespace reaches it, the Ingress serves the portal)
@@ -257,7 +249,7 @@ def operations(ids: dict[str, str]) -> list[Op]:
         Op("notifications", "GET", "/health/ready", None),
         Op("notifications", "GET", "/asyncapi.json", None),
         Op("notifications", "GET", "/metrics", None),
-        Op("applications", "POST", "/companies", None, body=company_body),
+        Op("applications", "POST", "/companies", None, body="new company"),
         # Reads
         Op("applications", "GET", "/cohorts", anyone),
         Op("applications", "GET", "/cohorts/{cohort_id}", anyone),
@@ -448,6 +440,15 @@ def url(op: Op, ids: dict[str, str]) -> str:
 
 
 def body(op: Op) -> Any:
+    if op.body == "new company":  # each with a contact address of its own (one address, one person)
+        return {
+            "name_ja": "公募株式会社",
+            "name_en": "Public Call Co.",
+            "sector": "automotive",
+            "ward": "Kokura Kita-ku",
+            "address": "1-1 Jonai",
+            "contact": {"name": "担当", "email": f"hr-{next(_ids)}@call.example"},
+        }
     if op.body == "new cohort":
         return {
             "id": f"2030-matrix-{next(_ids)}",
