@@ -71,7 +71,15 @@ def make_templates() -> Jinja2Templates:
     )
     env.policies["ext.i18n.trimmed"] = True
     env.finalize = shown
+    env.filters["bdi"] = isolated
     return templates
+
+
+def isolated(value: Any) -> Markup:
+    """People's text printed inline, beside other text or in a sentence (`|bdi` in element
+    content; not in attributes or <title>, which are plain text): a name in Arabic or Hebrew
+    keeps its own direction without reordering the numbers or words around it."""
+    return Markup("<bdi>{}</bdi>").format(value)
 
 
 def shown(value: Any) -> Any:

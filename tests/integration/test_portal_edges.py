@@ -379,3 +379,38 @@ async def test_the_services_answer_a_control_character_in_an_id_with_404_or_422(
                         if answer.status_code not in (404, 422):
                             wrong.append((name, method, path, answer.status_code))
     assert not wrong
+
+
+async def test_a_right_to_left_override_in_a_company_name_never_reaches_a_page(
+    portal: Portal,
+) -> None:
+    """The finding: U+202E in a company name reversed what followed it. The service drops it
+    where the name comes in; the pages isolate people's text shown inline (<bdi>)."""
+    portal.client.cookies.clear()
+    call = await portal.client.get("/call")
+    token = CSRF.search(call.text)
+    assert token
+    suffix = uuid.uuid4().hex[:6]
+    answer = await portal.client.post(
+        "/call",
+        data={
+            "csrf_token": token.group(1),
+            "name_ja": f"北九州\u202eスチール{suffix}",
+            "name_en": f"Kitakyushu \u2066Steel\u2069 {suffix}",
+            "sector": "automotive",
+            "ward": "Kokura\u202e",
+            "address": "1-1 Asano",
+            "name": "佐藤\u202b",
+            "email": f"sato-{suffix}@example.jp",
+            "preferred_language": "ja",
+        },
+    )
+    assert answer.status_code == 200, answer.text[:500]
+    assert f"<bdi>北九州スチール{suffix}</bdi>" in answer.text
+    await portal.sign_in_as(PortalRole.COORDINATOR, "city-officer-1")
+    page = await portal.client.get("/coordinator/companies")
+    assert page.status_code == 200
+    assert f"北九州スチール{suffix}" in page.text and f"Kitakyushu Steel {suffix}" in page.text
+    assert "<bdi>Kokura</bdi>, <bdi>1-1 Asano</bdi>" in page.text
+    for control in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069":
+        assert control not in page.text and control not in answer.text
