@@ -53,6 +53,11 @@ _SINGLE_LINE = re.compile(SINGLE_LINE)
 # Free text: line breaks and tabs are fine, other control characters are not.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) open a direction that
+# reaches past the value: U+202E in a company name reverses what a page or an e-mail shows
+# after it. No name in zh-TW, ja or en needs them, so they are removed, not refused (text pasted
+# from elsewhere carries them unseen). LRM/RLM (U+200E/U+200F) stay: marks that open nothing.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 STUDENT_ID_PATTERN = r"^stu-[a-z0-9][a-z0-9-]{0,39}$"
@@ -108,9 +113,16 @@ def _free_text(value: str) -> str:
     return value
 
 
+def without_bidi_controls(value: Any) -> Any:
+    """`value` without bidi embeddings, overrides and isolates (anything else as it is)."""
+    return _BIDI_CONTROLS.sub("", value) if isinstance(value, str) else value
+
+
 _LINE = AfterValidator(_single_line)
 _LINE_SCHEMA = Field(json_schema_extra={"pattern": SINGLE_LINE})
 _TEXT = AfterValidator(_free_text)
+# Last in each type's annotations, so it runs first: the length bounds count what is kept.
+_NO_BIDI = BeforeValidator(without_bidi_controls)
 
 
 def _identifier(pattern: str, explanation: str) -> Any:
@@ -157,17 +169,27 @@ CohortId = Annotated[
 ]
 
 # One line of text each (names reach e-mail headers; none may break a line).
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME), _LINE, _LINE_SCHEMA]
-Skill = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SKILL), _LINE, _LINE_SCHEMA]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME), _LINE, _LINE_SCHEMA, _NO_BIDI
+]
+Skill = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_SKILL), _LINE, _LINE_SCHEMA, _NO_BIDI
+]
 # A short code or label (degree programme, ward, reason codes, algorithm versions).
-Code = Annotated[str, StringConstraints(min_length=1, max_length=100), _LINE, _LINE_SCHEMA]
-Location = Annotated[str, StringConstraints(min_length=1, max_length=300), _LINE, _LINE_SCHEMA]
-Address = Annotated[str, StringConstraints(min_length=1, max_length=500), _LINE, _LINE_SCHEMA]
+Code = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), _LINE, _LINE_SCHEMA, _NO_BIDI
+]
+Location = Annotated[
+    str, StringConstraints(min_length=1, max_length=300), _LINE, _LINE_SCHEMA, _NO_BIDI
+]
+Address = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), _LINE, _LINE_SCHEMA, _NO_BIDI
+]
 # A case file reference (placement-cancelled, outcome-recorded, the coordinator's forms).
 NoteCode = Annotated[str, StringConstraints(max_length=40, pattern=NOTE_CODE_PATTERN)]
 # Free text, line breaks allowed.
-Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION), _TEXT]
-Motivation = Annotated[str, StringConstraints(max_length=MAX_MOTIVATION), _TEXT]
+Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION), _TEXT, _NO_BIDI]
+Motivation = Annotated[str, StringConstraints(max_length=MAX_MOTIVATION), _TEXT, _NO_BIDI]
 
 # Integers that MongoDB can store, and counts.
 Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]

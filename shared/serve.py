@@ -24,12 +24,18 @@ def serve(app: FastAPI | Callable[[Any], FastAPI], settings: CommonSettings, por
     except MissingSecretError as exc:
         print(f"not starting: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    # server_header=False: no `Server: uvicorn` banner telling what to attack.
-    uvicorn.run(
-        app,
-        host=settings.http_host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
+    uvicorn.run(app, port=port, **server_options(settings))
+
+
+def server_options(settings: CommonSettings) -> dict[str, Any]:
+    """How uvicorn serves a service (tests serve the same way)."""
+    # server_header=False: no `Server: uvicorn` banner telling what to attack. The client's
+    # address and scheme come from X-Forwarded-* only when the proxy is one we trust.
+    return {
+        "host": settings.http_host,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }

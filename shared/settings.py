@@ -66,6 +66,11 @@ class CommonSettings(BaseSettings):
     jwt_max_ttl_seconds: int = Field(default=12 * 3600, ge=60)
 
     http_host: str = "127.0.0.1"
+    # Comma-separated addresses or CIDR ranges of the reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto uvicorn believes (the client's address and https): behind an Ingress,
+    # its controllers' range, or every visitor is the proxy to per-client limits. "*" trusts
+    # anyone (only when nothing else can reach the port).
+    forwarded_allow_ips: str = "127.0.0.1"
     # Larger request bodies are refused with 413 before they are parsed or authenticated.
     http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # The broker's largest message (Kafka's message.max.bytes; 1 MiB by default): a change

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"platform rules {rendering.name}",
                 k8s.check_rules(rendering),
                 f"{deployments} Deployments hardened, probed, bounded, with PDB, "
-                "NetworkPolicy, ServiceAccount; Ingress on TLS",
+                "NetworkPolicy, ServiceAccount; Ingress on TLS, FORWARDED_ALLOW_IPS behind it",
             )
 
         files = [arg for r in deployable for arg in ("--file", str(r.path))]

@@ -110,6 +110,8 @@ def rules(document: dict[str, Any], raw: dict[str, Any]) -> Iterator[str]:
         if "no-new-privileges:true" not in service.get("security_opt", []):
             yield f"{name}: may gain privileges"
         raw_secret = raw["services"][name].get("environment", {}).get("JWT_SECRET", "")
+        if name == "portal" and not service.get("environment", {}).get("FORWARDED_ALLOW_IPS"):
+            yield "portal: FORWARDED_ALLOW_IPS is not set (whose X-Forwarded-For to believe)"
         if not str(raw_secret).startswith("${JWT_SECRET"):
             yield f"{name}: JWT_SECRET is not taken from the environment"
     for name, service in services.items():

@@ -262,3 +262,52 @@ def ingress_rules(ingress: Obj, objects: list[Obj]) -> Iterator[str]:
     annotations = ingress["metadata"].get("annotations", {})
     if annotations.get("nginx.ingress.kubernetes.io/force-ssl-redirect") != "true":
         yield "plain HTTP is not redirected to HTTPS"
+    backends = {
+        path["backend"]["service"]["name"]
+        for rule in spec.get("rules", [])
+        for path in rule.get("http", {}).get("paths", [])
+    }
+    for deployment in of_kind(objects, "Deployment"):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        served = [
+            s["metadata"]["name"]
+            for s in of_kind(objects, "Service")
+            if s["metadata"]["name"] in backends
+            and selects({"matchLabels": s["spec"]["selector"]}, labels)
+        ]
+        if served:
+            yield from proxy_rules(deployment, objects)
+
+
+def proxy_rules(deployment: Obj, objects: list[Obj]) -> Iterator[str]:
+    """Behind the Ingress every connection comes from the ingress controller: uvicorn must be
+    told to believe its X-Forwarded-For (FORWARDED_ALLOW_IPS), or every visitor has the
+    controller's address and per-client limits lock everyone out at once."""
+    name = deployment["metadata"]["name"]
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        trusted = environment(container, objects).get("FORWARDED_ALLOW_IPS", "").strip()
+        if not trusted:
+            yield (
+                f"container {container['name']} of {name} (behind the Ingress): "
+                "FORWARDED_ALLOW_IPS is not set, so every visitor is the ingress controller"
+            )
+        elif "*" in trusted.split(","):
+            yield (
+                f"container {container['name']} of {name}: FORWARDED_ALLOW_IPS=* believes "
+                "any peer's X-Forwarded-For; name the ingress controller's addresses"
+            )
+
+
+def environment(container: Obj, objects: list[Obj]) -> dict[str, str]:
+    """The plain environment a container gets: its ConfigMaps (envFrom), then its own env."""
+    config_maps = {o["metadata"]["name"]: o for o in of_kind(objects, "ConfigMap")}
+    values: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            config_map = config_maps.get(source["configMapRef"]["name"], {})
+            prefix = source.get("prefix", "")
+            values.update({prefix + k: str(v) for k, v in config_map.get("data", {}).items()})
+    for variable in container.get("env", []):
+        if "value" in variable:
+            values[variable["name"]] = str(variable["value"])
+    return values

@@ -72,6 +72,10 @@ def test_compose_as_committed_passes() -> None:
             lambda c: c["services"]["applications"]["environment"].update(JWT_SECRET="literal"),
             "JWT_SECRET is not taken from the environment",
         ),
+        (
+            lambda c: c["services"]["portal"]["environment"].pop("FORWARDED_ALLOW_IPS"),
+            "portal: FORWARDED_ALLOW_IPS is not set",
+        ),
     ],
 )
 def test_compose_rules_catch(change: Callable[[dict[str, Any]], None], expected: str) -> None:
@@ -121,10 +125,21 @@ def drop(kind: str, name: str) -> Callable[[list[dict[str, Any]]], None]:
     return change
 
 
+def portal_config(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The data of the portal's own ConfigMap (its name carries the generator's hash)."""
+    found = [
+        o for o in k8s.of_kind(objects, "ConfigMap") if o["metadata"]["name"].startswith("portal-")
+    ]
+    assert len(found) == 1, [o["metadata"]["name"] for o in found]
+    return found[0]["data"]  # type: ignore[no-any-return]
+
+
 def test_example_overlay_passes(example: k8s.Rendering) -> None:
     assert k8s.check_rules(example) == []
     assert k8s.validate_schemas(example) == []
     assert len(k8s.of_kind(example.objects, "Deployment")) == 4
+    # The overlay names its own ingress controller's range (merged over the base's).
+    assert portal_config(example.objects)["FORWARDED_ALLOW_IPS"] == "10.244.0.0/16"
 
 
 @pytest.mark.parametrize(
@@ -181,6 +196,18 @@ def test_example_overlay_passes(example: k8s.Rendering) -> None:
         (
             lambda o: k8s.of_kind(o, "Namespace")[0]["metadata"]["labels"].clear(),
             "restricted Pod Security Standard",
+        ),
+        (
+            lambda o: portal_config(o).pop("FORWARDED_ALLOW_IPS"),
+            "portal (behind the Ingress): FORWARDED_ALLOW_IPS is not set",
+        ),
+        (
+            lambda o: portal_config(o).update(FORWARDED_ALLOW_IPS=""),
+            "FORWARDED_ALLOW_IPS is not set",
+        ),
+        (
+            lambda o: portal_config(o).update(FORWARDED_ALLOW_IPS="10.0.0.0/8,*"),
+            "FORWARDED_ALLOW_IPS=* believes any peer",
         ),
     ],
 )

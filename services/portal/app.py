@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,6 +18,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from services.portal import handlers, i18n, problems
 from services.portal.clients import ApiError, Services, ServiceUnavailable
+from services.portal.domain import has_control_character
 from services.portal.invitations import InvitationSender
 from services.portal.mailer import PortalMailer
 from services.portal.pages import ROUTERS
@@ -32,6 +33,7 @@ from services.portal.web import (
     home_of,
     load_ctx,
     make_templates,
+    served_over_https,
     sign_in_url,
 )
 from shared import charts
@@ -59,7 +61,18 @@ class SecurityHeaders(BaseHTTPMiddleware):
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        settings: PortalSettings = request.app.state.settings
+        if settings.hsts_seconds and served_over_https(request, settings):
+            # Browsers heed it only over https (RFC 6797), hence the same test as Secure cookies.
+            response.headers["Strict-Transport-Security"] = f"max-age={settings.hsts_seconds}"
         return response
+
+
+async def readable_path_ids(request: Request) -> None:
+    """A control character in a path id (`/company/positions/%00`) names nothing, and cannot
+    go into the URL of a service call or a Location header: not found, like any unknown id."""
+    if any(has_control_character(str(value)) for value in request.path_params.values()):
+        raise StarletteHTTPException(status_code=404)
 
 
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
@@ -105,6 +118,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # Every route, those added later included: checked before the page's own dependencies.
+        dependencies=[Depends(readable_path_ids)],
     )
     app.state.settings = settings
     app.state.store = store

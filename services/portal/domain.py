@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import io
 import math
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -165,9 +166,25 @@ def csrf_valid(key: str, session_key: str, presented: str | None) -> bool:
     return bool(presented) and hmac.compare_digest(csrf_token(key, session_key), presented or "")
 
 
+# C0, DEL and C1: no id, path or name the portal handles has a reason to contain one.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def has_control_character(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
 def safe_next(path: str | None, default: str = "/") -> str:
-    """Only a path on this site: never another host (`//evil`, `https://evil`, `\\\\evil`)."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+    """Only a path on this site: never another host (`//evil`, `https://evil`, `\\\\evil`).
+    Browsers drop tabs and line breaks from a URL (`/<TAB>/evil` is `//evil` to them), and a
+    control character cannot go into a Location header: such a path is refused too."""
+    if (
+        not path
+        or not path.startswith("/")
+        or path.startswith("//")
+        or "\\" in path
+        or has_control_character(path)
+    ):
         return default
     return path
 

@@ -39,6 +39,9 @@ class PortalSettings(CommonSettings):
     sign_in_limit_window_minutes: int = Field(default=15, ge=1)
     # auto: Secure cookies when PUBLIC_BASE_URL or the request is https; true/false forces it.
     cookie_secure: str = Field(default="auto", pattern="^(auto|true|false)$")
+    # Strict-Transport-Security max-age on answers served over https (decided as for cookies
+    # in auto mode); 0 sends none.
+    hsts_seconds: int = Field(default=365 * 24 * 3600, ge=0)
     page_size: int = Field(default=20, ge=5, le=200)
     # A roster's invitations are mailed in the background at most this many a second, so that
     # 2,000 of them do not flood the relay (or get the sender throttled as a spammer).

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.datastructures import FormData
 
 from services.portal import i18n, labels
@@ -32,6 +33,7 @@ from services.portal.messages import CONFIRMATIONS
 from services.portal.settings import PortalSettings
 from services.portal.store import Doc, PortalStore
 from shared import charts
+from shared.bounds import without_bidi_controls
 from shared.documents import utcnow
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ BROWSER_COOKIE = "portal_browser"  # anonymous visitors' CSRF key
 LANGUAGE_COOKIE = "portal_lang"
 TEMPLATES = Path(__file__).parent / "templates"
 CHARTS_STATIC = "/static/charts"  # where shared/charts/static is served
+SIGN_IN_PATHS = ("/sign-in", "/sign-out")
 
 
 def make_templates() -> Jinja2Templates:
@@ -67,7 +70,25 @@ def make_templates() -> Jinja2Templates:
         company_name=lambda company: company_name(company, i18n.current_language()),
     )
     env.policies["ext.i18n.trimmed"] = True
+    env.finalize = shown
+    env.filters["bdi"] = isolated
     return templates
+
+
+def isolated(value: Any) -> Markup:
+    """People's text printed inline, beside other text or in a sentence (`|bdi` in element
+    content; not in attributes or <title>, which are plain text): a name in Arabic or Hebrew
+    keeps its own direction without reordering the numbers or words around it."""
+    return Markup("<bdi>{}</bdi>").format(value)
+
+
+def shown(value: Any) -> Any:
+    """Every value a template prints, without bidi embeddings, overrides and isolates: the
+    services drop them from what they accept (shared.bounds); this covers what they stored
+    before, and the portal's own records."""
+    if isinstance(value, Markup):
+        return Markup(without_bidi_controls(str(value)))
+    return without_bidi_controls(value)
 
 
 class SignInNeeded(Exception):
@@ -123,9 +144,7 @@ class Ctx:
         mode = self.settings.cookie_secure
         if mode != "auto":
             return mode == "true"
-        return self.request.url.scheme == "https" or self.settings.public_base_url.startswith(
-            "https://"
-        )
+        return served_over_https(self.request, self.settings)
 
     async def check_csrf(self, form: FormData) -> None:
         token = form.get("csrf_token")
@@ -166,8 +185,9 @@ class Ctx:
             self.set_cookie(response, BROWSER_COOKIE, self.browser_key, None)
         for name, value, max_age in self.cookies:
             self.set_cookie(response, name, value, max_age)
-        if self.session is not None:
-            # Pages with personal data are not kept by the browser or a proxy.
+        if self.session is not None or is_sign_in_page(self.request.url.path):
+            # Pages with personal data are not kept by the browser or a proxy, nor are the
+            # sign-in pages (they show the address and hold the link's secret).
             response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -262,6 +282,16 @@ def with_query(request: Request, **changes: Any) -> str:
             params[key] = str(value)
     query = urlencode(params)
     return request.url.path + ("?" + query if query else "")
+
+
+def served_over_https(request: Request, settings: PortalSettings) -> bool:
+    """Whether the browser reached the portal over https: the request's scheme (uvicorn takes
+    it from X-Forwarded-Proto when the proxy is in FORWARDED_ALLOW_IPS) or PUBLIC_BASE_URL."""
+    return request.url.scheme == "https" or settings.public_base_url.startswith("https://")
+
+
+def is_sign_in_page(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in SIGN_IN_PATHS)
 
 
 def sign_in_url(next_path: str) -> str:

@@ -3,6 +3,7 @@ the field and a reason, and whatever the API accepts fits the events it publishe
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -132,6 +133,48 @@ def test_line_breaks_never_reach_a_mail_header() -> None:
         domain.ApplicationIn,
         {"cohort_id": "2027-summer", "ranked_position_ids": ["pos-1"], "motivation": "a\x1bb"},
     )
+
+
+def test_bidi_controls_are_removed_from_names_and_text() -> None:
+    """U+202E in a company name would show what follows it reversed, on every page and in
+    every e-mail: embeddings, overrides and isolates are dropped where the text comes in."""
+    company = domain.CompanyIn.model_validate(
+        {
+            "name_ja": "北九州\u202e製作所",
+            "name_en": "\u202aKitakyushu \u202dWorks\u202c",
+            "sector": "automotive",
+            "ward": "Kokura\u2066",
+            "address": "1-1\u2067 Asano\u2068\u2069",
+            "contact": {"name": "\u202bSato", "email": "sato@example.jp"},
+        }
+    )
+    assert (company.name_ja, company.name_en, company.ward, company.address) == (
+        "北九州製作所",
+        "Kitakyushu Works",
+        "Kokura",
+        "1-1 Asano",
+    )
+    assert company.contact.name == "Sato"
+    # Titles, skills, places and free text alike; the marks LRM/RLM open nothing and stay.
+    pos = domain.PositionIn.model_validate(
+        position(
+            title="Inspection \u202egnirts",
+            description="Line 1\n\u202eLine 2",
+            required_skills=["py\u202ethon"],
+            location="Tobata\u200e",
+        )
+    )
+    assert pos.title == "Inspection gnirts" and pos.description == "Line 1\nLine 2"
+    assert pos.required_skills == ["python"] and pos.location == "Tobata\u200e"
+    # Nothing left is nothing given.
+    assert "name" in errors(domain.StudentIn, student(name="\u202e\u2066"))
+    # The bound counts what is kept.
+    assert domain.StudentIn.model_validate(student(name="x" * 200 + "\u202e")).name == "x" * 200
+    # Consumers read events the same way (an event written before this rule).
+    data = maximal_events()[0]
+    raw = make_event(data, source="/s", subject=data.key).model_dump(mode="json")
+    raw["data"]["company_name_ja"] = "社\u202e"
+    assert parse_event(json.dumps(raw)).data.company_name_ja == "社"
 
 
 def test_lengths_and_counts_are_bounded() -> None:

@@ -79,6 +79,21 @@ def test_only_paths_on_this_site_are_followed_after_sign_in() -> None:
     assert safe_next("/student/proposals/p-1") == "/student/proposals/p-1"
     for bad in ("https://evil.example/", "//evil.example", "/\\evil.example", "", None):
         assert safe_next(bad, "/") == "/"
+    # Browsers drop tabs and line breaks from URLs (and leading spaces and controls): each of
+    # these is //evil.example to them. No control character may reach a Location header.
+    for bad in (
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r/evil.example",
+        " //evil.example",
+        "\t/x",
+        "/student\x00",
+        "/student\x7f",
+        "/student\x85",
+        "/student\x9b",
+    ):
+        assert safe_next(bad, "/") == "/", repr(bad)
+    assert safe_next("/student/positions?q=%0a&page=2") == "/student/positions?q=%0a&page=2"
 
 
 def test_email_and_student_domains() -> None:
