@@ -11,11 +11,15 @@ import asyncio
 import sys
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pymongo.errors import PyMongoError
+
+from services.portal import recipients
 from services.portal.domain import PortalRole, normalise_email
 from services.portal.settings import PortalSettings
 from services.portal.store import PortalStore
 from shared.auth import _embedded_env_file
 from shared.ids import new_id
+from shared.local_stack import unreachable, use_local_stack
 from shared.mongo import connect
 
 OPERATOR_ROLES = (PortalRole.COORDINATOR, PortalRole.UNIVERSITY)
@@ -83,9 +87,18 @@ def main(argv: list[str] | None = None) -> int:
         "--time-zone", help="IANA zone for dates on the pages (default Asia/Tokyo or Asia/Taipei)"
     )
     args = parser.parse_args(argv)
-    settings = PortalSettings(_env_file=_embedded_env_file())  # type: ignore[call-arg]
     if args.command == "user":
-        return asyncio.run(users(args, settings))
+        use_local_stack()  # the ports and secret `make run` chose (shared/local_stack.py)
+        settings = PortalSettings()
+        try:
+            # The notifications service hears of coordinators added and removed.
+            before = asyncio.run(recipients.coordinator_before(args, settings))
+            code = asyncio.run(users(args, settings))
+        except PyMongoError:
+            print(unreachable("the portal's MongoDB", settings.mongodb_uri), file=sys.stderr)
+            return 1
+        return asyncio.run(recipients.after_user_command(args, settings, code, before))
+    settings = PortalSettings(_env_file=_embedded_env_file())  # type: ignore[call-arg]
     from services.portal.app import create_app
     from shared.serve import serve
 
