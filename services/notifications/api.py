@@ -14,7 +14,7 @@ from services.notifications.store import NotificationsStore
 from shared.auth import Principal, Role, require
 from shared.bounds import CohortId, Id, Name
 from shared.documents import to_response
-from shared.errors import conflict, not_found
+from shared.errors import DomainError, conflict, not_found
 from shared.events.timezones import TimeZoneName
 from shared.events.vocabulary import Language
 
@@ -145,8 +145,14 @@ RECIPIENT_FIELDS = ("email", "name", "preferred_language", "time_zone", "subscri
 
 def own(principal: Principal, sub: str) -> None:
     """A coordinator reads and sets their own choices only (another's: not found)."""
-    if principal.sub != sub or sub == COORDINATOR:
+    if principal.sub != sub:
         raise not_found("coordinator recipient", sub)
+    if sub == COORDINATOR:  # the message log's recipient id of COORDINATOR_EMAIL
+        raise DomainError(
+            f"{COORDINATOR!r} names the program address (COORDINATOR_EMAIL), not a person: "
+            "call with the token of a coordinator the portal knows",
+            field="sub",
+        )
 
 
 def recipient_view(doc: dict[str, Any]) -> dict[str, Any]:

@@ -4,17 +4,20 @@ notifications service keeps the choice (it owns contacts and delivery)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
 from playwright.sync_api import Browser, expect
 
 from services.portal.i18n import translate_in
-from shared.auth import Role
+from shared.auth import Role, mint_token
 from tests.browser.api import Api, portal_sub
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.people import Album, Cast
-from tests.browser.stack import Stack
+from tests.browser.stack import ROOT, Stack
 
 pytestmark = pytest.mark.browser
 
@@ -72,3 +75,21 @@ def test_a_coordinator_chooses_the_program_mails_they_receive(
         "placements": False,
         "delivery_failures": True,
     }
+
+    # The operator removes the coordinator: their mails stop with it.
+    removed = subprocess.run(
+        [sys.executable, "-m", "services.portal", "user", "remove", "--email", address],
+        cwd=ROOT,
+        env={**os.environ, **stack.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert f"{address} no longer receives the program's mails" in removed.stdout
+    token = mint_token(api.settings, Role.COORDINATOR, sub)
+    gone = api.client.get(
+        f"{stack.env['NOTIFICATIONS_URL']}/recipients/coordinators/{sub}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert gone.status_code == 404
