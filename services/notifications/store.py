@@ -291,7 +291,8 @@ class NotificationsStore:
             recipients.insert(0, COORDINATOR)
         for recipient in recipients:
             await self.messages.update_one(
-                {"_id": f"delivery-failures:{start.isoformat()}:{recipient}"},
+                # An id the delivery log can retry by (letters, digits, . _ : - only).
+                {"_id": f"failures:{start:%Y%m%dT%H%M}:{recipient}"},
                 {
                     "$setOnInsert": {
                         "event_id": None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -640,6 +641,7 @@ async def test_failures_reach_subscribed_coordinators_as_one_digest_per_window(
     infra: Infra,
 ) -> None:
     from deploy.embedded.processes import free_port
+    from shared.bounds import ID_PATTERN
 
     deliverer, (client, producer, store) = await _deliverer(
         infra, "nf_digest", port=free_port(), max_attempts=1, lease=5
@@ -673,6 +675,8 @@ async def test_failures_reach_subscribed_coordinators_as_one_digest_per_window(
         ).to_list()
         assert digest["recipient_id"] == "coord-digest"  # not the one who turned it off
         assert digest["data"]["failed_count"] == 1
+        # An id the delivery log's "Send again" takes (POST /deliveries/{id}/retry).
+        assert re.fullmatch(ID_PATTERN, digest["_id"]), digest["_id"]
         # Sent when its window ends, so that a burst of failures is one message.
         assert digest["next_attempt_at"] > datetime.now(UTC)
         assert digest["next_attempt_at"].isoformat() == digest["data"]["window_end"]
