@@ -20,10 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError
+
 from analytics.consumer import PUBLIC_TOPICS, Progress, land
 from analytics.kpis import kpis_by_cohort, render, trend_rows
 from analytics.landing import Landed, Landing
 from analytics.settings import AnalyticsSettings
+from shared.local_stack import unreachable, use_local_stack
 
 
 def report(landing: Landing, cohort: str | None, as_json: bool) -> str:
@@ -121,8 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    use_local_stack()  # the Kafka `make run` started, on its ports
     settings = AnalyticsSettings()
-    return asyncio.run(main_async(args, settings))
+    try:
+        return asyncio.run(main_async(args, settings))
+    except KafkaConnectionError:
+        print(unreachable("Kafka", settings.kafka_bootstrap_servers), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.bounds import role_id_problem
+from shared.local_stack import use_local_stack
 from shared.settings import CommonSettings
 
 ALGORITHM = "HS256"
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     mint.add_argument("--hours", type=float, default=8.0)
     mint.add_argument("--university", help="a university office's university (role university)")
     args = parser.parse_args(argv)
-    settings = CommonSettings(_env_file=_embedded_env_file())  # type: ignore[call-arg]
+    use_local_stack()  # the secret `make run` generated
+    settings = CommonSettings()
     hours = timedelta(hours=args.hours)
     print(mint_token(settings, Role(args.role), args.sub, hours, university=args.university))
     return 0

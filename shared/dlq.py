@@ -27,10 +27,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from shared.connections import kafka_client_options
 from shared.events.contacts import CONTACTS_TOPIC
 from shared.kafka import dlq_topic
+from shared.local_stack import unreachable, use_local_stack
 from shared.settings import CommonSettings
 
 DLQ_SUFFIX = ".dlq"
@@ -236,5 +238,16 @@ async def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
     return 0
 
 
+def run() -> int:
+    """`make dlq`: on the stack `make run` started (its ports), one line if it is not there."""
+    use_local_stack()
+    try:
+        return asyncio.run(main())
+    except KafkaConnectionError:
+        where = CommonSettings().kafka_bootstrap_servers
+        print(unreachable("Kafka", where), file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(run())

@@ -4,7 +4,8 @@
 
 1. deploy/k8s: kustomize renders the base and every overlay; each object is validated against
    the Kubernetes schemas (kubernetes-validate, strict, oldest and newest supported version);
-   the overlays meet the platform's rules (deploy/checks/k8s.py).
+   the overlays meet the platform's rules (deploy/checks/k8s.py); in the base too, every
+   service that writes links (portal, notifications) gets the same PUBLIC_BASE_URL.
 2. checkov: the rendered overlays (kubernetes), deploy/Dockerfile (dockerfile), and deploy/
    plus docker-compose.yml for committed secrets (secrets). No failed check; any skip must be
    an inline annotation with its reason.
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         for rendering in renderings:
             kinds = sorted({o["kind"] for o in rendering.objects})
             problems = k8s.validate_schemas(rendering)
+            problems += k8s.link_rules(rendering) if not rendering.deployable else []
             ok &= section(
                 f"kustomize + kubernetes-validate {rendering.name}",
                 problems,
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"platform rules {rendering.name}",
                 k8s.check_rules(rendering),
                 f"{deployments} Deployments hardened, probed, bounded, with PDB, "
-                "NetworkPolicy, ServiceAccount; Ingress on TLS, FORWARDED_ALLOW_IPS behind it",
+                "NetworkPolicy, ServiceAccount; Ingress on TLS, FORWARDED_ALLOW_IPS behind it; "
+                "PUBLIC_BASE_URL for every service that writes links",
             )
 
         files = [arg for r in deployable for arg in ("--file", str(r.path))]

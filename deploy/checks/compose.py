@@ -16,6 +16,8 @@ import yaml
 
 SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 PLATFORM = ("applications", "matching", "notifications", "portal")
+# The services that write links people follow (the portal's sign-in mails, every notification).
+LINK_WRITERS = ("portal", "notifications")
 # What `docker compose up` would see with only the one required variable set.
 ENVIRONMENT = {"JWT_SECRET": "x" * 64}
 
@@ -114,6 +116,12 @@ def rules(document: dict[str, Any], raw: dict[str, Any]) -> Iterator[str]:
             yield "portal: FORWARDED_ALLOW_IPS is not set (whose X-Forwarded-For to believe)"
         if not str(raw_secret).startswith("${JWT_SECRET"):
             yield f"{name}: JWT_SECRET is not taken from the environment"
+    urls = {n: _environment(services.get(n, {})).get("PUBLIC_BASE_URL") for n in LINK_WRITERS}
+    for name, url in urls.items():
+        if not url:
+            yield f"{name}: writes links but gets no PUBLIC_BASE_URL (they would be wrong)"
+    if len({u for u in urls.values() if u}) > 1:
+        yield f"the services disagree on PUBLIC_BASE_URL: {urls}"
     for name, service in services.items():
         if name != "mongodb-init" and "healthcheck" not in service:
             yield f"{name}: no health check"
@@ -133,6 +141,14 @@ def rules(document: dict[str, Any], raw: dict[str, Any]) -> Iterator[str]:
             host_ip = port.get("host_ip") if isinstance(port, dict) else _host_ip(str(port))
             if host_ip != "127.0.0.1":
                 yield f"{name}: port {port} is published beyond 127.0.0.1 by default"
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's `environment`, in either of Compose's forms (mapping or NAME=value list)."""
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        return dict(str(item).partition("=")[::2] for item in env)
+    return {str(k): str(v) for k, v in env.items() if v is not None}
 
 
 def _host_ip(short: str) -> str | None:

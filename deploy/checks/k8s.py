@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import yaml
@@ -19,6 +20,10 @@ Obj = dict[str, Any]
 
 # The oldest Kubernetes the manifests are meant for, and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+# The services that write links people follow (the portal's sign-in mails, every
+# notification): each must be told where people reach the portal, or its links point to the
+# default http://127.0.0.1:8000.
+LINK_WRITERS = ("portal", "notifications")
 # Custom resources have no schema in kubernetes-validate; kustomize has checked their shape.
 CUSTOM_KINDS = {("external-secrets.io/v1", "ExternalSecret")}
 # An overlay the checks add to the copy: the base with the external-secrets component, to
@@ -113,6 +118,7 @@ def check_rules(rendering: Rendering) -> list[str]:
     """The platform's own rules for a deployable rendering; each problem is one line."""
     objects = rendering.objects
     problems = [f"{rendering.name}: {p}" for p in namespace_rules(objects)]
+    problems += link_rules(rendering)
     for deployment in of_kind(objects, "Deployment"):
         for problem in deployment_rules(deployment, objects):
             problems.append(f"{rendering.name}: {ref(deployment)}: {problem}")
@@ -311,3 +317,41 @@ def environment(container: Obj, objects: list[Obj]) -> dict[str, str]:
         if "value" in variable:
             values[variable["name"]] = str(variable["value"])
     return values
+
+
+def deployment_environment(deployment: Obj, objects: list[Obj]) -> dict[str, str]:
+    """The plain environment of a Deployment's first container."""
+    return environment(deployment["spec"]["template"]["spec"]["containers"][0], objects)
+
+
+def link_rules(rendering: Rendering) -> list[str]:
+    """Every service that writes links gets PUBLIC_BASE_URL, all the same one; in a
+    deployable rendering it is https and a host the Ingress serves."""
+    objects = rendering.objects
+    deployments = {d["metadata"]["name"]: d for d in of_kind(objects, "Deployment")}
+    problems: list[str] = []
+    urls: dict[str, str] = {}
+    for name in LINK_WRITERS:
+        if name not in deployments:
+            problems.append(f"{rendering.name}: no Deployment {name}")
+            continue
+        url = deployment_environment(deployments[name], objects).get("PUBLIC_BASE_URL", "").strip()
+        if not url:
+            problems.append(
+                f"{rendering.name}: Deployment/{name}: writes links but gets no PUBLIC_BASE_URL "
+                "(they would point to http://127.0.0.1:8000)"
+            )
+        else:
+            urls[name] = url
+    if len(set(urls.values())) > 1:
+        problems.append(f"{rendering.name}: the services disagree on PUBLIC_BASE_URL: {urls}")
+    hosts = {r.get("host") for i in of_kind(objects, "Ingress") for r in i["spec"].get("rules", [])}
+    for name, url in urls.items():
+        if rendering.deployable and hosts and urlsplit(url).hostname not in hosts:
+            problems.append(
+                f"{rendering.name}: Deployment/{name}: PUBLIC_BASE_URL {url} is not a host the "
+                f"Ingress serves ({', '.join(sorted(str(h) for h in hosts))})"
+            )
+        if rendering.deployable and urlsplit(url).scheme != "https":
+            problems.append(f"{rendering.name}: Deployment/{name}: PUBLIC_BASE_URL is not https")
+    return problems

@@ -82,6 +82,35 @@ def test_compose_rules_catch(change: Callable[[dict[str, Any]], None], expected:
     assert any(expected in p for p in compose_problems(change))
 
 
+def without_public_url(service: str) -> Callable[[dict[str, Any]], None]:
+    def change(c: dict[str, Any]) -> None:
+        env = c["services"][service]["environment"]  # may be the shared anchor's mapping
+        c["services"][service]["environment"] = {
+            k: v for k, v in env.items() if k != "PUBLIC_BASE_URL"
+        }
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (without_public_url("notifications"), "notifications: writes links but gets no"),
+        (without_public_url("portal"), "portal: writes links but gets no"),
+        (
+            lambda c: c["services"]["portal"]["environment"].update(
+                PUBLIC_BASE_URL="https://elsewhere.example"
+            ),
+            "disagree on PUBLIC_BASE_URL",
+        ),
+    ],
+)
+def test_compose_every_service_that_writes_links_knows_the_portal(
+    change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    assert any(expected in p for p in compose_problems(change))
+
+
 def test_compose_schema_catches_unknown_keys(tmp_path: Path) -> None:
     text = (ROOT / "docker-compose.yml").read_text().replace("init: true", "inits: true")
     (tmp_path / "docker-compose.yml").write_text(text)
@@ -216,6 +245,68 @@ def test_k8s_rules_catch(
 ) -> None:
     problems = changed(example, change)
     assert any(expected in p for p in problems), problems
+
+
+def config_map(objects: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
+    return next(  # type: ignore[no-any-return]
+        o for o in k8s.of_kind(objects, "ConfigMap") if o["metadata"]["name"].startswith(prefix)
+    )
+
+
+def public_url_for_the_portal_only(objects: list[dict[str, Any]]) -> None:
+    """How it was: the address in the portal's ConfigMap only, not the platform's."""
+    url = config_map(objects, "platform-config")["data"].pop("PUBLIC_BASE_URL")
+    config_map(objects, "portal-config")["data"]["PUBLIC_BASE_URL"] = url
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            public_url_for_the_portal_only,
+            "Deployment/notifications: writes links but gets no PUBLIC_BASE_URL",
+        ),
+        (
+            lambda o: (
+                config_map(o, "portal-config")["data"].update(
+                    PUBLIC_BASE_URL="https://internships.example.jp/portal"
+                )
+                or None
+            ),
+            "disagree on PUBLIC_BASE_URL",
+        ),
+        (
+            lambda o: config_map(o, "platform-config")["data"].update(
+                PUBLIC_BASE_URL="https://portal.example.invalid"
+            ),
+            "is not a host the Ingress serves",
+        ),
+        (
+            lambda o: config_map(o, "platform-config")["data"].update(
+                PUBLIC_BASE_URL="http://internships.example.jp"
+            ),
+            "PUBLIC_BASE_URL is not https",
+        ),
+    ],
+)
+def test_k8s_every_service_that_writes_links_knows_the_portal(
+    example: k8s.Rendering, change: Callable[[list[dict[str, Any]]], None], expected: str
+) -> None:
+    problems = changed(example, change)
+    assert any(expected in p for p in problems), problems
+
+
+def test_k8s_base_gives_every_service_that_writes_links_the_portal_address(
+    tmp_path: Path,
+) -> None:
+    kubectl = os.environ.get("KUBECTL")
+    if not kubectl:
+        pytest.fail("set KUBECTL to the kubectl `make` unpacked (make deploy-check does)")
+    renderings = k8s.render_all(ROOT / "deploy" / "k8s", Path(kubectl).resolve(), tmp_path)
+    base = next(r for r in renderings if r.name == "base")
+    assert k8s.link_rules(base) == []
+    public_url_for_the_portal_only(base.objects)
+    assert any("notifications: writes links" in p for p in k8s.link_rules(base))
 
 
 def test_k8s_schemas_catch_an_unknown_field(example: k8s.Rendering) -> None:

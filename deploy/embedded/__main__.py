@@ -25,6 +25,7 @@ from deploy.embedded.processes import Child, spawn
 from deploy.embedded.servers import EmbeddedServers
 from deploy.embedded.supervisor import Supervised, Supervisor, kafka_serves
 from shared.auth import Role, mint_token
+from shared.local_stack import write_stack_file
 from shared.settings import CommonSettings
 
 
@@ -116,10 +117,14 @@ def main() -> int:
 
     children: list[Child] = []
 
-    # The portal calls the three services and links mails to itself.
-    urls = {f"{n.upper()}_URL": f"http://{conf.host}:{service_port(n)}" for n in SERVICES}
+    # Every service that writes a link (the portal's sign-in mails, every notification)
+    # links to the portal: all of them get its address.
     portal_url = f"http://{conf.host}:{service_port('portal')}"
-    urls["PUBLIC_BASE_URL"] = os.environ.get("PUBLIC_BASE_URL", portal_url)
+    env["PUBLIC_BASE_URL"] = os.environ.get("PUBLIC_BASE_URL", portal_url)
+    # The portal calls the three services.
+    urls = {f"{n.upper()}_URL": f"http://{conf.host}:{service_port(n)}" for n in SERVICES}
+    # `make user`, `make dlq`, `make analytics` ... read what the services were given.
+    write_stack_file(data_dir, {k: v for k, v in {**env, **urls}.items() if k != "JWT_SECRET"})
 
     def start_service(name: str) -> Child:
         extra = urls if name == "portal" else {}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.embedded.processes import Child, spawn, wait_for_port
+from shared import local_stack
 
 BIN = Path(sys.executable).parent
 
@@ -30,12 +31,11 @@ class EmbeddedServers:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return local_stack.kafka_bootstrap(self.host, self.kafka_port)
 
     @property
     def mongodb_uri(self) -> str:
-        # retryWrites=false: see CommonSettings.mongodb_uri.
-        return f"mongodb://{self.host}:{self.mongo_port}/?replicaSet=secantus&retryWrites=false"
+        return local_stack.mongodb_uri(self.host, self.mongo_port)
 
     @property
     def mailbox(self) -> Path:

@@ -187,6 +187,17 @@ class ApplicationsStore:
         await self.companies.insert_one(doc, session=session)
         contact = self._company_contact(doc)
         await self.outbox.add_contact(session, contact.key, contact)
+        # The company enters the lifecycle as pending (no previous status): the notifications
+        # service confirms the registration to its contact and says what happens next.
+        await self.outbox.add(
+            session,
+            CompanyStatusChanged(
+                company_id=doc["_id"],
+                status=CompanyStatus.PENDING,
+                sector=body.sector,
+                changed_at=doc["registered_at"],
+            ),
+        )
         return doc
 
     async def decide_company(self, session: Session, company_id: str, status: CompanyStatus) -> Doc:

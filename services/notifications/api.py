@@ -1,4 +1,5 @@
-"""HTTP API of the notifications service: the coordinator's view of deliveries."""
+"""HTTP API of the notifications service: the coordinator's view of deliveries, and the
+coordinators' own choices of the program mails they receive (the portal's preferences page)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, EmailStr
 
+from services.notifications.domain import COORDINATOR
 from services.notifications.store import NotificationsStore
 from shared.auth import Principal, Role, require
-from shared.bounds import CohortId, Id
+from shared.bounds import CohortId, Id, Name
 from shared.documents import to_response
-from shared.errors import conflict, not_found
+from shared.errors import DomainError, conflict, not_found
+from shared.events.timezones import TimeZoneName
+from shared.events.vocabulary import Language
 
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
 
@@ -109,4 +114,86 @@ async def retry_delivery(
     return {"id": message_id, "status": "pending"}
 
 
-ROUTERS = [deliveries]
+recipients = APIRouter(prefix="/recipients", tags=["recipients"])
+
+
+class Subscriptions(BaseModel):
+    """The program mails a coordinator receives (each on unless turned off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    round_summary: bool = True  # each match round's summary
+    placements: bool = True  # each placement confirmed or cancelled
+    delivery_failures: bool = True  # mails that could not be sent, one digest per period
+
+
+class CoordinatorRecipientIn(BaseModel):
+    """Where and how a coordinator receives the program's mails. Omitted fields keep their
+    value (a new coordinator: Japanese, Japan time, every mail)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    name: Name | None = None
+    preferred_language: Language | None = None
+    time_zone: TimeZoneName | None = None
+    subscriptions: Subscriptions | None = None
+
+
+RECIPIENT_FIELDS = ("email", "name", "preferred_language", "time_zone", "subscriptions")
+
+
+def own(principal: Principal, sub: str) -> None:
+    """A coordinator reads and sets their own choices only (another's: not found)."""
+    if principal.sub != sub:
+        raise not_found("coordinator recipient", sub)
+    if sub == COORDINATOR:  # the message log's recipient id of COORDINATOR_EMAIL
+        raise DomainError(
+            f"{COORDINATOR!r} names the program address (COORDINATOR_EMAIL), not a person: "
+            "call with the token of a coordinator the portal knows",
+            field="sub",
+        )
+
+
+def recipient_view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["party_id"],
+        **{k: doc.get(k) for k in RECIPIENT_FIELDS},
+    }
+
+
+@recipients.put(
+    "/coordinators/{sub}",
+    summary="Register a coordinator for the program's mails, or change their choices",
+)
+async def put_coordinator(
+    sub: Id, body: CoordinatorRecipientIn, principal: Coordinator, store: Store
+) -> dict[str, Any]:
+    own(principal, sub)
+    fields = body.model_dump(mode="json", exclude_none=True)
+    # The name in the mails' To line; the address itself when none is given.
+    if "name" not in fields and await store.coordinator(sub) is None:
+        fields["name"] = body.email.split("@")[0]
+    return recipient_view(await store.put_coordinator(sub, fields))
+
+
+@recipients.get("/coordinators/{sub}", summary="A coordinator's own mail choices")
+async def get_coordinator(sub: Id, principal: Coordinator, store: Store) -> dict[str, Any]:
+    own(principal, sub)
+    doc = await store.coordinator(sub)
+    if doc is None:
+        raise not_found("coordinator recipient", sub)
+    return recipient_view(doc)
+
+
+@recipients.delete(
+    "/coordinators/{sub}", summary="Stop every mail to a coordinator (removed by the operator)"
+)
+async def delete_coordinator(sub: Id, principal: Coordinator, store: Store) -> dict[str, Any]:
+    own(principal, sub)
+    if not await store.remove_coordinator(sub):
+        raise not_found("coordinator recipient", sub)
+    return {"id": sub, "removed": True}
+
+
+ROUTERS = [deliveries, recipients]

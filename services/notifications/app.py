@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr
 from services.notifications import handlers, telemetry
 from services.notifications.api import ROUTERS
 from services.notifications.delivery import Deliverer, DeliveryPolicy, Mailer, SmtpConfig
+from services.notifications.domain import is_real_address
 from services.notifications.rendering import Renderer, Site
 from services.notifications.store import NotificationsStore
 from shared.events.timezones import TimeZoneName
@@ -29,7 +30,10 @@ class NotificationsSettings(CommonSettings):
     smtp_ssl: bool = False
     smtp_timeout_seconds: float = 15
     mail_from: str = "Kitakyushu Internship Program <internships@kitakyushu-internships.invalid>"
-    coordinator_email: str = "coordinator@kitakyushu-internships.invalid"
+    # The program's own address for the coordinator's mails (round summaries, placements,
+    # delivery failures), besides every coordinator who subscribed on the portal. Empty (the
+    # default) or an address under .invalid: none.
+    coordinator_email: str = ""
     coordinator_name: str = "雇用・産業人材政策課 ご担当者"
     coordinator_language: str = "ja"
     coordinator_time_zone: TimeZoneName = "Asia/Tokyo"
@@ -104,7 +108,9 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     store = NotificationsStore(runtime.db)
     deliverer = build_deliverer(settings, store, runtime.producer)
     runtime.on_start(store.ensure_indexes)
-    handlers.register(runtime, store, deliverer.wake)
+    handlers.register(
+        runtime, store, deliverer.wake, program_address=is_real_address(settings.coordinator_email)
+    )
     runtime.background("delivery", deliverer.run)
     telemetry.register(runtime.metrics, deliverer, store)
     app = create_http_app(

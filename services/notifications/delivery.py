@@ -32,7 +32,12 @@ from pymongo.errors import PyMongoError
 
 from services.notifications import telemetry
 from services.notifications.compose import Composed, Facts, TransientDeliveryError, compose
-from services.notifications.domain import COORDINATOR, unwanted_reason
+from services.notifications.domain import (
+    COORDINATOR,
+    DELIVERY_FAILURES_TEMPLATE,
+    is_real_address,
+    unwanted_reason,
+)
 from services.notifications.rendering import Renderer, Site
 from services.notifications.smtp_pool import Mailer, SmtpConfig, is_permanent
 from services.notifications.store import Doc, NotificationsStore
@@ -384,6 +389,22 @@ class Deliverer:
                 )
         await self._until_recorded(outcomes)
         self._in_flight.difference_update(batch.claimed)
+        # The coordinators hear of failures in a digest (a failed digest is not told again).
+        failed = sum(
+            1
+            for message, fields in outcomes
+            if fields.get("status") == "failed"
+            and message["template"] != DELIVERY_FAILURES_TEMPLATE
+        )
+        if failed:
+            try:
+                await self.store.note_failures(
+                    failed,
+                    datetime.now(UTC),
+                    program_address=is_real_address(self.policy.coordinator_email),
+                )
+            except PyMongoError as exc:  # the failures stay in the log and on the DLQ
+                log.warning("failure digest not planned", extra={"error": str(exc)})
 
     async def _until_recorded(self, outcomes: list[tuple[Doc, Doc]]) -> None:
         """Only this process knows which mails the SMTP server took: if the database is
@@ -404,6 +425,8 @@ class Deliverer:
 
     async def _report(self, give_up: _GiveUp) -> None:
         message = give_up.message
+        if not message.get("topic"):
+            return  # a failure digest: no event behind it; the log keeps why it failed
         await self.producer.send_and_wait(
             self.settings.topic(dlq_topic(message["topic"])),
             value=message["event_json"].encode(),

@@ -9,7 +9,8 @@ sent only if it is still wanted (the recipient was not erased, has not answered 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,21 @@ from shared.events import (
 )
 from shared.events.vocabulary import MatchCancelReason, Party, PlacementCancelReason
 
+# The program's own recipient: COORDINATOR_EMAIL, when it is set to a real address.
 COORDINATOR = "coordinator"
+# The program mails a coordinator chooses to receive (the portal's preferences page); a
+# coordinator who has not chosen receives all three.
+ROUND_SUMMARY, PLACEMENTS, DELIVERY_FAILURES = "round_summary", "placements", "delivery_failures"
+SUBSCRIPTIONS = (ROUND_SUMMARY, PLACEMENTS, DELIVERY_FAILURES)
+SUBSCRIPTION_OF = {
+    "round_completed.coordinator": ROUND_SUMMARY,
+    "placement_confirmed.coordinator": PLACEMENTS,
+    "placement_cancelled.coordinator": PLACEMENTS,
+    "delivery_failures.coordinator": DELIVERY_FAILURES,
+}
+# Failed deliveries are told in one digest per coordinator and window, never one per mail.
+DELIVERY_FAILURES_TEMPLATE = "delivery_failures.coordinator"
+DIGEST_WINDOW = timedelta(minutes=15)
 REMINDER = "reminder"
 # Whoever has not answered a proposal hears again this long before its deadline.
 REMINDER_BEFORE = timedelta(hours=48)
@@ -156,6 +171,42 @@ def plan(event: CloudEvent[Any]) -> list[Planned]:
     if isinstance(data, CompanyStatusChanged):
         return [Planned(data.company_id, "company", f"company_{data.status.value}.company")]
     return []
+
+
+def is_real_address(address: str) -> bool:
+    """COORDINATOR_EMAIL counts only when set to a deliverable address: empty, or the old
+    placeholder under the reserved .invalid domain (RFC 2606), sends nothing."""
+    domain = address.strip().rpartition("@")[2].lower()
+    return bool(domain) and not (domain == "invalid" or domain.endswith(".invalid"))
+
+
+def to_coordinators(
+    planned: list[Planned], subscribers: Mapping[str, frozenset[str]], *, program_address: bool
+) -> list[Planned]:
+    """Program mails (planned for COORDINATOR) go to each coordinator who subscribed to
+    their kind, one message each (`subscribers`: coordinator id -> subscriptions), and to
+    COORDINATOR_EMAIL when it is a real address (`program_address`)."""
+    out: list[Planned] = []
+    for p in planned:
+        if p.recipient_id != COORDINATOR:
+            out.append(p)
+            continue
+        if program_address:
+            out.append(p)
+        wanted = SUBSCRIPTION_OF[p.template]
+        out += [
+            replace(p, recipient_id=sub)
+            for sub in sorted(subscribers)
+            if wanted in subscribers[sub]
+        ]
+    return out
+
+
+def digest_window(at: datetime) -> tuple[datetime, datetime]:
+    """The window a failure at `at` is told in: its digest is sent when the window ends."""
+    step = int(DIGEST_WINDOW.total_seconds())
+    start = datetime.fromtimestamp(int(at.timestamp()) // step * step, tz=at.tzinfo)
+    return start, start + DIGEST_WINDOW
 
 
 # -- what a message depends on, tracked from the events ---------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.notifications.domain import plan
+from services.notifications.domain import COORDINATOR, plan, to_coordinators
 from services.notifications.store import NotificationsStore
 from shared.consumer import RejectEvent
 from shared.events import (
@@ -45,11 +45,20 @@ NOTIFIED = (
 )
 
 
-def register(runtime: ServiceRuntime, store: NotificationsStore, wake: Any) -> None:
+def register(
+    runtime: ServiceRuntime, store: NotificationsStore, wake: Any, *, program_address: bool
+) -> None:
+    """`program_address`: COORDINATOR_EMAIL is a real address and gets the program mails
+    too, besides the coordinators who subscribed to them."""
+
     def planner(topic: str) -> Any:
         async def handle(event: CloudEvent[Any], session: Session) -> None:
             await store.record_facts(session, event)
-            planned = await store.plan_messages(session, event, topic, plan(event))
+            messages = plan(event)
+            if any(p.recipient_id == COORDINATOR for p in messages):
+                subscribers = await store.coordinator_subscribers(session)
+                messages = to_coordinators(messages, subscribers, program_address=program_address)
+            planned = await store.plan_messages(session, event, topic, messages)
             await store.suppress_reminders_already_answered(session, event)
             if planned:
                 after_commit(session, wake)  # woken before the commit it would find nothing

@@ -108,6 +108,9 @@ def build_context(
     if "residence_status" in data:
         context["residence"] = residence_text(data["residence_status"], language)
         context["residence_short"] = residence_short(data["residence_status"], language)
+    if "window_end" in data:  # a failure digest: the window it covers, in the reader's zone
+        context["window_start"] = format_deadline(data["window_start"], language, zone)
+        context["window_end"] = format_deadline(data["window_end"], language, zone)
     if "by_sector" in data:
         context["by_sector"] = [
             {**s, "sector_name": sector_name(s["sector"], language)} for s in data["by_sector"]

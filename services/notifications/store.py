@@ -17,9 +17,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.notifications.compose import Facts
 from services.notifications.domain import (
     ALREADY_ANSWERED,
+    COORDINATOR,
+    DELIVERY_FAILURES,
+    DELIVERY_FAILURES_TEMPLATE,
     PROPOSAL_CLOSED,
     RECIPIENT_ERASED,
+    SUBSCRIPTIONS,
     Planned,
+    digest_window,
     proposal_progress,
     unwanted_reason,
 )
@@ -58,6 +63,8 @@ class NotificationsStore:
         await self.messages.create_index("recipient_id")
         await self.messages.create_index("about")
         await self.messages.create_index("data.proposal_id")
+        # Coordinators' contacts live beside the others (key `coordinator:<id>`).
+        await self.contacts.create_index("party_type")
 
     async def plan_messages(
         self, session: Session, event: CloudEvent[Any], topic: str, planned: list[Planned]
@@ -215,6 +222,101 @@ class NotificationsStore:
             {"$set": {"status": "suppressed", "last_error": RECIPIENT_ERASED}},
             session=session,
         )
+
+    # -- coordinators: who receives the program's mails --------------------------------------
+
+    async def coordinator_subscribers(
+        self, session: Session | None = None, subscription: str | None = None
+    ) -> dict[str, frozenset[str]]:
+        """Every coordinator's id and subscriptions (only those with `subscription`)."""
+        query: Doc = {"party_type": "coordinator"}
+        if subscription is not None:
+            query[f"subscriptions.{subscription}"] = True
+        docs = self.contacts.find(query, {"party_id": 1, "subscriptions": 1}, session=session)
+        return {
+            d["party_id"]: frozenset(k for k, on in d.get("subscriptions", {}).items() if on)
+            async for d in docs
+        }
+
+    async def coordinator(self, sub: str) -> Doc | None:
+        return await self.contact("coordinator", sub)
+
+    async def put_coordinator(self, sub: str, fields: Doc) -> Doc:
+        """Register a coordinator or change what they chose. Fields not given keep their
+        value; a new coordinator reads Japanese in Japan time and receives every program
+        mail. A coordinator registered again after removal is no longer erased."""
+        key = contact_key("coordinator", sub)
+        defaults: Doc = {
+            "preferred_language": "ja",
+            "time_zone": "Asia/Tokyo",
+            "subscriptions": dict.fromkeys(SUBSCRIPTIONS, True),
+        }
+        given = {k: v for k, v in fields.items() if v is not None}
+
+        async def put(session: Session) -> Doc | None:
+            await self.contacts.update_one(
+                {"_id": key},
+                {
+                    "$set": {"party_type": "coordinator", "party_id": sub, **given},
+                    "$setOnInsert": {k: v for k, v in defaults.items() if k not in given},
+                },
+                upsert=True,
+                session=session,
+            )
+            await self.erasures.delete_one({"_id": key}, session=session)
+            return await self.contacts.find_one({"_id": key}, session=session)
+
+        doc = await in_transaction(self.db.client, put)
+        assert doc is not None
+        return doc
+
+    async def remove_coordinator(self, sub: str) -> bool:
+        """The coordinator may no longer sign in: no more mails to them (as an erasure)."""
+
+        async def remove(session: Session) -> bool:
+            known = await self.contacts.find_one(
+                {"_id": contact_key("coordinator", sub)}, {"_id": 1}, session=session
+            )
+            await self.erase(session, "coordinator", sub)
+            return known is not None
+
+        return await in_transaction(self.db.client, remove)
+
+    async def note_failures(self, count: int, at: datetime, *, program_address: bool) -> None:
+        """Failed deliveries, told to the coordinators who want to hear of them in one digest
+        per window (sent when the window ends), whatever the number of failures."""
+        start, end = digest_window(at)
+        recipients = sorted(await self.coordinator_subscribers(subscription=DELIVERY_FAILURES))
+        if program_address:
+            recipients.insert(0, COORDINATOR)
+        for recipient in recipients:
+            await self.messages.update_one(
+                # An id the delivery log can retry by (letters, digits, . _ : - only).
+                {"_id": f"failures:{start:%Y%m%dT%H%M}:{recipient}"},
+                {
+                    "$setOnInsert": {
+                        "event_id": None,
+                        "event_type": None,
+                        "topic": None,  # no event behind it: no DLQ either
+                        "data.window_start": start.isoformat(),
+                        "data.window_end": end.isoformat(),
+                        "cohort_id": None,
+                        "recipient_id": recipient,
+                        "recipient_kind": "coordinator",
+                        "template": DELIVERY_FAILURES_TEMPLATE,
+                        "kind": "digest",
+                        "about": [],
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": end,
+                        "due_at": end,
+                        "created_at": utcnow(),
+                        "last_error": None,
+                    },
+                    "$inc": {"data.failed_count": count},
+                },
+                upsert=True,
+            )
 
     async def claim_due(
         self, lease_until: datetime, *, limit: int = 1, excluding: frozenset[str] = frozenset()

@@ -86,6 +86,9 @@ ACTION_PATHS = {
     "internship_completed.student": "/student",
     "internship_completed.company": "/company/placements",
     "round_completed.coordinator": "/coordinator/rounds/{round_id}",
+    "delivery_failures.coordinator": "/coordinator/deliveries",
+    # A registration is confirmed before the company may sign in: the call it answered.
+    "company_pending.company": "/call",
     "company_approved.company": "/company/positions",
     "company_rejected.company": "/company",
     "company_suspended.company": "/company",

@@ -14,12 +14,16 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pymongo.errors import PyMongoError
+
+from services.portal import recipients
 from services.portal.clients import ApiError, Services, ServiceUnavailable
 from services.portal.domain import PortalRole, holders, normalise_email, taken_by_other
 from services.portal.settings import PortalSettings
 from services.portal.store import PortalStore
 from shared.auth import _embedded_env_file
 from shared.ids import new_id
+from shared.local_stack import unreachable, use_local_stack
 from shared.mongo import connect
 
 OPERATOR_ROLES = (PortalRole.COORDINATOR, PortalRole.UNIVERSITY)
@@ -167,11 +171,26 @@ def main(argv: list[str] | None = None) -> int:
         "identities", help="list addresses that belong to more than one live identity"
     )
     args = parser.parse_args(argv)
-    settings = PortalSettings(_env_file=_embedded_env_file())  # type: ignore[call-arg]
     if args.command == "user":
-        return asyncio.run(users(args, settings))
+        use_local_stack()  # the ports and secret `make run` chose (shared/local_stack.py)
+        settings = PortalSettings()
+        try:
+            # The notifications service hears of coordinators added and removed.
+            before = asyncio.run(recipients.coordinator_before(args, settings))
+            code = asyncio.run(users(args, settings))
+        except PyMongoError:
+            print(unreachable("the portal's MongoDB", settings.mongodb_uri), file=sys.stderr)
+            return 1
+        return asyncio.run(recipients.after_user_command(args, settings, code, before))
     if args.command == "identities":
-        return asyncio.run(identities(settings))
+        use_local_stack()
+        settings = PortalSettings()
+        try:
+            return asyncio.run(identities(settings))
+        except PyMongoError:
+            print(unreachable("the portal's MongoDB", settings.mongodb_uri), file=sys.stderr)
+            return 1
+    settings = PortalSettings(_env_file=_embedded_env_file())  # type: ignore[call-arg]
     from services.portal.app import create_app
     from shared.serve import serve
 

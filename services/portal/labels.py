@@ -170,6 +170,7 @@ LABELS: dict[str, dict[str, str]] = {
         "answer_reminder": Nc_("e-mail", "Reminder of the deadline to answer"),
         "application_submitted": Nc_("e-mail", "Application received"),
         "application_withdrawn": Nc_("e-mail", "Application withdrawn"),
+        "company_pending": Nc_("e-mail", "Company registration received"),
         "company_approved": Nc_("e-mail", "Company approved"),
         "company_rejected": Nc_("e-mail", "Company not approved"),
         "company_suspended": Nc_("e-mail", "Company suspended"),
@@ -183,6 +184,7 @@ LABELS: dict[str, dict[str, str]] = {
         "placement_cancelled": Nc_("e-mail", "Placement cancelled"),
         "placement_confirmed": Nc_("e-mail", "Placement confirmed"),
         "round_completed": Nc_("e-mail", "Matching round completed"),
+        "delivery_failures": Nc_("e-mail", "E-mails that could not be sent"),
     },
     "residence": {
         "designated_activities": N_(

@@ -69,6 +69,10 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
         ),
         N_("Students and companies have been told; each side answers before the deadline."),
     ),
+    "mail_settings_saved": (
+        N_("Your e-mail settings are saved."),
+        N_("The program's next e-mails follow them."),
+    ),
     "delivery_retried": (
         N_("The message will be sent again."),
         N_("Its status changes to sent when the mail server accepts it."),

@@ -288,8 +288,9 @@ class CohortStateChanged(EventData):
 
 
 class CompanyStatusChanged(EventData):
-    """The coordinator approved, rejected or suspended a host company. Rejecting or
-    suspending closes its open positions (listed here; each also has its position-closed)."""
+    """A host company registered through the public call (status pending, no previous
+    status), or the coordinator approved, rejected or suspended it. Rejecting or suspending
+    closes its open positions (listed here; each also has its position-closed)."""
 
     event_name = "company-status-changed"
     key_field = "company_id"

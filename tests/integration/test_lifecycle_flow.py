@@ -396,6 +396,7 @@ async def test_rejection_suspension_withdrawal_and_erasure_cancel_pending_propos
         )
         assert rejected_sent == Counter(
             {
+                "company_pending.company": 1,  # the registration, confirmed
                 "company_approved.company": 1,
                 "match_proposed.company": 1,
                 "company_rejected.company": 1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -157,8 +158,50 @@ async def redeliver_everything(platform: Platform) -> int:
     return copies
 
 
+async def coordinator_recipient(
+    platform: Platform, sub: str, method: str = "PUT", body: Any = None, expect: int = 200
+) -> Any:
+    r = await platform.notifications.request(
+        method,
+        f"/recipients/coordinators/{sub}",
+        headers=platform.apps.auth(Role.COORDINATOR, sub),
+        json=body,
+    )
+    assert r.status_code == expect, r.text
+    return r.json()
+
+
 async def test_whole_flow_tells_everyone_once_in_their_language(platform: Platform) -> None:
     d = platform.apps
+    # Two coordinators `make user` added: one chose English and no placement notices; the
+    # other (everything, by default) was removed again and hears nothing.
+    chooser, removed = f"coord-a-{TAG}".lower(), f"coord-b-{TAG}".lower()
+    chosen = await coordinator_recipient(
+        platform,
+        chooser,
+        body={
+            "email": f"{chooser}@city.example",
+            "preferred_language": "en",
+            "subscriptions": {"placements": False},
+        },
+    )
+    assert chosen["subscriptions"] == {
+        "round_summary": True,
+        "placements": False,
+        "delivery_failures": True,
+    }
+    assert chosen["time_zone"] == "Asia/Tokyo"
+    default = await coordinator_recipient(
+        platform, removed, body={"email": f"{removed}@city.example"}
+    )
+    assert default["preferred_language"] == "ja" and all(default["subscriptions"].values())
+    # Each coordinator reads and sets their own choices only.
+    r = await platform.notifications.get(
+        f"/recipients/coordinators/{chooser}", headers=d.auth(Role.COORDINATOR, removed)
+    )
+    assert r.status_code == 404
+    await coordinator_recipient(platform, removed, "DELETE")
+    await coordinator_recipient(platform, removed, "GET", expect=404)
     cohort = await d.cohort()
     company = await d.company(sector="semiconductor", language="ja")
     position = await d.position(company, cohort, title="ウェハ検査ソフトウェア開発")
@@ -201,11 +244,17 @@ async def test_whole_flow_tells_everyone_once_in_their_language(platform: Platfo
     def coordinator_mail() -> list[EmailMessage]:
         return [m for m in platform.mail_to(coordinator_addr) if cohort in str(m["Subject"])]
 
+    def chooser_mail() -> list[EmailMessage]:
+        return [
+            m for m in platform.mail_to(f"{chooser}@city.example") if cohort in str(m["Subject"])
+        ]
+
     await eventually(
         lambda: (
             len(platform.mail_to(student_addr)) >= 3
-            and len(platform.mail_to(company_addr)) >= 4
+            and len(platform.mail_to(company_addr)) >= 5
             and len(coordinator_mail()) >= 2
+            and len(chooser_mail()) >= 1
         ),
         # Three services and a dozen consumer groups on a 2-core machine shared with others.
         timeout=60,
@@ -233,6 +282,7 @@ async def test_whole_flow_tells_everyone_once_in_their_language(platform: Platfo
             platform.mail_to(company_addr),
             "ja",
             {
+                "company_pending.company",
                 "company_approved.company",
                 "match_proposed.company",
                 "match_accepted.company",
@@ -244,11 +294,20 @@ async def test_whole_flow_tells_everyone_once_in_their_language(platform: Platfo
             "ja",
             {"round_completed.coordinator", "placement_confirmed.coordinator"},
         ),
+        # Once, like everyone: the summary they subscribed to, in their language.
+        f"{chooser}@city.example": (chooser_mail(), "en", {"round_completed.coordinator"}),
     }
     for address, (mails, language, expected) in templates.items():
         sent = Counter(str(m["X-Template"]) for m in mails)
         assert sent == Counter(expected), (address, sent)  # each exactly once
         assert {str(m["Content-Language"]) for m in mails} == {language}, address
+    assert not platform.mail_to(f"{removed}@city.example")
+    registered = next(
+        m
+        for m in platform.mail_to(company_addr)
+        if str(m["X-Template"]) == "company_pending.company"
+    )
+    assert "審査" in registered.get_content() and "様" in registered.get_content()
 
     confirmed = next(
         m
@@ -272,12 +331,13 @@ async def test_whole_flow_tells_everyone_once_in_their_language(platform: Platfo
     )
     assert listed.status_code == 200
     by_status = Counter((m["template"], m["status"]) for m in listed.json())
-    assert sum(n for (_, status), n in by_status.items() if status == "sent") == 8
+    # 8 to the parties and the program address, 1 to the coordinator who subscribed.
+    assert sum(n for (_, status), n in by_status.items() if status == "sent") == 9
     # The answer reminders were planned with the proposal and left the queue when the
     # placement was confirmed: nobody is reminded of a question they answered.
     assert by_status[("answer_reminder.student", "suppressed")] == 1, by_status
     assert by_status[("answer_reminder.company", "suppressed")] == 1
-    assert len(listed.json()) == 10
+    assert len(listed.json()) == 11
     forbidden = await platform.notifications.get(
         "/deliveries", headers=d.auth(Role.STUDENT, student)
     )
@@ -342,7 +402,13 @@ async def test_a_failed_message_sent_again_starts_afresh(platform: Platform) -> 
         again = await messages.find_one({"_id": message["_id"]})
         assert (again["status"], again["attempts"], again["last_error"]) == ("pending", 0, None)
     await eventually(lambda: platform.mail_to(f"{student}@example.tw"), timeout=30)
-    sent = await messages.find_one({"_id": message["_id"]})
+
+    async def recorded() -> Any:
+        # The sink saves the mail a moment before the sender records the outcome.
+        found = await messages.find_one({"_id": message["_id"], "status": {"$ne": "sending"}})
+        return found
+
+    sent = await eventually(recorded, timeout=10)
     assert sent["status"] == "sent" and sent["last_error"] is None
 
 
@@ -569,3 +635,62 @@ async def test_one_polls_contacts_apply_in_order_and_a_mislabelled_one_is_refuse
     assert await db["contacts"].find_one({"_id": gone}) is None
     assert await db["erasures"].find_one({"_id": gone}) is not None
     assert await db["contacts"].find_one({"_id": wrong}) is None
+
+
+async def test_failures_reach_subscribed_coordinators_as_one_digest_per_window(
+    infra: Infra,
+) -> None:
+    from deploy.embedded.processes import free_port
+    from shared.bounds import ID_PATTERN
+
+    deliverer, (client, producer, store) = await _deliverer(
+        infra, "nf_digest", port=free_port(), max_attempts=1, lease=5
+    )
+    try:
+        await store.ensure_indexes()
+        await store.put_coordinator(
+            "coord-digest", {"email": "digest@city.example", "name": "Digest"}
+        )
+        await store.put_coordinator(
+            "coord-quiet",
+            {
+                "email": "quiet@city.example",
+                "name": "Quiet",
+                "subscriptions": {
+                    "round_summary": True,
+                    "placements": True,
+                    "delivery_failures": False,
+                },
+            },
+        )
+
+        async def failed() -> bool:
+            await deliverer.deliver_due()
+            message = await store.messages.find_one({"template": "round_completed.coordinator"})
+            return message is not None and message["status"] == "failed"
+
+        await eventually(failed, timeout=15)
+        (digest,) = await store.messages.find(
+            {"template": "delivery_failures.coordinator"}
+        ).to_list()
+        assert digest["recipient_id"] == "coord-digest"  # not the one who turned it off
+        assert digest["data"]["failed_count"] == 1
+        # An id the delivery log's "Send again" takes (POST /deliveries/{id}/retry).
+        assert re.fullmatch(ID_PATTERN, digest["_id"]), digest["_id"]
+        # Sent when its window ends, so that a burst of failures is one message.
+        assert digest["next_attempt_at"] > datetime.now(UTC)
+        assert digest["next_attempt_at"].isoformat() == digest["data"]["window_end"]
+        # More failures in the same window: the same message, counting them.
+        await store.note_failures(5, datetime.now(UTC), program_address=False)
+        (digest,) = await store.messages.find(
+            {"template": "delivery_failures.coordinator"}
+        ).to_list()
+        assert digest["data"]["failed_count"] == 6
+        # A coordinator the operator removes receives nothing further.
+        assert await store.remove_coordinator("coord-digest")
+        gone = await store.messages.find_one({"_id": digest["_id"]})
+        assert gone["status"] == "suppressed" and gone["last_error"] == "recipient erased"
+        assert "coord-digest" not in await store.coordinator_subscribers()
+    finally:
+        await producer.stop()
+        await client.close()

@@ -213,6 +213,7 @@ def operations(ids: dict[str, str]) -> list[Op]:
     # Reports and KPIs: the coordinator and a university office (its own students only).
     readers = frozenset({Role.COORDINATOR, Role.UNIVERSITY})
     a, s = frozenset({CO_A}), frozenset({STU_S})
+    program = {"sub": "coordinator"}  # the COORD caller's token sub
     student_body = {
         "name": "學生 S",
         "email": "s@example.tw",
@@ -294,6 +295,9 @@ def operations(ids: dict[str, str]) -> list[Op]:
         Op("notifications", "GET", "/deliveries", coord),
         Op("notifications", "GET", "/deliveries/failures", coord),
         Op("notifications", "GET", "/deliveries/{message_id}", coord),
+        # A coordinator's own mail choices (another coordinator's are 404: the flow test;
+        # this token's sub names the program address, which is no person: 422).
+        Op("notifications", "GET", "/recipients/coordinators/{sub}", coord, ids=program),
         # Writes
         Op("applications", "POST", "/cohorts", coord, body="new cohort"),
         Op(
@@ -407,6 +411,15 @@ def operations(ids: dict[str, str]) -> list[Op]:
             ids={"cohort_id": ids["spare_cohort"]},
         ),
         Op("notifications", "POST", "/deliveries/{message_id}/retry", coord),
+        Op(
+            "notifications",
+            "PUT",
+            "/recipients/coordinators/{sub}",
+            coord,
+            body={"email": "office@city.example"},
+            ids=program,
+        ),
+        Op("notifications", "DELETE", "/recipients/coordinators/{sub}", coord, ids=program),
         # The coordinator erases student U (nobody else's); S erases themself last.
         Op(
             "applications",

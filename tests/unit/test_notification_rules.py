@@ -6,10 +6,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notifications.domain import (
+    COORDINATOR,
     REMINDER,
     MessageFacts,
+    digest_window,
+    is_real_address,
     plan,
     proposal_progress,
+    to_coordinators,
     unwanted_reason,
 )
 from services.notifications.store import message_key
@@ -141,6 +145,68 @@ def test_withdrawals_the_student_asked_for_are_confirmed() -> None:
     assert withdrawn("consent_withdrawn") == [("s", "application_withdrawn.student", "")]
     assert withdrawn("replaced") == []  # an edit: the new application is confirmed instead
     assert withdrawn("erased") == []
+
+
+def test_a_registration_is_confirmed_to_the_company() -> None:
+    registered = CompanyStatusChanged(
+        company_id="co", status="pending", sector="automotive", changed_at=T0
+    )
+    assert registered.previous_status is None
+    assert who(registered) == [("co", "company_pending.company", "")]
+
+
+def program_mails() -> list[Any]:
+    round_done = RoundCompleted(
+        round_id="r",
+        cohort_id="c",
+        round_number=1,
+        students=3,
+        seats=2,
+        proposed=2,
+        unmatched=1,
+        excluded_pairs=0,
+        stable=True,
+        seed=1,
+        algorithm_version="v",
+        input_hash="h",
+        unmatched_applications=[ApplicationRef(application_id="a", student_id="s")],
+        completed_at=T0,
+    )
+    return plan(make_event(round_done, source="/t", subject="r"))
+
+
+def test_program_mails_go_to_each_coordinator_who_subscribed_once() -> None:
+    subscribers = {
+        "coord-a": frozenset({"round_summary", "placements"}),
+        "coord-b": frozenset({"placements"}),  # turned the round summary off
+        "coord-c": frozenset({"round_summary", "delivery_failures"}),
+    }
+    planned = to_coordinators(program_mails(), subscribers, program_address=False)
+    assert [(p.recipient_id, p.template) for p in planned] == [
+        ("coord-a", "round_completed.coordinator"),
+        ("coord-c", "round_completed.coordinator"),
+        ("s", "not_matched.student"),  # the students' mails are left as they are
+    ]
+    # COORDINATOR_EMAIL, when it is a real address, is told too (backward compatible).
+    planned = to_coordinators(program_mails(), {}, program_address=True)
+    assert [p.recipient_id for p in planned] == [COORDINATOR, "s"]
+
+
+def test_only_a_real_coordinator_email_counts() -> None:
+    assert is_real_address("office@city.kitakyushu.lg.jp")
+    assert not is_real_address("")
+    assert not is_real_address("coordinator@kitakyushu-internships.invalid")  # the old default
+    assert not is_real_address("someone@invalid")
+
+
+def test_failures_are_told_per_window_not_per_mail() -> None:
+    start, end = digest_window(datetime(2027, 5, 1, 10, 7, 59, tzinfo=UTC))
+    assert (start, end) == (
+        datetime(2027, 5, 1, 10, 0, tzinfo=UTC),
+        datetime(2027, 5, 1, 10, 15, tzinfo=UTC),
+    )
+    assert digest_window(datetime(2027, 5, 1, 10, 14, 59, tzinfo=UTC))[0] == start
+    assert digest_window(end)[0] == end
 
 
 def test_company_decisions_are_told() -> None:

@@ -51,6 +51,9 @@ DATA = {
     "note_code": None,
     "status": "approved",
     "closed_position_ids": ["pos-1", "pos-2"],
+    "failed_count": 3,
+    "window_start": "2027-05-14T01:00:00+00:00",
+    "window_end": "2027-05-14T01:15:00+00:00",
 }
 CONTACTS = {
     "student": {"name": "林怡君", "time_zone": "Asia/Taipei"},
@@ -227,3 +230,27 @@ def test_deadline_used_by_the_reminder_is_48_hours_ahead() -> None:
         == proposed + timedelta(days=14) - REMINDER_BEFORE
     )
     assert reminder_time(proposed + timedelta(hours=47), proposed) is None
+
+
+def test_a_registration_is_confirmed_with_what_happens_next() -> None:
+    expected = {
+        Language.JA: ("受け付けました", "審査", "メールにてご連絡いたします", "サインイン"),
+        Language.ZH_TW: ("已收到", "審核", "電子郵件", "登入"),
+        Language.EN: ("received", "reviews your registration", "by e-mail", "sign in"),
+    }
+    for language, phrases in expected.items():
+        subject, body = render("company_pending.company", language)
+        text = subject + "\n" + body
+        for phrase in phrases:
+            assert phrase in text, (language, phrase)
+        # It may not sign in yet: the link is the public call it answered.
+        assert "https://internships.example.jp/call\n" in body
+
+
+def test_failures_are_told_as_a_count_over_a_window_in_the_readers_zone() -> None:
+    subject, body = render("delivery_failures.coordinator", Language.JA)
+    assert "3件" in subject
+    assert "2027年5月14日 10:00（日本時間）から2027年5月14日 10:15（日本時間）まで" in body
+    assert "https://internships.example.jp/coordinator/deliveries\n" in body
+    subject, _ = render("delivery_failures.coordinator", Language.EN, failed_count=1)
+    assert subject == "Delivery failed: 1 e-mail could not be sent"

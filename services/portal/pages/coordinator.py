@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from services.portal import problems
+from services.portal import problems, recipients
 from services.portal.clients import ApiError
 from services.portal.domain import (
     COMPANY_RIGHTS_END,
@@ -531,3 +531,39 @@ async def retry(ctx: Coordinator, message_id: str) -> Response:
     await ctx.api.post("notifications", f"/deliveries/{message_id}/retry")
     await ctx.flash("delivery_retried")
     return ctx.redirect("/coordinator/deliveries?status=failed")
+
+
+@router.get("/settings")
+async def mail_settings(ctx: Coordinator) -> Response:
+    """Which program mails the coordinator receives, in which language and time zone. The
+    notifications service keeps them; a coordinator it does not know yet is registered now."""
+    assert ctx.session is not None
+    chosen = await recipients.get(ctx.api, ctx.sub)
+    if chosen is None:
+        chosen = await recipients.register(
+            ctx.api, ctx.sub, ctx.session["email"], time_zone=ctx.session.get("time_zone")
+        )
+    return await ctx.render("coordinator/settings.html", values=chosen, problems=[])
+
+
+@router.post("/settings")
+async def save_mail_settings(ctx: Coordinator) -> Response:
+    assert ctx.session is not None
+    form = await ctx.form()
+    body = {
+        "email": ctx.session["email"],  # the address they sign in with
+        "preferred_language": str(form.get("preferred_language", "")),
+        "time_zone": str(form.get("time_zone", "")),
+        "subscriptions": {k: form.get(k) == "yes" for k in recipients.SUBSCRIPTIONS},
+    }
+    try:
+        await ctx.api.put("notifications", recipients.path(ctx.sub), body)
+    except ApiError as exc:
+        if exc.status != 422:
+            raise
+        found = problems.describe_all(exc, problems.CONTACT)
+        return await ctx.render(
+            "coordinator/settings.html", status=422, values=body, problems=found
+        )
+    await ctx.flash("mail_settings_saved")
+    return ctx.redirect("/coordinator/settings")

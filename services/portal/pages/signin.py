@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from services.portal import i18n
+from services.portal import i18n, recipients
 from services.portal.clients import ApiError, Services, ServiceUnavailable
 from services.portal.domain import (
     DEFAULT_TIME_ZONE,
@@ -221,6 +221,8 @@ async def verify(ctx: AnyCtx) -> Response:
     )
     ctx.session = session
     ctx.cookies.append((SESSION_COOKIE, secret, hours * 3600))
+    if role is PortalRole.COORDINATOR:  # the program's mails reach every coordinator
+        await recipients.register_quietly(ctx.api, sub, link["email"], prefs.display)
     return ctx.redirect(safe_next(link.get("next"), home_of(role)))
 
 
