@@ -6,7 +6,8 @@ declines nothing. The student's proposal page says what the intern will do. A un
 office sees where its student is placed (company, position, dates, residence status and the
 company's contact for the internship agreement), and nothing of another university's
 student; the host company can write to its placed intern, not to one whose placement was
-cancelled. The data up to the round is set up through the APIs."""
+cancelled. Closing a position asks once more too. The data up to the round is set up through
+the APIs."""
 
 from __future__ import annotations
 
@@ -185,6 +186,20 @@ def test_declining_asks_once_more(browser: Browser, stack: Stack) -> None:
         expect(page.locator("#proposal-status")).to_contain_text(translate_in("ja", "Declined"))
         hr.check("declined")
         assert proposal_now(api, theirs)["company_answer"] == "declined"
+
+        # Closing the position cannot be undone either: asked once more; Back keeps it open.
+        position_page = f"/company/positions/{position['id']}"
+        page = hr.visit(position_page, "position")
+        page.locator(f"a[href='{position_page}/close']").click()
+        expect(page).to_have_url(re.compile(re.escape(f"{position_page}/close") + "$"))
+        hr.check("close-confirm")
+        expect(page.locator("main")).to_contain_text(
+            translate_in("ja", "This cannot be undone: a closed position cannot be opened again.")
+        )
+        page.locator("form[action$='/close'] a.button").click()
+        expect(page).to_have_url(re.compile(re.escape(position_page) + "$"))
+        path = f"/positions/{position['id']}"
+        assert api.coordinator("GET", path)["state"] == "open"
 
     # Without JavaScript: the same two steps, plain links and forms.
     context = browser.new_context(base_url=stack.portal_url, java_script_enabled=False)
