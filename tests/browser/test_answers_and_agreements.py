@@ -2,12 +2,12 @@
 real browser. Declining a proposal takes two steps, for the student (on a phone, and without
 JavaScript) and for the company: the Decline link opens a page that says what cannot be
 undone, and Back leaves the proposal open; a decline posted without that confirmation
-declines nothing. The student's proposal page says what the intern will do. A university
-office sees where its student is placed (company, position, dates, residence status and the
-company's contact for the internship agreement), and nothing of another university's
-student; the host company can write to its placed intern, not to one whose placement was
-cancelled. Closing a position asks once more too. The data up to the round is set up through
-the APIs."""
+declines nothing; the student's university office then reads "declined", not "applied".
+Closing a position asks once more too. The student's proposal page says what the intern will
+do. A university office sees where its student is placed (company, position, dates, residence
+status and the company's contact for the internship agreement), and nothing of another
+university's student; the host company can write to its placed intern, not to one whose
+placement was cancelled. The data up to the round is set up through the APIs."""
 
 from __future__ import annotations
 
@@ -228,6 +228,17 @@ def test_declining_asks_once_more(browser: Browser, stack: Stack) -> None:
         context.close()
     declined = proposal_now(api, mine)
     assert (declined["status"], declined["student_answer"]) == ("declined", "declined")
+
+    # The university office reads the student's stage as what happened: declined, not applied
+    # (the application's status reaches the applications service by event).
+    with Cast(browser, stack, album) as cast:
+        office_email = f"office-{tag}@ntut.edu.tw"
+        stack.add_user("university", office_email, university=TAIPEI_TECH)
+        office = cast.person("university", "en")
+        office.sign_in(office_email, "/university", "/university")
+        row = f"#student-{sub}"
+        page = office.visit_until("/university", "students", row, "Proposal declined")
+        expect(page.locator(f"{row} td").nth(4)).to_have_text("Proposal declined")
 
 
 def test_the_office_sees_where_its_student_is_placed(browser: Browser, stack: Stack) -> None:
