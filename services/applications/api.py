@@ -429,7 +429,7 @@ async def get_applicant(
     student = await store.students.find_one({"_id": student_id})
     if application is None or student is None:
         raise not_found("applicant", student_id)
-    return {
+    applicant = {
         "application_id": application["_id"],
         "student_id": student_id,
         "state": application["state"],
@@ -437,6 +437,12 @@ async def get_applicant(
         "motivation": application["motivation"],
         **{k: student.get(k) for k in APPLICANT_FIELDS},
     }
+    # The host reaches its intern directly once the placement at this position is confirmed
+    # (an applicant's address stays with the program until then).
+    placed_here = (application.get("proposal") or {}).get("position_id") == position["_id"]
+    if application["state"] == "placed" and placed_here:
+        applicant["email"] = student.get("email")
+    return applicant
 
 
 @positions.get("/{position_id}/ranking", summary="The current ranking of one of your positions")
@@ -504,11 +510,15 @@ async def list_students(
     views = await application_responses(
         store, await store.list_applications({"student_id": {"$in": ids}}), principal
     )
+    matches = await match_details(store, views)
     for a in views:
         if a.get("replaced_by"):
             continue  # an edit: the application that replaced it stands for both
         applications.setdefault(a["student_id"], []).append(
-            {k: a.get(k) for k in ("id", "cohort_id", "state", "submitted_at", "respond_by")}
+            {
+                **{k: a.get(k) for k in ("id", "cohort_id", "state", "submitted_at", "respond_by")},
+                "match": matches.get(a["id"]),
+            }
         )
     return [
         {
@@ -518,6 +528,60 @@ async def list_students(
         }
         for s in found
     ]
+
+
+# Where a student is proposed or placed, for their university's office: it signs the
+# internship agreement with the host company, so it needs the company's contact (only for the
+# companies its students are proposed to or placed with; the list is scoped to its students).
+MATCHED_STATES = ("proposed", "placed")
+
+
+async def match_details(store: ApplicationsStore, views: list[Doc]) -> dict[str, Doc]:
+    """Application id -> the position, dates, residence status and host company (with its
+    contact) of its current proposal or placement, for applications proposed or placed."""
+    current = {
+        a["id"]: a["proposal"]
+        for a in views
+        if a["state"] in MATCHED_STATES and (a.get("proposal") or {}).get("position_id")
+    }
+    positions = {
+        p["_id"]: p
+        for p in await store.positions.find(
+            {"_id": {"$in": list({p["position_id"] for p in current.values()})}}
+        ).to_list()
+    }
+    companies = {
+        c["_id"]: c
+        for c in await store.companies.find(
+            {"_id": {"$in": list({p["company_id"] for p in positions.values()})}}
+        ).to_list()
+    }
+    details: dict[str, Doc] = {}
+    for application_id, proposal in current.items():
+        position = positions.get(proposal["position_id"])
+        if position is None:
+            continue
+        company = companies.get(position["company_id"]) or {}
+        contact = company.get("contact") or {}
+        details[application_id] = {
+            "proposal_id": proposal.get("proposal_id"),
+            "placement_id": proposal.get("placement_id"),
+            "position_id": position["_id"],
+            "title": position["title"],
+            "start_date": position["start_date"],
+            "end_date": position["end_date"],
+            "location": position.get("location"),
+            "paid": position["paid"],
+            # As matching stated it on the proposal (guidance; the immigration office decides).
+            "residence_status": proposal.get("residence_status"),
+            "company": {
+                "id": position["company_id"],
+                "name_ja": company.get("name_ja"),
+                "name_en": company.get("name_en"),
+                "contact": {"name": contact.get("name"), "email": contact.get("email")},
+            },
+        }
+    return details
 
 
 @students.put(

@@ -47,6 +47,7 @@ def proposal_fact(data: Any) -> Doc:
             "status": ProposalProgress.PROPOSED,
             "proposed_at": data.proposed_at,
             "respond_by": data.respond_by,
+            "residence_status": data.residence_status.value,
             "seen_at": data.proposed_at,
         }
     elif isinstance(data, MatchAccepted):
@@ -75,6 +76,7 @@ def proposal_fact(data: Any) -> Doc:
         fact |= {
             "status": ProposalProgress.CONFIRMED,
             "placement_id": data.placement_id,
+            "residence_status": data.residence_status.value,
             f"{Party.STUDENT.value}_answer": "accepted",
             f"{Party.COMPANY.value}_answer": "accepted",
             "seen_at": data.confirmed_at,

@@ -225,6 +225,11 @@ LABELS: dict[str, dict[str, str]] = {
     "stage": {
         "invited": N_("Invited"),
         "profile": N_("Profile completed"),
+        "withdrawn": N_("Application withdrawn"),
+        "cancelled": N_("Proposal or placement cancelled"),
+        "expired": N_("Proposal expired"),
+        "declined": N_("Proposal declined"),
+        "not_matched": N_("Not matched yet"),
         "applied": N_("Applied"),
         "proposed": N_("Proposal received"),
         "placed": N_("Placed"),

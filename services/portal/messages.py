@@ -104,6 +104,13 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
         N_("You declined the proposal."),
         N_("The seat is free again; the next match round can fill it."),
     ),
+    "proposal_declined_student": (
+        N_("You declined the proposal."),
+        N_(
+            "You stay in the next match rounds for your other choices; this position will not "
+            "be proposed to you again."
+        ),
+    ),
     "contact_saved": (
         N_("Your contact details are saved."),
         N_(

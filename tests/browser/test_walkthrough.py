@@ -3,12 +3,12 @@ a company answers the public call; the coordinator signs in through the mailbox 
 the cohort, approves the company and opens the window; the company signs in, publishes a
 position (a refused first try shows the reason in the person's language) and changes it; two
 students register and apply; the company ranks them; the coordinator closes the window and
-runs a round; the first student declines on their status page, which frees the seat for a
-second round; the second student opens the proposal from the mail (signing in on a new
-browser first) and accepts, the company accepts; both see the placement; the coordinator
-cancels it with a reason and a case-file code, which both see in words, and finishes the
-cohort; the university office sees its students; the first student erases their data. Every
-page is screenshotted and checked with axe-core."""
+runs a round; the first student declines on their status page (confirmed on a page of its
+own), which frees the seat for a second round; the second student opens the proposal from
+the mail (signing in on a new browser first) and accepts, the company accepts; both see
+the placement; the coordinator cancels it with a reason and a case-file code, which both see
+in words, and finishes the cohort; the university office sees its students; the first
+student erases their data. Every page is screenshotted and checked with axe-core."""
 
 from __future__ import annotations
 
@@ -277,7 +277,10 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         waiting = page.locator(".card.highlight[id^=waiting-]")
         expect(waiting).to_contain_text(TAIWAN_TIME[language])  # the deadline in their zone
         expect(page.locator(".application-state")).to_have_text(say("Proposed a match"))
-        waiting.locator("form[action$='/decline'] button").click()
+        # Declining cannot be undone: the link opens a page that asks once more.
+        waiting.locator("a[href*='/decline']").click()
+        student1.check("decline-confirm")
+        student1.submit("form[action$='/decline'] button[name=confirmed]")
         expect(page).to_have_url(re.compile(r"/student$"))
         expect(page.locator(".notice[role=status]")).to_be_visible()
         expect(page.locator(".application-state")).to_have_text(say("Declined"))

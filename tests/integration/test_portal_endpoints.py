@@ -23,7 +23,7 @@ from services.notifications.app import create_app as create_notifications
 from shared.auth import Role, mint_token
 from shared.events.contacts import contact_key
 from shared.settings import CommonSettings
-from tests.driver import ApplicationsDriver
+from tests.driver import ApplicationsDriver, day
 from tests.infra import Infra, eventually, read_mailbox, running
 
 pytestmark = pytest.mark.integration
@@ -281,6 +281,77 @@ async def test_a_university_office_reads_only_its_own_students(platform: Platfor
     assert r.status_code == 403
     # The office changes nothing.
     await apps.call("DELETE", f"/students/{ours}", taipei_tech, expect=403)
+
+
+async def test_a_university_office_reads_where_its_students_go(platform: Platform) -> None:
+    """The office signs the internship agreement with its student's host: its list names the
+    position, dates, residence status and the host's contact, for its own students only; the
+    host reads its intern's address once the placement is confirmed, not before."""
+    apps = platform.apps
+    cohort = await apps.cohort()
+    ours_host, their_host = await apps.company(), await apps.company()
+    ours_position = await apps.position(ours_host, cohort, title="Wafer inspection", paid=True)
+    their_position = await apps.position(their_host, cohort, title="Press line", paid=False)
+    ours = await apps.student()
+    theirs = await apps.student(university=OTHER_UNIVERSITY)
+    await apps.apply(ours, cohort, [ours_position])
+    await apps.apply(theirs, cohort, [their_position])
+    await apps.close(cohort)
+    await eventually(lambda: _preview_pairs(platform, cohort, expected=2), timeout=30)
+    await eventually(lambda: _round(platform, cohort), timeout=30)
+    taipei_tech = platform.university("National Taipei University of Technology")
+
+    async def application_of(student: str, office: dict[str, str], state: str) -> Any:
+        listed = {s["id"]: s for s in await apps.call("GET", "/students", office)}
+        (application,) = [a for a in listed[student]["applications"] if a["cohort_id"] == cohort]
+        return application if application["state"] == state else None
+
+    proposed = await eventually(lambda: application_of(ours, taipei_tech, "proposed"), timeout=30)
+    contact = (await apps.call("GET", f"/companies/{ours_host}", apps.coordinator))["contact"]
+    match = proposed["match"]
+    assert (match["position_id"], match["title"], match["paid"]) == (
+        ours_position,
+        "Wafer inspection",
+        True,
+    )
+    assert match["residence_status"] == "designated_activities"
+    assert (match["start_date"], match["end_date"]) == (day("07-01"), day("08-31"))
+    assert match["company"]["id"] == ours_host
+    assert match["company"]["contact"] == {"name": contact["name"], "email": contact["email"]}
+    # Nothing of the other university's student or their host.
+    office_view = str(await apps.call("GET", "/students", taipei_tech))
+    their_contact = (await apps.call("GET", f"/companies/{their_host}", apps.coordinator))[
+        "contact"
+    ]
+    assert theirs not in office_view and their_contact["email"] not in office_view
+
+    # The host reads its intern's address once both have accepted, not while proposed.
+    applicant = f"/positions/{ours_position}/applicants/{ours}"
+    host = apps.auth(Role.COMPANY, ours_host)
+    assert "email" not in await apps.call("GET", applicant, host)
+    proposals = await platform.matching.get(
+        "/proposals", params={"cohort_id": cohort}, headers=apps.coordinator
+    )
+    by_student = {p["student_id"]: p["id"] for p in proposals.json()}
+    for who, role in ((ours, Role.STUDENT), (ours_host, Role.COMPANY)):
+        r = await platform.matching.post(
+            f"/proposals/{by_student[ours]}/accept", headers=apps.auth(role, who)
+        )
+        assert r.status_code == 200, r.text
+    placed = await eventually(lambda: application_of(ours, taipei_tech, "placed"), timeout=30)
+    assert placed["match"]["placement_id"] and placed["match"]["company"]["id"] == ours_host
+    student = await apps.call("GET", f"/students/{ours}", apps.coordinator)
+    assert (await apps.call("GET", applicant, host))["email"] == student["email"]
+    await apps.call("GET", applicant, apps.auth(Role.COMPANY, their_host), expect=404)
+
+    # A declined proposal names no host to the other office.
+    r = await platform.matching.post(
+        f"/proposals/{by_student[theirs]}/decline", headers=apps.auth(Role.COMPANY, their_host)
+    )
+    assert r.status_code == 200, r.text
+    other_office = platform.university(OTHER_UNIVERSITY)
+    declined = await eventually(lambda: application_of(theirs, other_office, "declined"))
+    assert declined["match"] is None
 
 
 async def test_a_matching_cohort_offers_another_round_and_finishing(platform: Platform) -> None:

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from services.portal import i18n, problems
 from services.portal.clients import ApiError
 from services.portal.domain import (
+    PENDING_PROPOSAL,
     PortalRole,
     can_answer,
     contains,
@@ -268,9 +269,25 @@ async def position(ctx: Company, position_id: str) -> Response:
     )
 
 
+@router.get("/positions/{position_id}/close")
+async def confirm_close(ctx: Company, position_id: str) -> Response:
+    """Closing cannot be taken back (and cancels the position's pending proposals): asked
+    once more on a page of its own."""
+    position = await ctx.api.get("applications", f"/positions/{position_id}")
+    if "close" not in position["allowed_actions"]:
+        return ctx.redirect(f"/company/positions/{position_id}")
+    proposals = await ctx.api.get("matching", "/proposals")
+    pending = [
+        p for p in proposals if p["position_id"] == position_id and p["status"] in PENDING_PROPOSAL
+    ]
+    return await ctx.render("company/close_position.html", position=position, pending=pending)
+
+
 @router.post("/positions/{position_id}/close")
 async def close(ctx: Company, position_id: str) -> Response:
-    await ctx.form()
+    form = await ctx.form()
+    if form.get("confirmed") != "yes":
+        return ctx.redirect(f"/company/positions/{position_id}/close")
     position = await ctx.api.post("applications", f"/positions/{position_id}/close")
     await ctx.flash("position_closed", title=position["title"])
     return ctx.redirect(f"/company/positions/{position_id}")
@@ -339,19 +356,24 @@ async def rank(ctx: Company, position_id: str) -> Response:
     return ctx.redirect(f"/company/positions/{position_id}/applicants")
 
 
-@router.get("/proposals/{proposal_id}")
-async def proposal(ctx: Company, proposal_id: str) -> Response:
-    proposal = await ctx.api.get("matching", f"/proposals/{proposal_id}")
-    position = await ctx.api.get("applications", f"/positions/{proposal['position_id']}")
+async def applicant_or_erased(ctx: Ctx, proposal: dict[str, Any]) -> dict[str, Any]:
+    """The proposed student as an applicant to the position; empty once they were erased."""
     try:
-        applicant = await ctx.api.get(
+        return await ctx.api.get(  # type: ignore[no-any-return]
             "applications",
             f"/positions/{proposal['position_id']}/applicants/{proposal['student_id']}",
         )
     except ApiError as exc:
         if exc.status != 404:
             raise
-        applicant = {}  # the student's data has been erased since
+        return {}
+
+
+@router.get("/proposals/{proposal_id}")
+async def proposal(ctx: Company, proposal_id: str) -> Response:
+    proposal = await ctx.api.get("matching", f"/proposals/{proposal_id}")
+    position = await ctx.api.get("applications", f"/positions/{proposal['position_id']}")
+    applicant = await applicant_or_erased(ctx, proposal)
     return await ctx.render(
         "company/proposal.html",
         proposal=proposal,
@@ -361,11 +383,27 @@ async def proposal(ctx: Company, proposal_id: str) -> Response:
     )
 
 
+@router.get("/proposals/{proposal_id}/decline")
+async def confirm_decline(ctx: Company, proposal_id: str) -> Response:
+    """Declining cannot be taken back: it is asked once more, on a page of its own (a plain
+    link and form, no script needed), saying what it means."""
+    proposal = await ctx.api.get("matching", f"/proposals/{proposal_id}")
+    if not can_answer(proposal):
+        return ctx.redirect(f"/company/proposals/{proposal_id}")
+    position = await ctx.api.get("applications", f"/positions/{proposal['position_id']}")
+    applicant = await applicant_or_erased(ctx, proposal)
+    return await ctx.render(
+        "company/decline.html", proposal=proposal, position=position, applicant=applicant
+    )
+
+
 @router.post("/proposals/{proposal_id}/{answer}")
 async def answer(ctx: Company, proposal_id: str, answer: str) -> Response:
-    await ctx.form()
+    form = await ctx.form()
     if answer not in ("accept", "decline"):
         return ctx.redirect(f"/company/proposals/{proposal_id}")
+    if answer == "decline" and form.get("confirmed") != "yes":
+        return ctx.redirect(f"/company/proposals/{proposal_id}/decline")
     await ctx.api.post("matching", f"/proposals/{proposal_id}/{answer}")
     await ctx.flash("proposal_accepted" if answer == "accept" else "proposal_declined")
     return ctx.redirect(f"/company/proposals/{proposal_id}")

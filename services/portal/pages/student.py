@@ -4,6 +4,7 @@ erasure."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -379,16 +380,43 @@ async def proposal(ctx: Student, proposal_id: str) -> Response:
     )
 
 
+def answer_back(proposal_id: str, asked: str | None) -> str:
+    """Where an answer (or going back from declining) returns: the page it was given on."""
+    proposal_page = f"/student/proposals/{proposal_id}"
+    return asked if asked in ("/student", proposal_page) else proposal_page
+
+
+@router.get("/proposals/{proposal_id}/decline")
+async def confirm_decline(ctx: Student, proposal_id: str) -> Response:
+    """Declining cannot be taken back: it is asked once more, on a page of its own (a plain
+    link and form, no script needed), saying what it means."""
+    back = answer_back(proposal_id, ctx.request.query_params.get("back"))
+    proposal = await ctx.api.get("matching", f"/proposals/{proposal_id}")
+    if not can_answer(proposal):
+        return ctx.redirect(f"/student/proposals/{proposal_id}")
+    position = await ctx.api.get("applications", f"/positions/{proposal['position_id']}")
+    companies = by_id(await ctx.api.get("applications", "/companies/directory"))
+    return await ctx.render(
+        "student/decline.html",
+        proposal=proposal,
+        position=position,
+        company=companies.get(proposal["company_id"], {}),
+        back=back,
+    )
+
+
 @router.post("/proposals/{proposal_id}/{answer}")
 async def answer(ctx: Student, proposal_id: str, answer: str) -> Response:
     form = await ctx.form()
-    back = str(form.get("back", ""))
-    back = back if back in ("/student", f"/student/proposals/{proposal_id}") else ""
+    back = answer_back(proposal_id, str(form.get("back", "")))
     if answer not in ("accept", "decline"):
-        return ctx.redirect(back or f"/student/proposals/{proposal_id}")
+        return ctx.redirect(back)
+    if answer == "decline" and form.get("confirmed") != "yes":
+        query = urlencode({"back": back})
+        return ctx.redirect(f"/student/proposals/{proposal_id}/decline?{query}")
     await ctx.api.post("matching", f"/proposals/{proposal_id}/{answer}")
-    await ctx.flash("proposal_accepted" if answer == "accept" else "proposal_declined")
-    return ctx.redirect(back or f"/student/proposals/{proposal_id}")
+    await ctx.flash("proposal_accepted" if answer == "accept" else "proposal_declined_student")
+    return ctx.redirect(back)
 
 
 @router.get("/erase")

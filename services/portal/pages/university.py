@@ -29,22 +29,37 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/university")
 University = Annotated[Ctx, Depends(role_ctx(PortalRole.UNIVERSITY))]
 
-# Where a student stands, from the furthest step reached.
-STAGES = ("invited", "profile", "applied", "proposed", "placed")
+# Where a student stands now, in the order the list sorts by: the stage of the application
+# that has gone furthest (a placement, a proposal waiting for answers, one still in the rounds,
+# then one whose proposal ended, and last one withdrawn). A student who declined reads
+# "declined", not "applied" beside it; they stay in later rounds for their other choices.
+STAGES = (
+    "invited",
+    "profile",
+    "withdrawn",
+    "cancelled",
+    "expired",
+    "declined",
+    "not_matched",
+    "applied",
+    "proposed",
+    "placed",
+)
 STAGE_OF_STATE = {
     "placed": "placed",
     "proposed": "proposed",
     "submitted": "applied",
-    "not_matched": "applied",
-    "declined": "applied",
-    "expired": "applied",
-    "cancelled": "applied",
+    "not_matched": "not_matched",
+    "declined": "declined",
+    "expired": "expired",
+    "cancelled": "cancelled",
+    "withdrawn": "withdrawn",
 }
 
 
 def stage(student: dict[str, Any]) -> str:
-    """The furthest step of any of the student's applications (the applications service keeps
-    each one's status from the matching service's events)."""
+    """The stage of the student's application that has gone furthest (the applications
+    service keeps each one's status from the matching service's events)."""
     reached = [
         STAGE_OF_STATE[a["state"]]
         for a in student.get("applications", [])
