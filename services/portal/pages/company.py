@@ -290,10 +290,14 @@ async def render_ranking(
     ctx: Ctx, facts: dict[str, Any], order: list[str], *, unsaved: bool, status: int = 200
 ) -> Response:
     people = {a["student_id"]: a for a in facts["applicants"]}
+    saved = set(facts["ranking"]["ranked_student_ids"])
     return await ctx.render(
         "company/applicants.html",
         status=status,
         ranked=[people[s] for s in order],
+        # Applicants the saved ranking does not name yet (all of them on a first visit):
+        # the company must see that their place in the list is not saved.
+        not_ranked={s for s in order if s not in saved},
         unsaved=unsaved,
         **facts,
     )

@@ -18,7 +18,7 @@ from services.portal.domain import (
     list_view,
     parse_roster,
 )
-from services.portal.pages.common import REPORT_TABLES, params, report_file
+from services.portal.pages.common import REPORT_TABLES, by_id, params, report_file
 from services.portal.web import Ctx, role_ctx
 from shared.ids import new_id
 
@@ -104,6 +104,7 @@ async def render(ctx: Ctx, roster: Roster | None, status: int = 200) -> Response
         stages=STAGES,
         roster=roster,
         university=university,
+        cohorts=by_id(await ctx.api.get("applications", "/cohorts")),
     )
 
 
