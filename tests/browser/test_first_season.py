@@ -178,6 +178,10 @@ def test_a_first_season_shows_names_and_next_steps(browser: Browser, stack: Stac
         expect(page.locator(".notice[role=status]")).to_be_visible()
         expect(page.locator("#not-ranked")).to_have_count(0)
         expect(page.locator("#ranking .badge")).to_have_count(0)
+        page = firm.visit("/company/positions", "positions")
+        expect(page.locator("table")).to_contain_text(cohort_name)
+        assert_no_ids(page, cohort)
+        assert_no_ids(firm.visit("/company", "overview"), cohort)
 
         # -- the round, then both accept: the only seat is taken --------------------------
         api.close_and_run_round(cohort, pairs=1)

@@ -125,9 +125,8 @@ async def render_positions(
     ctx: Ctx, *, values: dict[str, Any], found: list[problems.Problem], status: int = 200
 ) -> Response:
     rows = await ctx.api.get("applications", "/positions")
-    cohorts = [
-        c for c in await ctx.api.get("applications", "/cohorts") if c["state"] in OPEN_FOR_POSITIONS
-    ]
+    every_cohort = await ctx.api.get("applications", "/cohorts")
+    cohorts = [c for c in every_cohort if c["state"] in OPEN_FOR_POSITIONS]
     company = await ctx.api.get("applications", f"/companies/{ctx.sub}")
     view = list_view(
         rows,
@@ -151,6 +150,7 @@ async def render_positions(
         status=status,
         view=view,
         cohorts=cohorts,
+        cohort_names={c["id"]: c["name"] for c in every_cohort},
         company=company,
         values=values,
         problems=found,
