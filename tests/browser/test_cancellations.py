@@ -141,7 +141,7 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
             f"/coordinator/proposals/{waiting['id']}/cancel", "cancel-proposal"
         )
         coordinator.submit("form[action$='/cancel'] button[name=confirmed]")
-        expect(page.locator(".notice[role=status]")).to_contain_text(waiting["id"])
+        expect(page.locator(".notice[role=status]")).to_contain_text("陳怡君")
 
         # The placed student opens the mail's link on their phone and reads it in Chinese.
         placed = cast.person("student-placed-mail", "zh-TW", phone=True)
