@@ -111,6 +111,10 @@ def test_a_round_is_the_main_action_only_when_it_can_place_someone() -> None:
     assert 'class="button" href="/coordinator/cohorts/2027-summer/finish"' in settled
     assert "another round would propose nobody" in settled
 
+    # Seats but nobody waiting for one (nobody applied, or everyone is placed).
+    nobody = render_steps("en", RoundOutlook(free_seats=3, unplaced=0, pending=0), small=False)
+    assert "No applicant is waiting for a seat" in nobody
+
     waiting = render_steps("ja", RoundOutlook(free_seats=0, unplaced=1, pending=1), small=False)
     assert "空き枠がないため" in waiting
     assert 'class="button secondary" href="/coordinator/cohorts/2027-summer/finish"' in waiting
