@@ -11,7 +11,6 @@ from shared.bounds import (
     MAX_RANKED_APPLICANTS,
     MAX_RANKED_POSITIONS,
     MAX_REQUIRED_SKILLS,
-    MAX_SKILL,
     MAX_STUDENT_SKILLS,
     Address,
     Code,
@@ -213,16 +212,20 @@ class RankingIn(Strict):
 
 
 def normalise_skills(skills: list[str]) -> list[str]:
-    """Lower-case, trimmed, de-duplicated, order kept: skills compare by name. (Lower-casing
-    can lengthen a few letters, e.g. 'İ', so the bound is checked again after it.)"""
-    seen: dict[str, None] = {}
+    """Trimmed and de-duplicated, order kept, each as the person typed it ("OpenCV", "PLC",
+    "C"): people read them as written. Skills compare case-insensitively (`skill_key`), so a
+    second spelling of the same skill ("opencv" after "OpenCV") is dropped."""
+    seen: dict[str, str] = {}
     for skill in skills:
-        s = skill.strip().lower()
-        if len(s) > MAX_SKILL:
-            raise ValueError(f"each skill may have at most {MAX_SKILL} characters")
-        if s:
-            seen[s] = None
-    return list(seen)
+        s = " ".join(skill.split())
+        if s and skill_key(s) not in seen:
+            seen[skill_key(s)] = s
+    return list(seen.values())
+
+
+def skill_key(skill: str) -> str:
+    """What two spellings of one skill have in common."""
+    return " ".join(skill.split()).casefold()
 
 
 def window_is_open(cohort: dict, now: datetime) -> bool:

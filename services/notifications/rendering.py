@@ -27,6 +27,7 @@ from services.notifications.wording import (
 from shared.events.vocabulary import Language
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+UNNAMED_STUDENT = {Language.EN: "the applicant", Language.JA: "応募者", Language.ZH_TW: "申請者"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def build_context(
     context: dict[str, Any] = dict(data)
     context["recipient_name"] = contact["name"]
     context["recipient_organisation"] = organisation_for(contact, language)
-    context["student_name"] = student_name or data.get("student_id", "")
+    # A student whose contact is gone (erased) is named by role, never by their id.
+    context["student_name"] = student_name or UNNAMED_STUDENT[language]
     context["ranked_count"] = len(data.get("ranked_position_ids", []))
     context["by_student"] = data.get("party") == "student"
     context["action_url"] = action_url(site.public_base_url, message["template"], data)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -138,6 +138,11 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.mount(CHARTS_STATIC, StaticFiles(directory=str(charts.STATIC_DIR)), name="charts")
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     install_error_pages(app)
+
+    # Browsers ask for /favicon.ico whatever the page links: answer with the linked icon.
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/health/live", include_in_schema=False)
     async def live() -> dict[str, str]:

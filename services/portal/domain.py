@@ -386,6 +386,48 @@ def cohort_steps(cohort: Mapping[str, Any]) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class RoundOutlook:
+    """The counts that tell the coordinator whether another match round makes sense."""
+
+    free_seats: int  # seats of open positions held by no pending proposal or placement
+    unplaced: int  # applicants taking part with neither a placement nor a pending proposal
+    pending: int  # proposals still waiting for an answer
+
+    @property
+    def can_place(self) -> bool:
+        """A round can only propose someone when a seat is free and someone waits for one
+        (whether the two fit, the round preview tells)."""
+        return self.free_seats > 0 and self.unplaced > 0
+
+
+def round_outlook(
+    positions: Iterable[Mapping[str, Any]],
+    applications: Iterable[Mapping[str, Any]],
+    proposals: Iterable[Mapping[str, Any]],
+    placements: Iterable[Mapping[str, Any]],
+) -> RoundOutlook:
+    """What another round could do in a cohort, from its positions and applications (the
+    applications service) and its proposals and placements (the matching service)."""
+    pending = [p for p in proposals if p.get("status") in PENDING_PROPOSAL]
+    placed = [p for p in placements if p.get("status", "confirmed") == "confirmed"]
+    held: dict[str, int] = {}
+    for p in (*pending, *placed):
+        held[p["position_id"]] = held.get(p["position_id"], 0) + 1
+    free = sum(
+        max(0, int(p.get("capacity", 0)) - held.get(p["id"], 0))
+        for p in positions
+        if p.get("state") == "open"
+    )
+    seated = {p["student_id"] for p in (*pending, *placed)}
+    waiting = {
+        a["student_id"]
+        for a in applications
+        if a.get("state") != "withdrawn" and not a.get("replaced_by")
+    }
+    return RoundOutlook(free_seats=free, unplaced=len(waiting - seated), pending=len(pending))
+
+
 def can_answer(proposal: Mapping[str, Any]) -> bool:
     """The reader may accept or decline this proposal now (the matching service says so)."""
     return "accept" in (proposal.get("allowed_actions") or ())

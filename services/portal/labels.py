@@ -14,6 +14,16 @@ LABELS: dict[str, dict[str, str]] = {
         "robotics_ai": N_("Robotics and AI"),
         "other": N_("Other industries"),
     },
+    # Kitakyushu's seven wards; the code is the romanised name the API has always stored.
+    "ward": {
+        "Moji-ku": N_("Moji-ku"),
+        "Kokurakita-ku": N_("Kokurakita-ku"),
+        "Kokuraminami-ku": N_("Kokuraminami-ku"),
+        "Wakamatsu-ku": N_("Wakamatsu-ku"),
+        "Yahatahigashi-ku": N_("Yahatahigashi-ku"),
+        "Yahatanishi-ku": N_("Yahatanishi-ku"),
+        "Tobata-ku": N_("Tobata-ku"),
+    },
     "track": {
         "development_design_programming": N_("Development, design and programming"),
         "production_line": N_("Production-line development and introduction"),
@@ -283,3 +293,19 @@ def company_name(company: dict[str, object] | None, language: str) -> str:
     if language == "ja":
         return str(company.get("name_ja") or company.get("name_en") or "")
     return str(company.get("name_en") or company.get("name_ja") or "")
+
+
+# Universities by the English name the services store, as each language writes them.
+UNIVERSITY_NAMES = {
+    "National Taipei University of Technology": {
+        "zh-TW": "國立臺北科技大學",
+        "ja": "国立台北科技大学",
+    },
+}
+
+
+def university_name(name: str | None, language: str) -> str:
+    """A university in the reader's language (a name we do not know, as it is stored)."""
+    if not name:
+        return ""
+    return UNIVERSITY_NAMES.get(name, {}).get(language, name)

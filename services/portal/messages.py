@@ -11,26 +11,26 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
         N_("Your session ends after an hour without activity, or when you sign out."),
     ),
     "cohort_created": (
-        N_("Cohort %(cohort)s was created as a draft."),
+        N_("The cohort “%(cohort)s” was created as a draft."),
         N_("Open its application window when the host companies have published positions."),
     ),
     "cohort_open": (
-        N_("The application window of %(cohort)s is open."),
+        N_("The application window of “%(cohort)s” is open."),
         N_("Approved companies can publish positions and students can apply until you close it."),
     ),
     "cohort_reopen": (
-        N_("The application window of %(cohort)s is open again."),
+        N_("The application window of “%(cohort)s” is open again."),
         N_(
             "Students can apply and change their applications until you close it again. Once "
             "a round has run, the window cannot be reopened."
         ),
     ),
     "cohort_close": (
-        N_("The application window of %(cohort)s is closed."),
+        N_("The application window of “%(cohort)s” is closed."),
         N_("Check the round preview, then run a match round."),
     ),
     "cohort_finish": (
-        N_("Cohort %(cohort)s is finished."),
+        N_("The cohort “%(cohort)s” is finished."),
         N_("No further rounds can run; the placements stay as they are."),
     ),
     "company_approved": (
@@ -52,11 +52,11 @@ CONFIRMATIONS: dict[str, tuple[str | tuple[str, str], str]] = {
         ),
     ),
     "proposal_cancelled": (
-        N_("Proposal %(proposal)s is cancelled."),
+        N_("The proposal to %(student)s is cancelled."),
         N_("The student and the company are told by e-mail; the seat is free for the next round."),
     ),
     "placement_cancelled": (
-        N_("Placement %(placement)s is cancelled."),
+        N_("The placement of %(student)s is cancelled."),
         N_(
             "The student and the company are told by e-mail, with the reason; the seat is free "
             "for the next round."

@@ -67,7 +67,11 @@ def make_templates() -> Jinja2Templates:
         charts_static=CHARTS_STATIC,
         # Chinese and Japanese use the full-width colon after a label.
         colon=lambda: "：" if i18n.current_language() in ("zh-TW", "ja") else ": ",
+        # Between listed items and clauses: Chinese and Japanese punctuation, not ASCII.
+        comma=lambda: "、" if i18n.current_language() in ("zh-TW", "ja") else ", ",
+        semicolon=lambda: "；" if i18n.current_language() in ("zh-TW", "ja") else "; ",
         company_name=lambda company: company_name(company, i18n.current_language()),
+        university_name=lambda name: labels.university_name(name, i18n.current_language()),
     )
     env.policies["ext.i18n.trimmed"] = True
     env.finalize = shown

@@ -122,7 +122,10 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
         cancelled_at = time.time() - 1
         coordinator.submit("form[action$='/cancel'] button[name=confirmed]")
         expect(page).to_have_url(re.compile(r"tab=placements$"))
-        expect(page.locator(".notice[role=status]")).to_contain_text(placement_id)
+        # The notice names the student, not the placement's id.
+        notice = page.locator(".notice[role=status]")
+        expect(notice).to_contain_text("林冠宇")
+        expect(notice).not_to_contain_text(placement_id)
         expect(page.locator("#placement-table")).to_contain_text(
             translate_in("en", "The company withdrew from hosting the intern.")
         )
@@ -138,7 +141,7 @@ def test_cancellations_are_explained_to_every_party(browser: Browser, stack: Sta
             f"/coordinator/proposals/{waiting['id']}/cancel", "cancel-proposal"
         )
         coordinator.submit("form[action$='/cancel'] button[name=confirmed]")
-        expect(page.locator(".notice[role=status]")).to_contain_text(waiting["id"])
+        expect(page.locator(".notice[role=status]")).to_contain_text("陳怡君")
 
         # The placed student opens the mail's link on their phone and reads it in Chinese.
         placed = cast.person("student-placed-mail", "zh-TW", phone=True)

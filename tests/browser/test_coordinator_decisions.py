@@ -136,7 +136,10 @@ def test_the_coordinators_decisions_are_confirmed_and_explained(
         page = coordinator.visit(cancel_page, "cancel-proposal")
         coordinator.submit("form[action$='/cancel'] button[name=confirmed]")
         expect(page).to_have_url(re.compile(r"tab=proposals$"))
-        expect(page.locator(".notice[role=status]")).to_contain_text(proposal["id"])
+        # The notice names the student, not the proposal's id.
+        notice = page.locator(".notice[role=status]")
+        expect(notice).to_contain_text("黃詩涵")
+        expect(notice).not_to_contain_text(proposal["id"])
         row = page.locator(f"#proposal-{proposal['id']}")
         expect(row).to_contain_text(translate_in("ja", "The city office cancelled it."))
         coordinator.check("proposal-cancelled")

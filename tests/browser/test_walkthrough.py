@@ -97,7 +97,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         page.fill("#name_ja", company_name)
         page.fill("#name_en", f"Hibikinada Semiconductor {tag} Co., Ltd.")
         page.select_option("#sector", "semiconductor")
-        page.fill("#ward", "Wakamatsu-ku")
+        page.select_option("#ward", "Wakamatsu-ku")
         page.fill("#address", "2-1 Hibikino, Wakamatsu-ku, Kitakyushu")
         page.fill("#contact_name", "山田 花子")
         page.fill("#contact_email", company_email)
@@ -256,7 +256,7 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         coordinator.check("cohort-closed")
         # Before the first round the window can be opened again (and closed again).
         coordinator.submit(f"form[action='/coordinator/cohorts/{cohort_id}/open'] button")
-        expect(page.locator(".notice[role=status]")).to_contain_text(cohort_id)
+        expect(page.locator(".notice[role=status]")).to_contain_text("第1期生")
         expect(page.locator("#cohort-state")).to_have_text(say("Open for applications"))
         coordinator.submit(close)
         expect(page.locator("#cohort-state")).to_have_text(say("Applications closed"))
@@ -264,6 +264,8 @@ def test_walkthrough(browser: Browser, stack: Stack, language: str) -> None:
         coordinator.check("round-preview")
         run_round(page, cohort_id)
         coordinator.check("round")
+        # The facts for checking the round sit below its outcome, folded.
+        page.click("#technical summary")
         coordinator.submit("form[action$='/replay'] button")
         expect(page.locator("#replay-result")).to_be_visible()
         coordinator.check("round-replayed")

@@ -499,7 +499,7 @@ async def test_the_csv_report_opens_with_the_right_characters(stack: Stack, coho
     r = await stack.get(f"/cohorts/{COHORT}/report/placements.csv?lang=ja", stack.coordinator)
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     header, body = rows[0], rows[1:]
-    assert "在留資格（目安）" in header and "確定日時 (Asia/Tokyo)" in header
+    assert "在留資格（目安）" in header and "確定日時（日本時間）" in header
     assert len(body) == len(cohort.placements)
     residence = {row[header.index("在留資格（目安）")] for row in body}
     assert residence <= {"特定活動", "短期滞在", "文化活動"} and "特定活動" in residence
@@ -521,7 +521,7 @@ async def test_the_xlsx_report_has_one_sheet_per_table(stack: Stack, cohort: Coh
     proposals = await stack.call("GET", f"/proposals?cohort_id={COHORT}", stack.coordinator)
     assert len(sheets["提案と回答"]) == 1 + len(proposals)
     assert len(sheets["受入"]) == 1 + len(cohort.placements)
-    confirmed_at = sheets["受入"][1][sheets["受入"][0].index("確定日時 (Asia/Tokyo)")]
+    confirmed_at = sheets["受入"][1][sheets["受入"][0].index("確定日時（日本時間）")]
     assert isinstance(confirmed_at, datetime)  # a real Excel date, in Japan time
     # The KPI sheet holds the served KPIs, figure by figure.
     served = await stack.call("GET", f"/cohorts/{COHORT}/statistics", stack.coordinator)

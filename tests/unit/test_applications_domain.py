@@ -38,8 +38,17 @@ def test_window_open_only_in_state_open_and_dates() -> None:
     assert err.value.field == "cohort_id"
 
 
-def test_skills_are_normalised() -> None:
-    assert domain.normalise_skills([" Python", "python", "C++ ", ""]) == ["python", "c++"]
+def test_skills_keep_the_spelling_typed_and_compare_case_insensitively() -> None:
+    assert domain.normalise_skills([" Python", "python", "C++ ", ""]) == ["Python", "C++"]
+    assert domain.normalise_skills(["OpenCV", "PLC", "C", "opencv", "plc", "c"]) == [
+        "OpenCV",
+        "PLC",
+        "C",
+    ]
+    assert domain.normalise_skills(["machine  learning", "Machine Learning"]) == [
+        "machine learning"
+    ]
+    assert domain.skill_key("OpenCV") == domain.skill_key("opencv")
 
 
 def test_ranked_positions_rules() -> None:

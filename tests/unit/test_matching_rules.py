@@ -71,6 +71,15 @@ def test_fit_score_components() -> None:
     assert fit_score(no_fit, POS, 1) == 35.0
 
 
+def test_skills_match_whatever_their_case() -> None:
+    # Skills keep the spelling people typed ("OpenCV", "C"); a student's "PYTHON" and "c"
+    # are the position's "python" and "C".
+    position = replace(POS, required_skills=("Python", "C"))
+    typed = replace(STU, skills=("PYTHON", "c"), jlpt_level="N1")
+    lower = replace(STU, skills=("python", "c"), jlpt_level="N1")
+    assert fit_score(typed, position, 1) == fit_score(lower, POS, 1) == 74.0
+
+
 def test_residence_status_guidance() -> None:
     july, august = date(2026, 7, 1), date(2026, 8, 31)
     assert residence_status(True, july, august) is ResidenceStatus.DESIGNATED_ACTIVITIES

@@ -126,8 +126,12 @@ def test_renders_with_the_facts_a_link_and_a_contact(template: str, language: La
         assert "https://internships.example.jp/" in body, (template, language)
         assert "//" not in body.split("https://", 1)[1].split()[0], "doubled slash in the link"
         assert SITE.contact_email in body, (template, language)
-        if template.startswith(("match_", "answer_reminder")):
-            assert "prop-1" in body
+        # No internal id anywhere a person reads (links may carry them).
+        readable = re.sub(r"https?://\S+", "", text)
+        ids = ("app-1", "prop-1", "plc-1", "round-2027", "2027-summer", "stu-1", "pos-1", "co-1")
+        assert not [i for i in ids if i in readable], (template, language, readable)
+        if template.startswith(("match_proposed", "answer_reminder")):
+            assert "prop-1" in body  # the link to the proposal
         if template.startswith(("match_proposed", "match_accepted", "answer_reminder")):
             zone = "Asia/Taipei" if template.endswith(".student") else "Asia/Tokyo"
             assert format_deadline(DATA["respond_by"], language, zone) in body
@@ -254,3 +258,22 @@ def test_failures_are_told_as_a_count_over_a_window_in_the_readers_zone() -> Non
     assert "https://internships.example.jp/coordinator/deliveries\n" in body
     subject, _ = render("delivery_failures.coordinator", Language.EN, failed_count=1)
     assert subject == "Delivery failed: 1 e-mail could not be sent"
+
+
+@pytest.mark.parametrize("language", list(Language))
+def test_a_student_without_a_contact_is_named_by_role_not_by_id(language: Language) -> None:
+    message = {"data": DATA, "template": "match_declined.company", "recipient_kind": "company"}
+    context = build_context(
+        message, CONTACTS["company"], language, student_name=None, position=POSITION, site=SITE
+    )
+    subject, body, _ = Renderer().render("match_declined.company", language, context)
+    assert "stu-1" not in subject + body
+    assert context["student_name"] in subject
+
+
+def test_english_subjects_say_plainly_who_declined() -> None:
+    by_student, _ = render("match_declined.company", Language.EN, party="student")
+    by_company, _ = render("match_declined.company", Language.EN, party="company")
+    assert by_student == "林怡君 declined the proposal for Wafer inspection software"
+    assert by_company == "You declined 林怡君 for Wafer inspection software"
+    assert "proposal of" not in render("match_expired.company", Language.EN)[0]

@@ -61,12 +61,30 @@ def test_the_coordinator_gets_every_row_and_a_university_office_its_own() -> Non
     assert row["name"] is None
 
 
+def test_time_headers_name_the_zone_in_the_readers_words() -> None:
+    headers = {
+        (language, zone): next(
+            h
+            for s in present(tables(Reader(PEOPLE, True)), language, zone)
+            if s.key == "placements"
+            for h in s.headers
+            if h.startswith(("確定日時", "確定時間", "Confirmed"))
+        )
+        for language in Language
+        for zone in ("Asia/Tokyo", "Asia/Taipei")
+    }
+    assert headers[Language.ZH_TW, "Asia/Taipei"] == "確定時間（臺灣時間）"
+    assert headers[Language.JA, "Asia/Taipei"] == "確定日時（台湾時間）"
+    assert headers[Language.EN, "Asia/Tokyo"] == "Confirmed (Japan time)"
+    assert not any("Asia/" in h for h in headers.values())
+
+
 def test_words_and_times_are_the_readers() -> None:
     sheets = {s.key: s for s in present(tables(Reader(PEOPLE, True)), Language.JA, "Asia/Tokyo")}
     placements = sheets["placements"]
     assert placements.title == "受入"
-    assert "確定日時 (Asia/Tokyo)" in placements.headers
-    confirmed = placements.rows[0][placements.headers.index("確定日時 (Asia/Tokyo)")]
+    assert "確定日時（日本時間）" in placements.headers
+    confirmed = placements.rows[0][placements.headers.index("確定日時（日本時間）")]
     assert confirmed == datetime(2027, 3, 2, 15, 0)  # 06:00 UTC + 30 h, in Japan time
     assert placements.rows[0][placements.headers.index("進路")] == "受入企業に就職"
     kpis = sheets["kpis"]

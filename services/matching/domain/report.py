@@ -399,6 +399,19 @@ def _cell(column: Column, value: Any, language: Language, zone: ZoneInfo) -> Any
     return value
 
 
+# The readers' zones as their languages name them in a header ("確定日時（日本時間）").
+ZONE_NAMES = {
+    "Asia/Tokyo": {"en": "Japan time", "ja": "日本時間", "zh-TW": "日本時間"},
+    "Asia/Taipei": {"en": "Taiwan time", "ja": "台湾時間", "zh-TW": "臺灣時間"},
+}
+
+
+def zone_header(label: str, zone_name: str, language: Language) -> str:
+    """A time column's header with the zone its times are in, in the reader's words."""
+    zone = ZONE_NAMES.get(zone_name, {}).get(language.value, zone_name)
+    return f"{label} ({zone})" if language is Language.EN else f"{label}（{zone}）"
+
+
 def present(tables: list[Table], language: Language, zone_name: str) -> list[Sheet]:
     zone = ZoneInfo(zone_name)
     sheets = []
@@ -406,7 +419,8 @@ def present(tables: list[Table], language: Language, zone_name: str) -> list[She
         headers = []
         for column in table.columns:
             label = HEADERS[column.key][language.value]
-            headers.append(f"{label} ({zone_name})" if column.kind == "datetime" else label)
+            kind = column.kind
+            headers.append(zone_header(label, zone_name, language) if kind == "datetime" else label)
         rows = []
         for row in table.rows:
             if table.key == "kpis":

@@ -218,8 +218,10 @@ def exclusion_reason(
 
 
 def fit_score(student: StudentInput, position: PositionInput, student_rank: int) -> float:
-    required = set(position.required_skills)
-    skills = len(required & set(student.skills)) / len(required) if required else 1.0
+    # Skills are stored as people typed them ("OpenCV"); they match whatever the case.
+    required = {s.casefold() for s in position.required_skills}
+    had = {s.casefold() for s in student.skills}
+    skills = len(required & had) / len(required) if required else 1.0
     jlpt = max(0, _jlpt(student.jlpt_level) - _jlpt(position.min_jlpt)) / 5
     english = max(0, _english(student.english_level) - _english(position.min_english)) / 6
     department = student.department.lower()

@@ -141,9 +141,8 @@ async def render_positions(
     ctx: Ctx, *, values: dict[str, Any], found: list[problems.Problem], status: int = 200
 ) -> Response:
     rows = await ctx.api.get("applications", "/positions")
-    cohorts = [
-        c for c in await ctx.api.get("applications", "/cohorts") if c["state"] in OPEN_FOR_POSITIONS
-    ]
+    every_cohort = await ctx.api.get("applications", "/cohorts")
+    cohorts = [c for c in every_cohort if c["state"] in OPEN_FOR_POSITIONS]
     company = await ctx.api.get("applications", f"/companies/{ctx.sub}")
     view = list_view(
         rows,
@@ -167,6 +166,7 @@ async def render_positions(
         status=status,
         view=view,
         cohorts=cohorts,
+        cohort_names={c["id"]: c["name"] for c in every_cohort},
         company=company,
         values=values,
         problems=found,
@@ -322,10 +322,14 @@ async def render_ranking(
     ctx: Ctx, facts: dict[str, Any], order: list[str], *, unsaved: bool, status: int = 200
 ) -> Response:
     people = {a["student_id"]: a for a in facts["applicants"]}
+    saved = set(facts["ranking"]["ranked_student_ids"])
     return await ctx.render(
         "company/applicants.html",
         status=status,
         ranked=[people[s] for s in order],
+        # Applicants the saved ranking does not name yet (all of them on a first visit):
+        # the company must see that their place in the list is not saved.
+        not_ranked={s for s in order if s not in saved},
         unsaved=unsaved,
         **facts,
     )

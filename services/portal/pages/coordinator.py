@@ -9,15 +9,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from services.portal import problems, recipients
+from services.portal import i18n, problems, recipients
 from services.portal.clients import ApiError
 from services.portal.domain import (
     COMPANY_RIGHTS_END,
     PortalRole,
+    RoundOutlook,
     cohort_steps,
     contains,
     list_view,
     note_code_valid,
+    round_outlook,
     safe_next,
 )
 from services.portal.i18n import N_
@@ -64,14 +66,29 @@ async def render_dashboard(
         page_size=ctx.settings.page_size,
     )
     waiting = sum(1 for c in companies if c.get("status") == "pending")
+    steps = {c["id"]: cohort_steps(c) for c in cohorts}
+    outlooks = {
+        c["id"]: await outlook_of(ctx, c["id"]) for c in view.items if "run_round" in steps[c["id"]]
+    }
     return await ctx.render(
         "coordinator/dashboard.html",
         status=status,
         view=view,
-        steps={c["id"]: cohort_steps(c) for c in cohorts},
+        steps=steps,
+        outlooks=outlooks,
         waiting=waiting,
         values=values,
         problems=found,
+    )
+
+
+async def outlook_of(ctx: Ctx, cohort_id: str) -> RoundOutlook:
+    """Free seats, unplaced applicants and pending answers of a cohort where a round may run."""
+    return round_outlook(
+        await ctx.api.get("applications", "/positions", cohort_id=cohort_id),
+        await ctx.api.get("applications", "/applications", cohort_id=cohort_id),
+        await ctx.api.get("matching", "/proposals", cohort_id=cohort_id),
+        await ctx.api.get("matching", "/placements", cohort_id=cohort_id),
     )
 
 
@@ -92,7 +109,7 @@ async def create_cohort(ctx: Coordinator) -> Response:
             raise
         found = problems.describe_all(exc, problems.COHORT)
         return await render_dashboard(ctx, values=values, found=found, status=422)
-    await ctx.flash("cohort_created", cohort=values["id"])
+    await ctx.flash("cohort_created", cohort=values["name"])
     return ctx.redirect(f"/coordinator/cohorts/{values['id']}")
 
 
@@ -119,12 +136,16 @@ async def cohort_facts(ctx: Ctx, cohort_id: str) -> dict[str, Any]:
         "applications": applications,
         "companies": companies,
         "rounds": rounds,
+        "rounds_by_id": by_id(rounds),
         "statistics": statistics,
         "position_states": Counter(p["state"] for p in positions),
         "application_states": Counter(a["state"] for a in applications),
         "active_applications": sum(1 for a in applications if a["state"] != "withdrawn"),
         "seats": sum(p["capacity"] for p in positions if p["state"] == "open"),
         "steps": cohort_steps(cohort),
+        "outlook": (
+            await outlook_of(ctx, cohort_id) if "run_round" in cohort_steps(cohort) else None
+        ),
         "pending_companies": [c for c in companies.values() if c.get("status") == "pending"],
     }
 
@@ -274,7 +295,7 @@ async def transition(ctx: Coordinator, cohort_id: str, action: str) -> Response:
     key = (
         "cohort_reopen" if action == "open" and before["state"] == "closed" else f"cohort_{action}"
     )
-    await ctx.flash(key, cohort=cohort_id)
+    await ctx.flash(key, cohort=before["name"])
     back = safe_next(str(form.get("back", "")), f"/coordinator/cohorts/{cohort_id}")
     return ctx.redirect(back)
 
@@ -304,7 +325,8 @@ async def cancel_proposal(ctx: Coordinator, proposal_id: str) -> Response:
     if form.get("confirmed") != "yes":
         return ctx.redirect(f"/coordinator/proposals/{proposal_id}/cancel")
     proposal = await ctx.api.post("matching", f"/proposals/{proposal_id}/cancel")
-    await ctx.flash("proposal_cancelled", proposal=proposal_id)
+    student = await student_or_none(ctx, proposal["student_id"])
+    await ctx.flash("proposal_cancelled", student=person_name(student))
     return ctx.redirect(f"/coordinator/cohorts/{proposal['cohort_id']}?tab=proposals")
 
 
@@ -366,8 +388,14 @@ async def cancel_placement(ctx: Coordinator, placement_id: str) -> Response:
             raise
         found = problems.describe_all(exc, problems.PLACEMENT_CANCEL)
         return await render_placement_cancel(ctx, placement, values=values, found=found, status=422)
-    await ctx.flash("placement_cancelled", placement=placement_id)
+    student = await student_or_none(ctx, placement["student_id"])
+    await ctx.flash("placement_cancelled", student=person_name(student))
     return ctx.redirect(f"/coordinator/cohorts/{placement['cohort_id']}?tab=placements")
+
+
+def person_name(student: dict[str, Any] | None) -> str:
+    """A student as the coordinator knows them (never their id)."""
+    return str((student or {}).get("name") or i18n.gettext("a student whose data was erased"))
 
 
 async def student_or_none(ctx: Ctx, student_id: str) -> dict[str, Any] | None:
@@ -434,6 +462,7 @@ async def confirm_decision(ctx: Coordinator, company_id: str, decision: str) -> 
         decision=decision,
         positions=positions,
         pending=pending,
+        cohorts=by_id(await ctx.api.get("applications", "/cohorts")),
         back=back,
     )
 
@@ -463,6 +492,7 @@ async def round_page(ctx: Coordinator, round_id: str) -> Response:
 
 async def render_round(ctx: Ctx, round_id: str, replay: dict[str, Any] | None) -> Response:
     round_ = await ctx.api.get("matching", f"/rounds/{round_id}")
+    cohort = await ctx.api.get("applications", f"/cohorts/{round_['cohort_id']}")
     exclusions = await ctx.api.get("matching", f"/rounds/{round_id}/exclusions")
     students = by_id(await ctx.api.get("applications", "/students"))
     positions = by_id(
@@ -483,6 +513,7 @@ async def render_round(ctx: Ctx, round_id: str, replay: dict[str, Any] | None) -
     return await ctx.render(
         "coordinator/round.html",
         round=round_,
+        cohort=cohort,
         view=view,
         students=students,
         positions=positions,
@@ -522,7 +553,27 @@ async def deliveries(ctx: Coordinator) -> Response:
         newest_first=True,
     )
     cohorts = await ctx.api.get("applications", "/cohorts")
-    return await ctx.render("coordinator/deliveries.html", view=view, cohorts=cohorts)
+    return await ctx.render(
+        "coordinator/deliveries.html",
+        view=view,
+        cohorts=cohorts,
+        recipients=await recipient_names(ctx, view.items),
+    )
+
+
+async def recipient_names(ctx: Ctx, messages: list[dict[str, Any]]) -> dict[str, str]:
+    """Who each message is for, as people know them (a student's or company's name; the
+    city office), by recipient id: a mail not sent yet has no address to show, and the id
+    means nothing to the reader."""
+    kinds = {m.get("recipient_kind") for m in messages}
+    names: dict[str, str] = {"coordinator": i18n.gettext("City office")}
+    if "student" in kinds:
+        for student in await ctx.api.get("applications", "/students"):
+            names[student["id"]] = student.get("name") or ""
+    if "company" in kinds:
+        for company in await ctx.api.get("applications", "/companies"):
+            names[company["id"]] = company_name(company, ctx.language)
+    return {k: v for k, v in names.items() if v}
 
 
 @router.post("/deliveries/{message_id}/retry")

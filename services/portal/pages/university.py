@@ -20,7 +20,7 @@ from services.portal.domain import (
     normalise_email,
     parse_roster,
 )
-from services.portal.pages.common import REPORT_TABLES, params, report_file
+from services.portal.pages.common import REPORT_TABLES, by_id, params, report_file
 from services.portal.web import Ctx, role_ctx
 from shared.documents import utcnow
 from shared.ids import new_id
@@ -126,6 +126,7 @@ async def render(ctx: Ctx, roster: Roster | None, status: int = 200) -> Response
         roster=roster,
         university=university,
         invitations=roster_rules.invitation_progress(invited),
+        cohorts=by_id(await ctx.api.get("applications", "/cohorts")),
     )
 
 

@@ -36,6 +36,12 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { init(document); });
+  // Filters are folded on phones (a <details>); a wide screen has room to show them open.
+  function openFilters(root) {
+    if (!window.matchMedia || !window.matchMedia("(min-width: 48em)").matches) { return; }
+    root.querySelectorAll("details.filter-box").forEach(function (box) { box.open = true; });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { init(document); openFilters(document); });
   document.addEventListener("htmx:afterSettle", function (event) { init(event.target || document); });
 })();
