@@ -797,7 +797,14 @@ def load() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--students", type=int, nargs="+", default=[1000], metavar="N")
+    parser.add_argument(
+        "--students",
+        type=int,
+        nargs="+",
+        default=[1000],
+        metavar="N",
+        help="cohort sizes, each on a fresh stack (default 1000)",
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument(
         "--drain-timeout",
