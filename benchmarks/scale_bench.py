@@ -527,7 +527,8 @@ async def run_one(n: int, args: argparse.Namespace, stack: Stack) -> Figures:
             expect=201,
         )
         await api.call("POST", "applications", f"/cohorts/{cohort}/open", api.coordinator)
-        companies: list[tuple[str, str]] = []  # (id, sector)
+        # By creation index, not completion order: the same seed gives the same cohort.
+        companies = [""] * n_companies
 
         async def company(i: int) -> None:
             sector = SECTORS[i % len(SECTORS)]
@@ -553,15 +554,14 @@ async def run_one(n: int, args: argparse.Namespace, stack: Stack) -> Figures:
             await api.call(
                 "POST", "applications", f"/companies/{body['id']}/approve", api.coordinator
             )
-            companies.append((str(body["id"]), sector))
+            companies[i] = str(body["id"])
 
         await bounded(args.concurrency, range(n_companies), company)
-        companies.sort()
-        positions: list[str] = []
+        positions = [""] * n_positions
         bodies = [position_body(rng, cohort, c) for c in capacities]
 
         async def position(i: int) -> None:
-            company_id, _ = companies[i % len(companies)]
+            company_id = companies[i % len(companies)]
             created = await api.call(
                 "POST",
                 "applications",
@@ -570,10 +570,9 @@ async def run_one(n: int, args: argparse.Namespace, stack: Stack) -> Figures:
                 bodies[i],
                 expect=201,
             )
-            positions.append(str(created["id"]))
+            positions[i] = str(created["id"])
 
         await bounded(args.concurrency, range(n_positions), position)
-        positions.sort()
         # A few positions draw most applicants, as in a real cohort.
         popularity = [1 / (rank + 1) ** 0.8 for rank in range(len(positions))]
         rng.shuffle(popularity)
@@ -706,7 +705,7 @@ async def run_one(n: int, args: argparse.Namespace, stack: Stack) -> Figures:
             "matching",
             "/rounds",
             api.coordinator,
-            {"cohort_id": cohort, "respond_within_hours": RESPOND_WITHIN_HOURS},
+            {"cohort_id": cohort, "seed": args.seed, "respond_within_hours": RESPOND_WITHIN_HOURS},
             expect=201,
         )
         round_s = time.monotonic() - t
