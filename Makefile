@@ -15,7 +15,7 @@ LOCK_PYTHON := 3.11
 LOCK := $(UV) pip compile --quiet --universal --python-version $(LOCK_PYTHON) --generate-hashes \
 	--custom-compile-command "make lock" $(LOCK_FLAGS)
 
-.PHONY: run test lint unit integration bench bench-pipeline schemas token lock deploy-check clean \
+.PHONY: run test lint unit integration bench bench-pipeline bench-scale schemas token lock deploy-check clean \
 	dlq analytics vendor-charts user translations vendor browser-check
 
 $(STAMP): requirements/dev.txt
@@ -116,6 +116,11 @@ bench: $(STAMP)
 # (starts its own servers on free ports; about 6 minutes). ARGS="--reps 1" for a quick look.
 bench-pipeline: $(STAMP)
 	$(PY) benchmarks/pipeline_bench.py $(ARGS)
+
+# A cohort of N students end to end (intake over HTTP, one round, every mail) on a fresh
+# embedded stack per N (free ports). ARGS="--students 1000 10000 --concurrency 16".
+bench-scale: $(STAMP)
+	$(PY) benchmarks/scale_bench.py $(ARGS)
 
 # Re-pin everything from requirements/*.in with hashes (run after changing an .in file; review
 # the diff). Versions already in a lock file are kept unless the .in file asks otherwise;
