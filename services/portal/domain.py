@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
-from shared.bounds import NoteCode
+from shared.bounds import NoteCode, without_bidi_controls
 
 
 class PortalRole(StrEnum):
@@ -364,7 +364,9 @@ def _roster_row(line_no: int, cells: list[str], rows: list[RosterRow], seen: set
     email = normalise_email(cells[0])
     if email is None:
         return "bad_email"
-    name, department = cells[1][:200], cells[2][:200]
+    # No bidi overrides in names that go into mails and pages (as the services' bounds do).
+    name = without_bidi_controls(cells[1]).strip()[:200]
+    department = without_bidi_controls(cells[2]).strip()[:200]
     if not name or not department:
         return "missing_columns"
     if email in seen:

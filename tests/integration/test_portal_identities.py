@@ -363,3 +363,23 @@ async def test_the_sign_in_answer_does_not_wait_for_the_look_up(world: World) ->
         await eventually(lambda: world.links_to(email), timeout=20)
     finally:
         services.applications = real
+
+
+async def test_a_registration_with_staffs_address_made_past_the_portal_is_not_approved(
+    world: World,
+) -> None:
+    """Anyone may answer the call through the API with anyone's address: the registration
+    waits, the owner still signs in, and the coordinator cannot approve it on the portal."""
+    staff = address("officer", "city.example")
+    await world.store.add_user(staff, PortalRole.COORDINATOR, "coord-owner")
+    impostor = await world.register(staff, "偽物株式会社")  # the API knows only companies
+    coordinator = await world.sign_in(staff)  # a pending registration locks nobody out
+    token = await world.csrf(coordinator, "/coordinator/companies")
+    page = await coordinator.post(
+        f"/coordinator/companies/{impostor}/approve",
+        data={"csrf_token": token, "back": "/coordinator/companies"},
+    )
+    assert page.status_code == 409
+    assert "cannot be approved" in page.text
+    company = await world.api.get(f"/companies/{impostor}", headers=world.coordinator)
+    assert company.json()["status"] == "pending"

@@ -279,3 +279,9 @@ def test_an_address_is_taken_by_anyone_but_the_identity_itself() -> None:
     assert taken_by_other(found, PortalRole.COMPANY) == found[0]  # someone new
     assert taken_by_other(found, PortalRole.COORDINATOR) == found[0]
     assert taken_by_other(holders(None, [_company("co-2", "rejected")]), PortalRole.STUDENT) is None
+
+
+def test_roster_names_lose_bidi_overrides() -> None:
+    """A right-to-left override in a roster name would reverse the invitation's greeting."""
+    roster = parse_roster("bidi@ntut.edu.tw,\u202eevil\u202c名,\u2066EE\u2069\n")
+    assert [(r.name, r.department) for r in roster.rows] == [("evil名", "EE")]

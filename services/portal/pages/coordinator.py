@@ -18,6 +18,7 @@ from services.portal.domain import (
     cohort_steps,
     contains,
     list_view,
+    normalise_email,
     note_code_valid,
     round_outlook,
     safe_next,
@@ -467,6 +468,21 @@ async def confirm_decision(ctx: Coordinator, company_id: str, decision: str) -> 
     )
 
 
+CONTACT_IS_SOMEONE_ELSE = N_(
+    "The company's contact address already belongs to someone else on the platform (staff or "
+    "a student), so the company cannot be approved with it. Reject this registration; the "
+    "company may answer the call again with an address of its own."
+)
+
+
+async def contact_is_someone_else(ctx: Ctx, company_id: str) -> bool:
+    """One address, one person: the applications service knows only companies' addresses,
+    and anyone may answer the public call (through its API too) with anyone's address."""
+    company = await ctx.api.get("applications", f"/companies/{company_id}")
+    address = normalise_email(str(company["contact"]["email"]))
+    return address is not None and await ctx.store.find_user(address) is not None
+
+
 @router.post("/companies/{company_id}/{decision}")
 async def decide(ctx: Coordinator, company_id: str, decision: str) -> Response:
     form = await ctx.form()
@@ -476,6 +492,15 @@ async def decide(ctx: Coordinator, company_id: str, decision: str) -> Response:
     if decision in CONFIRMED_DECISIONS and form.get("confirmed") != "yes":
         query = urlencode({"back": back})
         return ctx.redirect(f"/coordinator/companies/{company_id}/{decision}?{query}")
+    if decision == "approve" and await contact_is_someone_else(ctx, company_id):
+        return await ctx.render(
+            "error.html",
+            status=409,
+            title=i18n.gettext("That did not work"),
+            message=i18n.gettext("Nothing was changed, for this reason:"),
+            problems=[problems.Problem(i18n.gettext(CONTACT_IS_SOMEONE_ELSE))],
+            home=back,
+        )
     company = await ctx.api.post("applications", f"/companies/{company_id}/{decision}")
     if company["status"] in COMPANY_RIGHTS_END:
         # At once, not only when the event reaches the portal's consumer a moment later.
