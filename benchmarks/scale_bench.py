@@ -317,6 +317,8 @@ class Stack:
             "JWT_SECRET": self.jwt_secret,
             "HTTP_HOST": self.host,
             "APPLICATIONS_URL": self.url("applications"),
+            # The program's address gets the round summary (no coordinator signed up here).
+            "COORDINATOR_EMAIL": "coordinator@city.example",
             **{f"{n.upper()}_HTTP_PORT": str(p) for n, p in self.ports.items()},
             **{f"{n.upper()}_DATABASE": self.database(n) for n in SERVICES},
         }
