@@ -4,7 +4,9 @@
   `student-profile-updated` (keyed by student) hammering the same students from concurrent
   partitions never conflict, never pause as an outage, dead-letter nothing, and every fact
   lands (the application's copy in its document, the newest profile in the student's);
-- a transaction that does lose a write race is run again at once and counted, not paused;
+- a transaction that does lose a write race is run again at once and counted, not paused,
+  and one that loses for longer than MONGO_TRANSACTION_SECONDS is run again by the consumer,
+  still no outage and no dead letter;
 - a round's input and lists are stored in bounded chunks, read back, and replay identically.
 """
 
@@ -15,11 +17,12 @@ import logging
 import random
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from pymongo.errors import OperationFailure
 
 from services.matching import handlers
 from services.matching import store as store_module
@@ -35,6 +38,7 @@ from shared import mongo
 from shared.consumer import IdempotentConsumer
 from shared.events import ApplicationSubmitted, StudentProfileUpdated, make_event
 from shared.events.catalog import CATALOG
+from shared.events.vocabulary import JLPTLevel
 from shared.kafka import IdempotentProducer, ensure_topics
 from shared.mongo import Session, connect, in_transaction
 from shared.outbox import Outbox
@@ -43,6 +47,7 @@ from tests.infra import Infra, eventually
 
 pytestmark = pytest.mark.integration
 
+TRANSIENT = "TransientTransactionError"
 DEPARTMENTS = ("Electrical Engineering", "Computer Science", "Mechanical Engineering")
 
 
@@ -74,7 +79,7 @@ async def test_both_handlers_hammering_the_same_students_never_conflict_nor_paus
     base = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
     submitted: dict[str, ApplicationSubmitted] = {}  # each application's last submission
     profiles: dict[str, StudentProfileUpdated] = {}  # each student's last update
-    events = []
+    events: list[ApplicationSubmitted | StudentProfileUpdated] = []
     for step in range(6):
         for s, student in enumerate(students):
             at = base + timedelta(minutes=step, seconds=s)
@@ -88,8 +93,8 @@ async def test_both_handlers_hammering_the_same_students_never_conflict_nor_paus
                     degree_program="bachelor",
                     graduation_year=2028,
                     skills=[f"skill-{step}"],
-                    available_from="2027-06-01",
-                    available_to="2027-09-30",
+                    available_from=date(2027, 6, 1),
+                    available_to=date(2027, 9, 30),
                     consent_to_data_use=True,
                     submitted_at=at,
                 )
@@ -100,10 +105,10 @@ async def test_both_handlers_hammering_the_same_students_never_conflict_nor_paus
                 department=rng.choice(DEPARTMENTS),
                 degree_program="master",
                 graduation_year=2029,
-                jlpt_level=rng.choice(["N1", "N2", "N3"]),
+                jlpt_level=rng.choice([JLPTLevel.N1, JLPTLevel.N2, JLPTLevel.N3]),
                 skills=[f"profile-{step}"],
-                available_from="2027-05-01",
-                available_to="2027-10-31",
+                available_from=date(2027, 5, 1),
+                available_to=date(2027, 10, 31),
                 consent_to_data_use=True,
                 updated_at=at + timedelta(seconds=30),
             )
@@ -131,11 +136,11 @@ async def test_both_handlers_hammering_the_same_students_never_conflict_nor_paus
     try:
         await consumer.start()
         # Sent while the consumer runs: polls of both topics interleave on every student.
-        for data in events:
+        for fact in events:
             await raw.send(
-                settings.topic(data.event_name),
-                key=data.key.encode(),
-                value=make_event(data, source="/tests", subject=data.key).to_bytes(),
+                settings.topic(fact.event_name),
+                key=fact.key.encode(),
+                value=make_event(fact, source="/tests", subject=fact.key).to_bytes(),
             )
         await raw.flush()
 
@@ -347,3 +352,90 @@ def test_chunks_are_bounded_by_items_and_bytes() -> None:
     assert store_module.bounded_chunks([], 10, 100) == []
     huge = [{"blob": "y" * 500}, {"blob": "z"}]
     assert store_module.bounded_chunks(huge, 10, 100) == [[huge[0]], [huge[1]]]
+
+
+async def test_conflicts_past_the_bound_are_retried_by_the_consumer_not_paused(
+    infra: Infra, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler whose transaction loses every race for longer than the transaction bound
+    (0.3 s here): the consumer runs the batch again soon, with no outage retry, no
+    "unreachable" line and no dead letter, and it is applied once when the race is over."""
+    settings: CommonSettings = infra.settings(mongo_transaction_seconds=0.3)
+    topic = settings.topic(StudentProfileUpdated.event_name)
+    await ensure_topics(settings.kafka_bootstrap_servers, [topic], partitions=1, replication=1)
+    client = connect(settings.mongodb_uri)
+    db = client[f"mbound_{uuid.uuid4().hex[:8]}"]
+    producer = IdempotentProducer(settings.kafka_bootstrap_servers, "mbound")
+    consumer = IdempotentConsumer(
+        name="mbound", client=client, db=db, producer=producer, settings=settings
+    )
+    await consumer.ensure_indexes()
+    await db.create_collection("effects")
+    losing_until = asyncio.get_running_loop().time() + 1.5
+    calls: list[float] = []
+
+    async def apply(event: Any, session: Session) -> None:
+        now = asyncio.get_running_loop().time()
+        calls.append(now)
+        if now < losing_until:  # as the server answers a statement that lost a race
+            raise OperationFailure(
+                "WriteConflict error: this operation conflicted with another operation.",
+                112,
+                {"code": 112, "codeName": "WriteConflict", "errorLabels": [TRANSIENT]},
+            )
+        await db["effects"].update_one(
+            {"_id": event.subject}, {"$inc": {"n": 1}}, upsert=True, session=session
+        )
+
+    consumer.subscribe(StudentProfileUpdated.event_name, apply)
+    update = StudentProfileUpdated(
+        student_id="stu-race",
+        department="Computer Science",
+        degree_program="master",
+        graduation_year=2029,
+        available_from=date(2027, 5, 1),
+        available_to=date(2027, 10, 31),
+        consent_to_data_use=True,
+        updated_at=datetime(2027, 3, 1, tzinfo=UTC),
+    )
+    raw = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await raw.start()
+    caplog.set_level(logging.WARNING, logger="dependencies")
+    await producer.start()
+    await consumer.start()
+    try:
+        await raw.send_and_wait(
+            topic,
+            key=b"stu-race",
+            value=make_event(update, source="/tests", subject="stu-race").to_bytes(),
+        )
+
+        async def applied() -> bool:
+            return await db["effects"].find_one({"_id": "stu-race"}) is not None
+
+        await eventually(applied, timeout=60)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await raw.stop()
+    try:
+        assert await db["effects"].find_one({"_id": "stu-race"}) == {"_id": "stu-race", "n": 1}
+        metrics = consumer.metrics
+        conflicts = sample(metrics, "kitakyushu_mongodb_transaction_conflicts_total")
+        assert conflicts == len(calls) - 1 and conflicts >= 3  # every lost race counted
+        outages = sample(metrics, "kitakyushu_consumer_outage_retries_total", dependency="mongodb")
+        assert outages == 0
+        assert consumer.counts["dead-lettered"] == 0 and consumer.counts["applied"] == 1
+        assert (
+            sample(
+                metrics,
+                "kitakyushu_consumer_events_total",
+                outcome="retried",
+                topic=StudentProfileUpdated.event_name,
+            )
+            == 0
+        )
+        assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
