@@ -9,6 +9,7 @@ read too). The read runs `--reps` times in a snapshot session; the best time is 
 
     .venv/bin/python benchmarks/round_input_bench.py [--sizes 1000 5000] [--reps 3]
 
+With `--round`, one whole round per size is timed afterwards (`start_round s at N`).
 The last line is `round_input ratio 5000/1000: R` (linear growth is 5.0).
 """
 
@@ -22,14 +23,15 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.embedded.processes import free_port
 from deploy.embedded.servers import EmbeddedServers
 from services.matching.store import MatchingStore
-from shared.mongo import connect
+from shared.mongo import Session, connect, in_transaction
+from shared.outbox import Outbox
 
 SECTORS = ("semiconductor", "automotive", "robotics_ai", "other")
 
@@ -102,10 +104,10 @@ def cohort_docs(cohort: str, n: int, seed: int = 7) -> dict[str, list[dict[str, 
     }
 
 
-async def measure(uri: str, sizes: list[int], reps: int) -> dict[int, float]:
+async def measure(uri: str, sizes: list[int], reps: int, with_round: bool) -> dict[int, float]:
     client = connect(uri)
     db = client["round_input_bench"]
-    store = MatchingStore(db, outbox=cast(Any, None))
+    store = MatchingStore(db, outbox=Outbox(db, source="/bench"))
     await store.ensure_indexes()
     best: dict[int, float] = {}
     try:
@@ -126,6 +128,21 @@ async def measure(uri: str, sizes: list[int], reps: int) -> dict[int, float]:
                 f"({len(round_input.students)} students, {len(round_input.positions)} positions)",
                 flush=True,
             )
+            if with_round:
+                # The whole round once: its read, the matching, the proposals and their outbox
+                # entries in bulk, the input and lists in chunks, in one transaction.
+                await db["cohorts"].insert_one({"_id": cohort, "state": "closed"})
+
+                async def run_round(session: Session, c: str = cohort) -> dict[str, Any]:
+                    return await store.start_round(session, c, 1, timedelta(days=14))
+
+                started = time.perf_counter()
+                doc = await in_transaction(client, run_round)
+                print(
+                    f"start_round s at {n}: {time.perf_counter() - started:.3f} "
+                    f"({len(doc['pairs'])} proposals)",
+                    flush=True,
+                )
     finally:
         await client.drop_database("round_input_bench")
         await client.close()
@@ -136,6 +153,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--round", action="store_true", help="also time one whole round")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="round-input-bench-"))
     servers = EmbeddedServers(
@@ -143,7 +161,7 @@ def main() -> int:
     )
     servers.start()
     try:
-        best = asyncio.run(measure(servers.mongodb_uri, args.sizes, args.reps))
+        best = asyncio.run(measure(servers.mongodb_uri, args.sizes, args.reps, args.round))
     finally:
         servers.stop()
     low, high = min(best), max(best)
