@@ -15,8 +15,13 @@ Bad message or bad weather:
 - A handler that raises anything else for one message is retried alone
   (`CONSUMER_MAX_ATTEMPTS`), then dead-lettered: a bug that one message triggers must not
   stop the partition forever.
-- MongoDB or Kafka unreachable, timeouts, transaction conflicts: the partition stays paused
-  and the same records are retried with backoff and jitter until the dependency is back.
+- MongoDB or Kafka unreachable, timeouts: the partition stays paused and the same records
+  are retried with backoff and jitter until the dependency is back.
+- Transaction conflicts (another partition's transaction wrote the same document) are no
+  outage: `shared.mongo.in_transaction` runs the transaction again at once with a short
+  jittered pause, within MONGO_TRANSACTION_SECONDS, and counts each in
+  `kitakyushu_mongodb_transaction_conflicts_total`; past that bound the batch is tried again
+  soon, never paused as an outage nor dead-lettered.
   Nothing is dead-lettered for an outage and the per-key order is kept (one partition is
   handled by one worker at a time, in offset order).
 
@@ -168,6 +173,13 @@ class IdempotentConsumer:
         self._task: asyncio.Task[None] | None = None
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(settings.consumer_concurrency)
+        # Every transaction on this client (the service's API too) is bounded and counts its
+        # conflicts in the service's metrics.
+        mongo.configure_transactions(
+            client,
+            seconds=settings.mongo_transaction_seconds,
+            on_conflict=self.metrics.transaction_conflicts.inc,
+        )
         self.assigned = asyncio.Event()
         self.running = False
         if broker is not None:
@@ -553,7 +565,7 @@ class IdempotentConsumer:
         try:
             await call
         except Exception as exc:
-            if is_bad_weather(exc):
+            if is_bad_weather(exc) or mongo.is_conflict(exc):
                 raise  # the transaction helper retries transient errors as they are
             raise _ItemFailed(index, exc) from exc
 
@@ -568,6 +580,11 @@ class IdempotentConsumer:
             except _Raced:
                 continue
             except Exception as exc:
+                if mongo.is_conflict(exc):
+                    # Lost races for the whole transaction bound (each one counted as a
+                    # conflict): go again soon. MongoDB is there; this is no outage.
+                    await asyncio.sleep(random.uniform(0.05, 0.5))
+                    continue
                 if not is_bad_weather(exc):
                     raise
                 away = _dependency_of(exc)

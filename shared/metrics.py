@@ -151,6 +151,12 @@ class ServiceMetrics(HttpMetrics):
             ["dependency"],
             registry=r,
         )
+        self.transaction_conflicts = Counter(
+            "kitakyushu_mongodb_transaction_conflicts",
+            "Transactions run again because they lost a write race with another one (a "
+            "conflict, not an outage: retried at once with a short jittered pause)",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "kitakyushu_consumer_lag_messages",
             "Records of a consumed topic not yet committed by this service's consumer group",

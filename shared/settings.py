@@ -97,6 +97,9 @@ class CommonSettings(BaseSettings):
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_retry_backoff_seconds: float = Field(default=0.2, ge=0)
     consumer_outage_backoff_max_seconds: float = Field(default=30, gt=0)
+    # How long a transaction that keeps losing write conflicts is run again before its last
+    # conflict is raised (PyMongo's own helper would retry for 120 s; see shared/mongo.py).
+    mongo_transaction_seconds: float = Field(default=10, gt=0, le=120)
 
     # Kafka connection security: PLAINTEXT for the embedded broker; SSL or SASL_SSL for a real
     # cluster. shared.connections turns these into the clients' arguments.

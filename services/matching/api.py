@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.matching.domain import lifecycle
 from services.matching.domain.lifecycle import PlacementStatus, ProposalStatus
 from services.matching.domain.rounds import run_round
-from services.matching.store import Doc, MatchingStore, pair_docs, replay
+from services.matching.store import ROUND_LIST_PARTS, Doc, MatchingStore, pair_docs, replay
 from shared.auth import Principal, Role, require
 from shared.bounds import MAX_RESPOND_WITHIN_HOURS, CohortId, Id, NoteCode, Seed
 from shared.documents import to_response
@@ -59,7 +59,7 @@ class RoundIn(BaseModel):
 rounds = APIRouter(prefix="/rounds", tags=["rounds"])
 previews = APIRouter(prefix="/round-preview", tags=["rounds"])
 
-SUMMARY_HIDE = ("input", "pairs", "exclusions", "unmatched_student_ids", "proposal_ids")
+SUMMARY_HIDE = ("input", "pairs", "exclusions", "unmatched_student_ids", "proposal_ids", "parts")
 
 
 @rounds.post(
@@ -122,13 +122,19 @@ async def list_rounds(
     _: Coordinator, store: Store, cohort_id: CohortId | None = None
 ) -> list[dict[str, Any]]:
     query = {"cohort_id": cohort_id} if cohort_id else {}
-    docs = await store.rounds.find(query).sort([("cohort_id", 1), ("number", 1)]).to_list()
+    # Summaries only (a round's input and lists are in round_parts; older rounds' are hidden).
+    docs = (
+        await store.rounds.find(query, {k: 0 for k in SUMMARY_HIDE})
+        .sort([("cohort_id", 1), ("number", 1)])
+        .to_list()
+    )
     return [to_response(d, hide=SUMMARY_HIDE) for d in docs]
 
 
 @rounds.get("/{round_id}", summary="A round's result, certificate and statistics")
 async def get_round(round_id: Id, _: Coordinator, store: Store) -> dict[str, Any]:
-    return to_response(await store.get_round(round_id), hide=("input", "exclusions"))
+    doc = await store.get_round(round_id, ("pairs", "proposal_ids", "unmatched_student_ids"))
+    return to_response(doc, hide=("input", "exclusions"))
 
 
 @rounds.get("/{round_id}/exclusions", summary="Pairs left out before matching, with reasons")
@@ -138,13 +144,13 @@ async def list_exclusions(
     store: Store,
     reason: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[dict[str, Any]]:
-    exclusions = (await store.get_round(round_id))["exclusions"]
+    exclusions = (await store.get_round(round_id, ("exclusions",)))["exclusions"]
     return [e for e in exclusions if reason is None or e["reason"] == reason]
 
 
 @rounds.post("/{round_id}/replay", summary="Re-run a round from its stored input and seed")
 async def replay_round(round_id: Id, _: Coordinator, store: Store) -> dict[str, Any]:
-    doc = await store.get_round(round_id)
+    doc = await store.get_round(round_id, ("input", *ROUND_LIST_PARTS))
     round_input, result = replay(doc)
     return {
         "round_id": round_id,

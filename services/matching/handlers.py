@@ -4,6 +4,9 @@ proposal goes away (a position closed, an application withdrawn, consent withdra
 
 Every read-model handler is an upsert keyed by the aggregate id, so replaying a topic from
 offset 0 rebuilds the same state, and events of different topics may arrive in any order.
+One writer per document: each collection of the read model is written by the handler of the
+topic keyed by its documents' id (applications by application-submitted/-withdrawn, student
+profiles by student-profile-updated), so concurrent partitions do not conflict on them.
 Cancelling only touches pending proposals, so a replay cancels nothing twice."""
 
 from __future__ import annotations
@@ -63,29 +66,25 @@ def register(runtime: ServiceRuntime, store: MatchingStore) -> None:
         await store.position_closed(session, data.position_id, data.reason, data.closed_at)
 
     async def applications_submitted(events: list[CloudEvent[Any]], session: Session) -> None:
-        """The busiest topic, so a poll's submissions are written at once: the applications
-        as one bulk write of upserts (as `upsert_facts`), the profile copies as one read and
-        one bulk write (as `profile_changed`)."""
-        submitted: list[ApplicationSubmitted] = [event.data for event in events]
-        facts = [data.model_dump(mode="json", exclude={"application_id"}) for data in submitted]
+        """The busiest topic, so a poll's submissions are written at once: one bulk write of
+        upserts (as `upsert_facts`). The profile copy each carries stays in its application's
+        document: the student's own document is written by `student-profile-updated` alone
+        (keyed by student, another partition), and a round takes the newer of the two. Two
+        partitions writing one student's document conflicted on every busy intake."""
         await store.applications.bulk_write(
             [
                 UpdateOne(
-                    {"_id": data.application_id},
-                    {"$set": fields, "$setOnInsert": {"state": "active"}},
+                    {"_id": event.data.application_id},
+                    {
+                        "$set": event.data.model_dump(mode="json", exclude={"application_id"}),
+                        "$setOnInsert": {"state": "active"},
+                    },
                     upsert=True,
                 )
-                for data, fields in zip(submitted, facts, strict=True)
+                for event in events
             ],
             ordered=True,
             session=session,
-        )
-        await store.profiles_changed(
-            session,
-            [
-                (data.student_id, {k: fields[k] for k in PROFILE_FIELDS}, fields["submitted_at"])
-                for data, fields in zip(submitted, facts, strict=True)
-            ],
         )
 
     async def application_withdrawn(event: CloudEvent[Any], session: Session) -> None:

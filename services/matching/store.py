@@ -5,14 +5,19 @@ Writes that change state put their events in the outbox in the same transaction.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pymongo import ASCENDING, ReplaceOne, ReturnDocument
+import bson
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid
 
+from services.matching.domain import cohort as residual
 from services.matching.domain import lifecycle
+from services.matching.domain.cohort import PROFILE_FIELDS, CohortFacts
 from services.matching.domain.lifecycle import (
     PENDING,
     PLACEMENT,
@@ -22,13 +27,7 @@ from services.matching.domain.lifecycle import (
 )
 from services.matching.domain.residence import residence_status
 from services.matching.domain.rounds import RoundResult, run_round
-from services.matching.domain.rules import (
-    PositionInput,
-    Reason,
-    RoundInput,
-    StudentInput,
-    consent_withdrawn_exclusions,
-)
+from services.matching.domain.rules import RoundInput, consent_withdrawn_exclusions
 from services.matching.domain.statistics import cohort_records
 from shared.documents import find_or_404, utcnow
 from shared.errors import DomainError
@@ -66,26 +65,17 @@ PENDING_VALUES = [s.value for s in PENDING]
 # The program's calendar (an internship's days are Kitakyushu days).
 PROGRAM_ZONE = ZoneInfo("Asia/Tokyo")
 
-# The profile facts matching decides on (application-submitted carries the copy at submission,
-# student-profile-updated every later change).
-PROFILE_FIELDS = (
-    "department",
-    "degree_program",
-    "graduation_year",
-    "jlpt_level",
-    "english_level",
-    "skills",
-    "available_from",
-    "available_to",
-    "consent_to_data_use",
-)
+__all__ = ["PROFILE_FIELDS", "MatchingStore"]
 
-# What earlier answers or cancellations rule out for a pair in later rounds.
-PAIR_EXCLUSIONS = {
-    ProposalStatus.DECLINED: Reason.PREVIOUSLY_DECLINED,
-    ProposalStatus.EXPIRED: Reason.PREVIOUSLY_EXPIRED,
-    ProposalStatus.CANCELLED: Reason.PREVIOUSLY_CANCELLED,
-}
+# A round's input and its long lists are stored in chunks of at most this many items and
+# bytes (`round_parts`), never in the round document: at 100,000 students the input alone is
+# tens of MB, past MongoDB's 16 MB document limit.
+PART_MAX_ITEMS = 2_000
+PART_MAX_BYTES = 1024 * 1024
+ROUND_INPUT_PARTS = ("students", "positions", "excluded_pairs")
+ROUND_LIST_PARTS = ("pairs", "proposal_ids", "unmatched_student_ids", "exclusions")
+# Proposals inserted per insert_many.
+INSERT_CHUNK = 1_000
 
 
 class MatchingStore:
@@ -101,8 +91,16 @@ class MatchingStore:
         self.proposals = db["proposals"]
         self.placements = db["placements"]
         self.locks = db["cohort_locks"]
+        self.round_parts = db["round_parts"]
 
     async def ensure_indexes(self) -> None:
+        # Collections without an index of their own are created here too: created implicitly
+        # by their first writes, concurrent consumer transactions conflict on the creation.
+        existing = set(await self.db.list_collection_names())
+        for collection in (self.cohorts, self.students, self.locks):
+            if collection.name not in existing:
+                with contextlib.suppress(CollectionInvalid):  # another replica made it
+                    await self.db.create_collection(collection.name)
         await self.positions.create_index([("cohort_id", ASCENDING), ("state", ASCENDING)])
         await self.applications.create_index([("cohort_id", ASCENDING), ("state", ASCENDING)])
         await self.applications.create_index("student_id")
@@ -114,6 +112,10 @@ class MatchingStore:
         await self.proposals.create_index("application_id")
         await self.placements.create_index("cohort_id")
         await self.rounds.create_index([("cohort_id", ASCENDING), ("number", ASCENDING)])
+        await self.rankings.create_index("cohort_id")
+        await self.round_parts.create_index(
+            [("round_id", ASCENDING), ("part", ASCENDING), ("seq", ASCENDING)]
+        )
 
     # read model: facts from the applications service ----------------------------------------
 
@@ -139,7 +141,9 @@ class MatchingStore:
         return cohort
 
     async def profile_changed(self, session: Session, student_id: str, facts: Doc, at: Any) -> bool:
-        """Keep the newest profile facts of a student; False when `facts` are older."""
+        """Keep the newest profile facts of a student; False when `facts` are older. Only
+        `student-profile-updated` (keyed by student) writes here: the copy an application
+        carries stays in the application's document (one writer per document)."""
         current = await self.students.find_one({"_id": student_id}, session=session)
         if current is not None and _time(current["as_of"]) >= _time(at):
             return False
@@ -150,28 +154,6 @@ class MatchingStore:
             session=session,
         )
         return True
-
-    async def profiles_changed(self, session: Session, changes: list[tuple[str, Doc, Any]]) -> None:
-        """`profile_changed` for many (student id, facts, as of) at once, in order: one read of
-        the students concerned, one bulk write of those whose facts are newer."""
-        newest: dict[str, tuple[Doc, Any]] = {}
-        for student_id, facts, at in changes:
-            known = newest.get(student_id)
-            if known is None or _time(known[1]) < _time(at):  # an equal time: the first stands
-                newest[student_id] = (facts, at)
-        current = {
-            doc["_id"]: doc["as_of"]
-            for doc in await self.students.find(
-                {"_id": {"$in": list(newest)}}, {"as_of": 1}, session=session
-            ).to_list()
-        }
-        writes = [
-            ReplaceOne({"_id": student_id}, {"_id": student_id, **facts, "as_of": at}, upsert=True)
-            for student_id, (facts, at) in newest.items()
-            if student_id not in current or _time(current[student_id]) < _time(at)
-        ]
-        if writes:
-            await self.students.bulk_write(writes, ordered=False, session=session)
 
     async def position_closed(
         self, session: Session, position_id: str, reason: PositionClosedReason | None, at: datetime
@@ -224,113 +206,55 @@ class MatchingStore:
 
     # rounds --------------------------------------------------------------------------------
 
-    async def round_input(self, session: Session, cohort_id: str, seed: int) -> RoundInput:
-        """The residual market of a cohort: free seats, students not yet holding a proposal
-        or a placement, on their current profile facts, and the pairs earlier answers or
-        cancellations ruled out."""
-        proposals = await self.proposals.find({"cohort_id": cohort_id}, session=session).to_list()
-        holding = [p for p in proposals if lifecycle.holds_seat(p)]
-        taken: dict[str, int] = {}
-        for p in holding:
-            taken[p["position_id"]] = taken.get(p["position_id"], 0) + 1
-        busy_students = {p["student_id"] for p in holding}
-        excluded: dict[tuple[str, str], Reason] = {}
-        for p in proposals:
-            status = ProposalStatus(p["status"])
-            pair = (p["student_id"], p["position_id"])
-            if status in PAIR_EXCLUSIONS:
-                excluded[pair] = PAIR_EXCLUSIONS[status]
-            elif p.get("placement_status") == PlacementStatus.CANCELLED:
-                excluded[pair] = Reason.PLACEMENT_CANCELLED
+    async def cohort_facts(self, session: Session, cohort_id: str) -> CohortFacts:
+        """One read of what a cohort's round is made of, through indexes: open positions,
+        every application, proposals and rankings by cohort, and the profiles of the
+        cohort's students by `_id` (`_profiles_of`)."""
+        positions = await self.positions.find(
+            {"cohort_id": cohort_id, "state": "open", "capacity": {"$exists": True}},
+            session=session,
+        ).to_list()
+        applications = await self.applications.find(
+            {"cohort_id": cohort_id}, session=session
+        ).to_list()
+        profiles = await self._profiles_of({a["student_id"] for a in applications}, session)
+        proposals = await self.proposals.find(
+            {"cohort_id": cohort_id},
+            {"student_id": 1, "position_id": 1, "status": 1, "placement_status": 1},
+            session=session,
+        ).to_list()
         rankings = {
             r["_id"]: tuple(r["ranked_student_ids"])
             for r in await self.rankings.find({"cohort_id": cohort_id}, session=session).to_list()
         }
-        positions = []
-        for p in await self.positions.find(
-            {"cohort_id": cohort_id, "state": "open", "capacity": {"$exists": True}},
-            session=session,
-        ).to_list():
-            positions.append(
-                PositionInput(
-                    id=p["_id"],
-                    company_id=p["company_id"],
-                    sector=p["sector"],
-                    seats=p["capacity"] - taken.get(p["_id"], 0),
-                    required_skills=tuple(p.get("required_skills", [])),
-                    min_jlpt=p.get("min_jlpt"),
-                    min_english=p.get("min_english"),
-                    paid=p["paid"],
-                    start_date=date.fromisoformat(p["start_date"]),
-                    end_date=date.fromisoformat(p["end_date"]),
-                    ranking=rankings.get(p["_id"]),
-                )
-            )
-        active = await self.applications.find(
-            {"cohort_id": cohort_id, "state": "active", "ranked_position_ids": {"$exists": True}},
-            session=session,
-        ).to_list()
-        # One application per student: if an edit's two events crossed, the newer one counts.
-        latest: dict[str, Doc] = {}
-        for a in sorted(active, key=lambda a: a["submitted_at"]):
-            latest[a["student_id"]] = a
-        profiles = {
-            s["_id"]: s
-            for s in await self.students.find(
-                {"_id": {"$in": list(latest)}}, session=session
-            ).to_list()
-        }
-        students = []
-        for student_id, a in sorted(latest.items()):
-            if student_id in busy_students:
-                continue
-            facts = {**a, **profiles.get(student_id, {})}  # the newest profile facts win
-            students.append(
-                StudentInput(
-                    id=student_id,
-                    application_id=a["_id"],
-                    ranked_position_ids=tuple(a["ranked_position_ids"]),
-                    department=facts.get("department", ""),
-                    jlpt_level=facts.get("jlpt_level"),
-                    english_level=facts.get("english_level"),
-                    skills=tuple(facts.get("skills", [])),
-                    available_from=date.fromisoformat(facts["available_from"]),
-                    available_to=date.fromisoformat(facts["available_to"]),
-                    consent_to_data_use=facts["consent_to_data_use"],
-                )
-            )
-        return RoundInput(
+        return CohortFacts(
             cohort_id=cohort_id,
-            seed=seed,
-            students=tuple(students),
-            positions=tuple(positions),
-            excluded_pairs=excluded,
+            positions=positions,
+            applications=applications,
+            profiles=profiles,
+            proposals=proposals,
+            rankings=rankings,
         )
 
-    async def consent_withdrawn(
-        self, session: Session, cohort_id: str
-    ) -> list[tuple[str, tuple[str, ...]]]:
-        """(student, ranked positions) of applications withdrawn with the student's consent,
-        for students with no other active application in the cohort."""
-        withdrawn = await self.applications.find(
-            {
-                "cohort_id": cohort_id,
-                "state": "withdrawn",
-                "withdrawn_reason": "consent_withdrawn",
-                "ranked_position_ids": {"$exists": True},
-            },
+    async def _profiles_of(self, student_ids: set[str], session: Session) -> dict[str, Doc]:
+        """The profile documents of `student_ids`: one scan of the `_id` index between the
+        smallest and the largest of them, the others in that range left out here. Not an
+        `$in` of every id (the embedded MongoDB compares each document with each id of an
+        `$in`: quadratic), nor a `$lookup` (one index probe per application, measured 4x
+        slower at 5,000 students); a cohort's student numbers cluster by entry year."""
+        if not student_ids:
+            return {}
+        found = await self.students.find(
+            {"_id": {"$gte": min(student_ids), "$lte": max(student_ids)}},
+            {field: 1 for field in (*PROFILE_FIELDS, "as_of")},
             session=session,
         ).to_list()
-        still_in = set(
-            await self.applications.distinct(
-                "student_id", {"cohort_id": cohort_id, "state": "active"}, session=session
-            )
-        )
-        return [
-            (a["student_id"], tuple(a["ranked_position_ids"]))
-            for a in withdrawn
-            if a["student_id"] not in still_in
-        ]
+        return {doc["_id"]: doc for doc in found if doc["_id"] in student_ids}
+
+    async def round_input(self, session: Session, cohort_id: str, seed: int) -> RoundInput:
+        """The residual market of a cohort (services/matching/domain/cohort.py), as a preview
+        sees it: the same one read a round makes."""
+        return residual.round_input(await self.cohort_facts(session, cohort_id), seed)
 
     async def start_round(
         self, session: Session, cohort_id: str, seed: int, respond_within: timedelta
@@ -348,7 +272,8 @@ class MatchingStore:
         )
         assert lock is not None  # upsert with ReturnDocument.AFTER always returns it
         number = int(lock["rounds"])
-        round_input = await self.round_input(session, cohort_id, seed)
+        facts = await self.cohort_facts(session, cohort_id)
+        round_input = residual.round_input(facts, seed)
         if not round_input.positions and not round_input.students:
             raise DomainError(
                 f"cohort {cohort_id!r} has no open positions or applications to match",
@@ -358,18 +283,13 @@ class MatchingStore:
         if not result.certificate.valid:
             # Never publish a matching that fails its own certificate.
             raise RuntimeError(f"round certificate failed: {result.certificate}")
-        left_out = consent_withdrawn_exclusions(await self.consent_withdrawn(session, cohort_id))
+        left_out = consent_withdrawn_exclusions(residual.consent_withdrawn(facts))
         # Milliseconds, as MongoDB stores them: the deadline in the events, in this service's
         # documents and in every other service's copy is then the very same instant.
         started = to_millis(utcnow())
         respond_by = to_millis(started + respond_within)
         round_id = f"round-{cohort_id}-{number}"
-        positions = {
-            p["_id"]: p
-            for p in await self.positions.find(
-                {"_id": {"$in": [p.id for p in round_input.positions]}}, session=session
-            ).to_list()
-        }
+        positions = {p["_id"]: p for p in facts.positions}  # the round's, from the same read
         sector_of = {pid: p["sector"] for pid, p in positions.items()}
         seats_of = {p.id: max(0, p.seats) for p in round_input.positions}
         by_sector = result.by_sector(sector_of, seats_of)
@@ -439,12 +359,14 @@ class MatchingStore:
             "respond_by": respond_by,
             "completed_at": started,
         }
-        await self.rounds.insert_one(round_doc, session=session)
-        if proposals:
-            await self.proposals.insert_many(proposals, session=session)
-        for proposal in proposals:
-            await self.outbox.add(
-                session,
+        await self._store_round(session, round_doc)
+        for start in range(0, len(proposals), INSERT_CHUNK):
+            await self.proposals.insert_many(
+                proposals[start : start + INSERT_CHUNK], ordered=False, session=session
+            )
+        await self.outbox.add_many(
+            session,
+            (
                 MatchProposed(
                     proposal_id=proposal["_id"],
                     round_id=round_id,
@@ -458,8 +380,10 @@ class MatchingStore:
                     respond_by=respond_by,
                     proposed_at=started,
                     application_id=proposal["application_id"],
-                ),
-            )
+                )
+                for proposal in proposals
+            ),
+        )
         await self.outbox.add(
             session,
             RoundCompleted(
@@ -482,8 +406,67 @@ class MatchingStore:
         )
         return round_doc
 
-    async def get_round(self, round_id: str) -> Doc:
-        return await find_or_404(self.rounds, "round", round_id)
+    async def _store_round(self, session: Session, round_doc: Doc) -> None:
+        """The round's summary as one document; its input and long lists as bounded chunks
+        in `round_parts` (the summary says how many of each)."""
+        parts: list[Doc] = []
+        counts: dict[str, int] = {}
+        pieces = {**round_doc["input"], **{k: round_doc[k] for k in ROUND_LIST_PARTS}}
+        for name in (*ROUND_INPUT_PARTS, *ROUND_LIST_PARTS):
+            chunks = bounded_chunks(pieces[name], PART_MAX_ITEMS, PART_MAX_BYTES)
+            counts[name] = len(chunks)
+            parts.extend(
+                {
+                    "_id": f"{round_doc['_id']}:{name}:{seq:06d}",
+                    "round_id": round_doc["_id"],
+                    "part": name,
+                    "seq": seq,
+                    "items": items,
+                }
+                for seq, items in enumerate(chunks)
+            )
+        summary = {k: v for k, v in round_doc.items() if k != "input" and k not in ROUND_LIST_PARTS}
+        await self.rounds.insert_one(
+            {**summary, "parts": counts},
+            session=session,
+        )
+        if parts:
+            # PyMongo splits this into messages of at most 48 MB; each chunk is <= 1 MB.
+            await self.round_parts.insert_many(parts, ordered=False, session=session)
+
+    async def get_round(
+        self,
+        round_id: str,
+        parts: tuple[str, ...] = ROUND_LIST_PARTS,
+        session: Session | None = None,
+    ) -> Doc:
+        """A round with the long lists named in `parts` ("input" for its whole input),
+        read back from their chunks."""
+        doc = await find_or_404(self.rounds, "round", round_id, session)
+        if "parts" not in doc:
+            return doc  # stored before rounds were chunked: everything is inline
+        names = [n for n in parts if n != "input"]
+        if "input" in parts:
+            names += ROUND_INPUT_PARTS
+        items: dict[str, list[Any]] = {n: [] for n in names}
+        read: dict[str, int] = dict.fromkeys(names, 0)
+        if names:
+            async for chunk in self.round_parts.find(
+                {"round_id": round_id, "part": {"$in": names}},
+                sort=[("part", ASCENDING), ("seq", ASCENDING)],
+                session=session,
+            ):
+                items[chunk["part"]].extend(chunk["items"])
+                read[chunk["part"]] += 1
+        missing = [n for n in names if read[n] != doc["parts"].get(n)]
+        if missing:  # never a partial list read as if it were whole
+            raise RuntimeError(f"round {round_id!r}: stored parts {missing} are incomplete")
+        if "input" in parts:
+            doc["input"] = {
+                "cohort_id": doc["cohort_id"],
+                **{n: items.pop(n) for n in ROUND_INPUT_PARTS},
+            }
+        return {**{k: v for k, v in doc.items() if k != "parts"}, **items}
 
     # proposals -----------------------------------------------------------------------------
 
@@ -854,7 +837,26 @@ def certificate_doc(result: RoundResult) -> Doc:
     }
 
 
+def bounded_chunks(items: list[Any], max_items: int, max_bytes: int) -> list[list[Any]]:
+    """`items` in order, cut into lists of at most `max_items` items and about `max_bytes`
+    of BSON each (an item larger than `max_bytes` gets a chunk of its own)."""
+    chunks: list[list[Any]] = []
+    current: list[Any] = []
+    size = 0
+    for item in items:
+        item_size = len(bson.encode({"i": item}))
+        if current and (len(current) >= max_items or size + item_size > max_bytes):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def replay(round_doc: Doc) -> tuple[RoundInput, RoundResult]:
-    """Re-run a stored round from its stored input and seed."""
+    """Re-run a stored round from its stored input and seed (`get_round(..., ("input",
+    *ROUND_LIST_PARTS))` reads it back from its chunks)."""
     round_input = RoundInput.from_canonical(round_doc["input"], round_doc["seed"])
     return round_input, run_round(round_input)

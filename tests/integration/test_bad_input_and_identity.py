@@ -575,7 +575,13 @@ async def test_the_openapi_documents_the_real_error_answers(stack: Stack) -> Non
                 "$ref": "#/components/schemas/ErrorItem"
             }
             item = schemas["ErrorItem"]
-            assert set(item["properties"]) == {"field", "reason", "current_state", "allowed"}
+            assert set(item["properties"]) == {
+                "field",
+                "reason",
+                "code",
+                "current_state",
+                "allowed",
+            }
             assert set(item["required"]) == {"field", "reason"}
             for path, methods in spec["paths"].items():
                 for method, operation in methods.items():

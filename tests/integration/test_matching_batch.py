@@ -1,9 +1,9 @@
 """Matching applies `application-submitted` a poll batch at a time (one bulk write of the
-applications, one read and one bulk write of the students' profiles). Against the real
-embedded MongoDB, the batch handler must leave exactly what the per-event steps leave:
-applications in order (a later submission's facts win, a state set earlier is kept), the
-newest profile of each student (an equal time: the first one stands; an older one never
-overwrites), and the same state when a batch is applied again."""
+applications). Against the real embedded MongoDB, the batch handler must leave exactly what
+the per-event steps leave: applications in order (a later submission's facts win, a state set
+earlier is kept), the profile copy of each submission in its application's document, the
+students' own documents untouched (student-profile-updated alone writes them: one writer per
+document), and the same state when a batch is applied again."""
 
 from __future__ import annotations
 
@@ -86,8 +86,6 @@ async def per_event(store: MatchingStore, client: Any, events: list[CloudEvent[A
 
         async def work(session: Session, data: Any = data, fields: Any = fields) -> None:
             await upsert_facts(store.applications, data.application_id, fields, "active", session)
-            profile = {k: fields[k] for k in PROFILE_FIELDS}
-            await store.profile_changed(session, data.student_id, profile, fields["submitted_at"])
 
         await in_transaction(client, work)
 
@@ -134,6 +132,18 @@ async def test_a_batch_leaves_what_the_events_one_by_one_leave(client: Any, seed
         expected = await contents(reference)
         assert await contents(subject) == expected
         assert expected["applications"][0] == {**expected["applications"][0], "state": "withdrawn"}
+        # Each application keeps the profile copy of its last submission; the student's own
+        # document is as it was.
+        last = {e.data.application_id: e.data for e in events}
+        for application in expected["applications"]:
+            if application["_id"] in last:
+                copy = last[application["_id"]].model_dump(mode="json")
+                assert {k: application[k] for k in PROFILE_FIELDS} == {
+                    k: copy[k] for k in PROFILE_FIELDS
+                }
+        assert expected["students"] == [
+            {"_id": "stu-0", "department": "stored", "as_of": "2027-03-01T09:03:00Z"}
+        ]
 
         # Applied again (a redelivery the runtime did not filter): nothing changes.
         await batched(handler, client, events, [len(events)])

@@ -13,6 +13,7 @@ import pytest
 from services.portal.domain import parse_roster
 from services.portal.invitations import permanent
 from services.portal.roster import (
+    ADDRESS_IN_USE,
     ALREADY_INVITED,
     ALREADY_REGISTERED,
     NOT_TEXT,
@@ -139,7 +140,9 @@ def test_whom_to_invite() -> None:
     invited = {"_id": "a@ntut.edu.tw", "role": "student", "invited_at": datetime.now(UTC)}
     assert skip_reason(invited) == ALREADY_INVITED
     assert skip_reason({"_id": "a@ntut.edu.tw", "role": "student"}) == ALREADY_REGISTERED
-    assert skip_reason({"_id": "a@ntut.edu.tw", "role": "coordinator"}) == ALREADY_REGISTERED
+    # One address, one person: staff, or a company's contact, is never made a student.
+    assert skip_reason({"_id": "a@ntut.edu.tw", "role": "coordinator"}) == ADDRESS_IN_USE
+    assert skip_reason(None, company_contact=True) == ADDRESS_IN_USE
 
 
 def test_progress_of_the_latest_uploads() -> None:
