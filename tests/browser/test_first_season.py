@@ -183,15 +183,21 @@ def test_a_first_season_shows_names_and_next_steps(browser: Browser, stack: Stac
         assert_no_ids(page, cohort)
         assert_no_ids(firm.visit("/company", "overview"), cohort)
 
+        # A coordinator the operator adds gets the program's mails (placements among them).
+        coordinator_email = f"coordinator-{tag}@city.kitakyushu.example"
+        stack.add_user("coordinator", coordinator_email)
+
         # -- the round, then both accept: the only seat is taken --------------------------
         api.close_and_run_round(cohort, pairs=1)
         (proposal,) = api.proposals(cohort)
         api.both_accept(proposal, company["id"])
+        # The company tells its proposals apart by the student's name, never by an id.
+        page = firm.visit("/company", "overview-after-round")
+        expect(page.locator("table")).to_contain_text(student_name)
+        assert_no_ids(page, cohort)
 
         coordinator = cast.person("coordinator", "ja")
         watch_console(coordinator, errors)
-        coordinator_email = f"coordinator-{tag}@city.kitakyushu.example"
-        stack.add_user("coordinator", coordinator_email)
         coordinator.sign_in(coordinator_email, "/coordinator", "/coordinator")
         page = coordinator.page
         # The cohort id's pattern is one Chromium accepts (an invalid one is ignored, with a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -49,6 +50,7 @@ async def overview(ctx: Company) -> Response:
     placements = await ctx.api.get("matching", "/placements")
     waiting = [p for p in proposals if can_answer(p)]
     titles = {p["id"]: p["title"] for p in positions}
+    names = await applicant_names(ctx, {p["position_id"] for p in proposals} & set(titles))
     view = list_view(
         proposals,
         params(ctx),
@@ -70,7 +72,17 @@ async def overview(ctx: Company) -> Response:
         waiting=waiting,
         placements=placements,
         titles=titles,
+        names=names,
     )
+
+
+async def applicant_names(ctx: Ctx, position_ids: set[str]) -> dict[str, str]:
+    """The proposed students' names (a company sees them through its positions' applicants):
+    people tell two proposals for one position apart by name, not by an id."""
+    lists = await asyncio.gather(
+        *(ctx.api.get("applications", f"/positions/{pid}/applicants") for pid in position_ids)
+    )
+    return {a["student_id"]: a["name"] for applicants in lists for a in applicants if a.get("name")}
 
 
 @router.get("/profile")
