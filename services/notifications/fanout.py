@@ -98,5 +98,10 @@ class Planner:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
+            except Exception:  # a bug must not end the planner: the job stays, and is retried
+                log.exception("fan-out chunk failed; retrying")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)

@@ -106,14 +106,18 @@ class NotificationsStore:
         )
         now, trace = utcnow(), tracing.outgoing_headers()
         docs: list[Doc] = []
+        overflow: list[Planning] = []
         for p in plannings:
-            if len(docs) + len(p.planned) <= FANOUT_CHUNK:
+            if not overflow and len(docs) + len(p.planned) <= FANOUT_CHUNK:
                 base = base_doc(p.event, p.topic, trace)
                 docs += [message_doc(base, m, now) for m in p.planned]
-                continue
+            else:  # this event and the poll's later ones: one job (order kept)
+                overflow.append(p)
+        if overflow:
+            # Named by its first event: a redelivery of the same events records no second job.
             await self.fanouts.update_one(
-                {"_id": str(p.event.id)},
-                {"$setOnInsert": fanout_doc(p, trace, now)},
+                {"_id": f"fanout:{overflow[0].event.id}"},
+                {"$setOnInsert": fanout_doc(overflow, trace, now)},
                 upsert=True,
                 session=session,
             )
@@ -135,18 +139,21 @@ class NotificationsStore:
             {"_id": job["_id"]}, {"planned": {"$slice": [start, FANOUT_CHUNK]}}
         )
         assert chunk is not None
-        planned = [planned_from(m) for m in chunk["planned"]]
         now = utcnow()
-        docs = [message_doc(job["base"], m, now) for m in planned]
-        end = start + len(planned)
+        docs = [
+            message_doc(job["bases"][m["base"]], planned_from(m), now) for m in chunk["planned"]
+        ]
+        end = start + len(docs)
 
         async def write(session: Session) -> int:
             # Progress moves only from where this planner read it: another planner that
             # wrote this chunk meanwhile makes this one a no-op.
+            done = end >= job["total"]
+            progress: Doc = {"$set": {"next": end, "done": done, "updated_at": now}}
+            if done:  # the messages hold it all now
+                progress["$unset"] = {"planned": "", "bases": ""}
             moved = await self.fanouts.update_one(
-                {"_id": job["_id"], "next": start},
-                {"$set": {"next": end, "done": end >= job["total"], "updated_at": now}},
-                session=session,
+                {"_id": job["_id"], "next": start}, progress, session=session
             )
             if not moved.modified_count:
                 return 0
@@ -155,20 +162,30 @@ class NotificationsStore:
         return await in_transaction(self.db.client, write)
 
     async def _write_messages(self, session: Session, docs: list[Doc]) -> int:
-        """Insert the messages not yet there (erased recipients' ones as suppressed), with
-        one read of the erasures and one bulk write, however many messages."""
+        """Insert the messages not yet there (erased recipients' ones as suppressed): one
+        read of the erasures and of the ids already planned, one insert, however many
+        messages. Plain inserts, not upserts: on the embedded MongoDB an upsert into this
+        many-indexed collection costs about twice an insert. In the snapshot transaction a
+        concurrent insert of the same id conflicts and the transaction is retried."""
         if not docs:
             return 0
         self.largest_write = max(self.largest_write, len(docs))
         keys = sorted({contact_key(d["recipient_kind"], d["recipient_id"]) for d in docs})
-        erased = {e["_id"] for e in await _by_id(self.erasures, keys, {"_id": 1}, session)}
-        ops = []
+        erased, there = await asyncio.gather(
+            _by_id(self.erasures, keys, {"_id": 1}, session),
+            _by_id(self.messages, [d["_id"] for d in docs], {"_id": 1}, session),
+        )
+        erased_keys, planned = {e["_id"] for e in erased}, {m["_id"] for m in there}
+        fresh: dict[str, Doc] = {}
         for doc in docs:
-            if contact_key(doc["recipient_kind"], doc["recipient_id"]) in erased:
+            if doc["_id"] in planned or doc["_id"] in fresh:
+                continue
+            if contact_key(doc["recipient_kind"], doc["recipient_id"]) in erased_keys:
                 doc = {**doc, "status": "suppressed", "last_error": RECIPIENT_ERASED}
-            ops.append(UpdateOne({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True))
-        result = await self.messages.bulk_write(ops, ordered=False, session=session)
-        return result.upserted_count
+            fresh[doc["_id"]] = doc
+        if fresh:
+            await self.messages.insert_many(list(fresh.values()), session=session)
+        return len(fresh)
 
     async def stored_event(self, event_id: str) -> Doc | None:
         return await self.events.find_one({"_id": event_id})
@@ -652,11 +669,13 @@ def message_doc(base: Doc, p: Planned, now: datetime) -> Doc:
     }
 
 
-def fanout_doc(p: Planning, trace: dict[str, str], now: datetime) -> Doc:
+def fanout_doc(plannings: list[Planning], trace: dict[str, str], now: datetime) -> Doc:
+    """A fan-out job: the messages of `plannings` in order, each naming its event's base."""
+    planned = [{**planned_doc(m), "base": i} for i, p in enumerate(plannings) for m in p.planned]
     return {
-        "base": base_doc(p.event, p.topic, trace),
-        "planned": [planned_doc(m) for m in p.planned],
-        "total": len(p.planned),
+        "bases": [base_doc(p.event, p.topic, trace) for p in plannings],
+        "planned": planned,
+        "total": len(planned),
         "next": 0,
         "done": False,
         "created_at": now,
