@@ -182,6 +182,9 @@ class IdempotentConsumer:
         )
         self.assigned = asyncio.Event()
         self.running = False
+        # Told of each dead-lettered message after it is on the DLQ (topic, value, reason),
+        # e.g. to show the people concerned what could not be applied.
+        self.on_dead_letter: Callable[[str, bytes | None, str], Awaitable[None]] | None = None
         if broker is not None:
             _run_with_broker(broker, self)
 
@@ -630,6 +633,12 @@ class IdempotentConsumer:
                 )
             )
         self._log(route, item, "dead-lettered", attempts, started, reason=reason[:500])
+        hook = self.on_dead_letter
+        if hook is not None:
+            try:
+                await self._in_fair_weather(lambda: hook(route.topic, record.value, reason))
+            except Exception:  # the message is on the DLQ already; this is a courtesy
+                log.exception("dead-letter hook failed", extra=self._ids(item))
 
     def _log(
         self,

@@ -25,7 +25,7 @@ from shared.events import (
     PlacementConfirmed,
     RoundCompleted,
 )
-from shared.events.catalog import EventData
+from shared.events.catalog import ApplicationRef, ApplicationsNotMatched, EventData
 from shared.events.vocabulary import Party
 from shared.mongo import Session
 from shared.runtime import ServiceRuntime
@@ -123,13 +123,24 @@ def register(runtime: ServiceRuntime, store: ApplicationsStore) -> None:
     async def round_completed(event: CloudEvent[Any], session: Session) -> None:
         data: RoundCompleted = event.data
         await store.round_completed(session, data.cohort_id, data.round_id)
-        for ref in data.unmatched_applications:
-            application = await store.applications.find_one(
-                {"_id": ref.application_id}, session=session
-            )
-            if application is not None:
-                await store.record_not_matched(
-                    session, application, data.round_id, data.completed_at
-                )
+        # Events from before applications-not-matched list the applications here.
+        await not_matched(session, data.unmatched_applications, data.round_id, data.completed_at)
+
+    async def applications_not_matched(event: CloudEvent[Any], session: Session) -> None:
+        data: ApplicationsNotMatched = event.data
+        await not_matched(session, data.applications, data.round_id, data.completed_at)
+
+    async def not_matched(
+        session: Session, refs: list[ApplicationRef], round_id: str, at: Any
+    ) -> None:
+        """Mark the applications a round left without a proposal (read in one query)."""
+        if not refs:
+            return
+        applications = store.applications.find(
+            {"_id": {"$in": [ref.application_id for ref in refs]}}, session=session
+        )
+        async for application in applications:
+            await store.record_not_matched(session, application, round_id, at)
 
     runtime.consumes(RoundCompleted.event_name, round_completed)
+    runtime.consumes(ApplicationsNotMatched.event_name, applications_not_matched)

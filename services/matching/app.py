@@ -25,6 +25,7 @@ from shared.events import (
     PlacementConfirmed,
     RoundCompleted,
 )
+from shared.events.catalog import ApplicationsNotMatched
 from shared.metrics import LATENCY_BUCKETS
 from shared.mongo import Session, in_transaction
 from shared.runtime import ServiceRuntime, create_http_app
@@ -58,6 +59,7 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             MatchExpired,
             PlacementConfirmed,
             RoundCompleted,
+            ApplicationsNotMatched,
             MatchCancelled,
             PlacementCancelled,
             InternshipCompleted,

@@ -44,7 +44,7 @@ from shared.events import (
     PlacementConfirmed,
     RoundCompleted,
 )
-from shared.events.catalog import SectorCount
+from shared.events.catalog import MAX_NOT_MATCHED_PER_EVENT, ApplicationsNotMatched, SectorCount
 from shared.events.vocabulary import (
     CohortState,
     EmploymentOutcome,
@@ -401,9 +401,27 @@ class MatchingStore:
                 stable=result.certificate.stable,
                 by_sector=[SectorCount(**s) for s in by_sector],
                 completed_at=started,
-                unmatched_applications=unmatched,
             ),
         )
+        # The applications left without a proposal, in bounded parts (never one event that
+        # grows with the cohort).
+        parts = [
+            unmatched[i : i + MAX_NOT_MATCHED_PER_EVENT]
+            for i in range(0, len(unmatched), MAX_NOT_MATCHED_PER_EVENT)
+        ]
+        for number_of_part, part in enumerate(parts, start=1):
+            await self.outbox.add(
+                session,
+                ApplicationsNotMatched(
+                    round_id=round_id,
+                    cohort_id=cohort_id,
+                    round_number=number,
+                    part=number_of_part,
+                    parts=len(parts),
+                    applications=part,
+                    completed_at=started,
+                ),
+            )
         return round_doc
 
     async def _store_round(self, session: Session, round_doc: Doc) -> None:

@@ -9,14 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, EmailStr
 
-from services.notifications.domain import COORDINATOR
+from services.notifications.domain import COORDINATOR, NOT_PLANNED_TEMPLATE
+from services.notifications.fanout import Planner
 from services.notifications.store import NotificationsStore
 from shared.auth import Principal, Role, require
 from shared.bounds import CohortId, Id, Name
 from shared.documents import to_response
 from shared.errors import DomainError, conflict, not_found
+from shared.events import parse_event
 from shared.events.timezones import TimeZoneName
 from shared.events.vocabulary import Language
+from shared.mongo import Session, in_transaction
 
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
 
@@ -95,6 +98,11 @@ async def get_delivery(message_id: Id, _: Coordinator, store: Store) -> dict[str
 async def retry_delivery(
     message_id: Id, _: Coordinator, store: Store, request: Request
 ) -> dict[str, Any]:
+    entry = await store.messages.find_one(
+        {"_id": message_id}, {"template": 1, "status": 1, "event_id": 1}
+    )
+    if entry is not None and entry["template"] == NOT_PLANNED_TEMPLATE:
+        return await plan_again(message_id, entry, store, request.app.state.planner)
     doc = await store.messages.find_one_and_update(
         {"_id": message_id, "status": "failed"},
         {
@@ -112,6 +120,30 @@ async def retry_delivery(
         raise conflict("only a failed message can be retried")
     request.app.state.deliverer.wake()
     return {"id": message_id, "status": "pending"}
+
+
+async def plan_again(
+    message_id: str, entry: dict[str, Any], store: NotificationsStore, planner: Planner
+) -> dict[str, Any]:
+    """Plan a dead-lettered event's messages again (after its cause was fixed): the entry
+    that stood for them goes, and the messages appear in its place."""
+    if entry["status"] != "failed":
+        raise conflict("only a failed message can be retried")
+    stored = await store.stored_event(entry["event_id"])
+    try:
+        event = parse_event(stored["event_json"]) if stored else None
+    except ValueError as exc:
+        raise conflict(f"the event cannot be read: {exc}") from exc
+    if event is None or stored is None:
+        raise conflict("the event of this entry is not stored")
+
+    async def replan(session: Session) -> int:
+        created = await planner.apply([event], stored["topic"], session)
+        await store.messages.delete_one({"_id": message_id, "status": "failed"}, session=session)
+        return created
+
+    created = await in_transaction(store.db.client, replan)
+    return {"id": message_id, "status": "planned", "created": created}
 
 
 recipients = APIRouter(prefix="/recipients", tags=["recipients"])

@@ -9,6 +9,7 @@ from services.notifications import handlers, telemetry
 from services.notifications.api import ROUTERS
 from services.notifications.delivery import Deliverer, DeliveryPolicy, Mailer, SmtpConfig
 from services.notifications.domain import is_real_address
+from services.notifications.fanout import Planner
 from services.notifications.rendering import Renderer, Site
 from services.notifications.store import NotificationsStore
 from shared.events.timezones import TimeZoneName
@@ -108,10 +109,17 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     store = NotificationsStore(runtime.db)
     deliverer = build_deliverer(settings, store, runtime.producer)
     runtime.on_start(store.ensure_indexes)
-    handlers.register(
-        runtime, store, deliverer.wake, program_address=is_real_address(settings.coordinator_email)
+    # `program_address`: COORDINATOR_EMAIL is a real address and gets the program mails
+    # too, besides the coordinators who subscribed to them.
+    planner = Planner(
+        store,
+        deliverer.wake,
+        program_address=is_real_address(settings.coordinator_email),
+        poll_seconds=settings.delivery_poll_seconds,
     )
+    handlers.register(runtime, store, planner)
     runtime.background("delivery", deliverer.run)
+    runtime.background("fan-out", planner.run)
     telemetry.register(runtime.metrics, deliverer, store)
     app = create_http_app(
         runtime,
@@ -121,4 +129,5 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     )
     app.state.store = store
     app.state.deliverer = deliverer
+    app.state.planner = planner
     return app

@@ -47,16 +47,27 @@ class Facts:
         recipient = message["recipient_id"]
         data = message["data"]
         proposal = self.proposals.get(data["proposal_id"]) if "proposal_id" in data else None
-        withdrawn = any(
-            ref["application_id"] in self.withdrawn_applications
-            for ref in data.get("unmatched_applications", [])
-            if ref["student_id"] == recipient
+        withdrawn = (
+            message["template"] == "not_matched.student"
+            and not_matched_application(message) in self.withdrawn_applications
         )
         return MessageFacts(
             recipient_erased=contact_key(message["recipient_kind"], recipient) in self.erased,
             proposal=proposal,
             application_withdrawn=withdrawn,
         )
+
+
+def not_matched_application(message: Doc) -> str | None:
+    """The application a not-matched notice is about (messages planned before issue 20
+    kept the round's whole list instead)."""
+    data = message["data"]
+    if "application_id" in data:
+        return str(data["application_id"])
+    for ref in data.get("unmatched_applications", []):
+        if ref["student_id"] == message["recipient_id"]:
+            return str(ref["application_id"])
+    return None
 
 
 @dataclass(frozen=True)

@@ -427,9 +427,13 @@ class Deliverer:
         message = give_up.message
         if not message.get("topic"):
             return  # a failure digest: no event behind it; the log keeps why it failed
+        # The event is stored once, beside its messages (older messages kept a copy).
+        stored = message.get("event_json") or (
+            (await self.store.stored_event(message["event_id"])) or {}
+        ).get("event_json", "{}")
         await self.producer.send_and_wait(
             self.settings.topic(dlq_topic(message["topic"])),
-            value=message["event_json"].encode(),
+            value=stored.encode(),
             key=message["_id"].encode(),
             headers=[
                 ("dlq-error", give_up.error.encode()),

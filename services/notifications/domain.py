@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.events import (
+    ApplicationsNotMatched,
     ApplicationSubmitted,
     ApplicationWithdrawn,
     CloudEvent,
@@ -66,6 +67,35 @@ class Planned:
     kind: str = ""
     # Not to be sent before this moment (None: now).
     not_before: datetime | None = None
+    # What this one message needs beyond the event's shared facts (e.g. which application
+    # a not-matched notice is about): a message never carries the event's lists.
+    details: tuple[tuple[str, str], ...] = ()
+
+
+# Payload fields listing many parties: each message keeps only its own entry (`details`).
+LISTS = frozenset({"unmatched_applications", "applications"})
+# A notice that could not be planned (its event was dead-lettered), shown to the
+# coordinator among the failed deliveries; retrying it plans the event again.
+NOT_PLANNED_TEMPLATE = "notices_not_planned.coordinator"
+NOT_PLANNED = "could not be planned: "
+
+
+def shared_facts(data: dict[str, Any]) -> dict[str, Any]:
+    """What every message of an event keeps of its payload: all but the lists of parties
+    (bounded: a message's size does not grow with the fan-out)."""
+    return {k: v for k, v in data.items() if k not in LISTS}
+
+
+def not_matched(refs: Any) -> list[Planned]:
+    return [
+        Planned(
+            ref.student_id,
+            "student",
+            "not_matched.student",
+            details=(("application_id", ref.application_id),),
+        )
+        for ref in refs
+    ]
 
 
 def reminder_time(respond_by: datetime, proposed_at: datetime) -> datetime | None:
@@ -161,13 +191,13 @@ def plan(event: CloudEvent[Any]) -> list[Planned]:
             Planned(data.company_id, "company", "internship_completed.company", (data.student_id,)),
         ]
     if isinstance(data, RoundCompleted):
+        # Events from before applications-not-matched list the unmatched here.
         return [
             Planned(COORDINATOR, COORDINATOR, "round_completed.coordinator"),
-            *(
-                Planned(ref.student_id, "student", "not_matched.student")
-                for ref in data.unmatched_applications
-            ),
+            *not_matched(data.unmatched_applications),
         ]
+    if isinstance(data, ApplicationsNotMatched):
+        return not_matched(data.applications)
     if isinstance(data, CompanyStatusChanged):
         return [Planned(data.company_id, "company", f"company_{data.status.value}.company")]
     return []

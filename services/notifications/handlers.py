@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.notifications.domain import COORDINATOR, plan, to_coordinators
+from services.notifications.fanout import Planner
 from services.notifications.store import NotificationsStore
 from shared.consumer import RejectEvent
 from shared.events import (
+    ApplicationsNotMatched,
     ApplicationSubmitted,
     ApplicationWithdrawn,
     CloudEvent,
@@ -37,6 +38,7 @@ NOTIFIED = (
     MatchExpired,
     PlacementConfirmed,
     RoundCompleted,
+    ApplicationsNotMatched,
     ApplicationWithdrawn,
     MatchCancelled,
     PlacementCancelled,
@@ -45,28 +47,26 @@ NOTIFIED = (
 )
 
 
-def register(
-    runtime: ServiceRuntime, store: NotificationsStore, wake: Any, *, program_address: bool
-) -> None:
-    """`program_address`: COORDINATOR_EMAIL is a real address and gets the program mails
-    too, besides the coordinators who subscribed to them."""
+def register(runtime: ServiceRuntime, store: NotificationsStore, planner: Planner) -> None:
+    """Each notified topic is consumed a poll at a time (`Planner.apply`); an event whose
+    messages could not be planned is dead-lettered and shown to the coordinators."""
 
-    def planner(topic: str) -> Any:
-        async def handle(event: CloudEvent[Any], session: Session) -> None:
-            await store.record_facts(session, event)
-            messages = plan(event)
-            if any(p.recipient_id == COORDINATOR for p in messages):
-                subscribers = await store.coordinator_subscribers(session)
-                messages = to_coordinators(messages, subscribers, program_address=program_address)
-            planned = await store.plan_messages(session, event, topic, messages)
-            await store.suppress_reminders_already_answered(session, event)
-            if planned:
-                after_commit(session, wake)  # woken before the commit it would find nothing
+    def planning(topic: str) -> Any:
+        async def handle(events: list[CloudEvent[Any]], session: Session) -> None:
+            await planner.apply(events, topic, session)
 
         return handle
 
     for model in NOTIFIED:
-        runtime.consumes(model.event_name, planner(model.event_name))
+        runtime.consumes_batch(model.event_name, planning(model.event_name))
+
+    notified = {model.event_name for model in NOTIFIED}
+
+    async def not_planned(topic: str, value: bytes | None, reason: str) -> None:
+        if topic in notified:
+            await store.note_not_planned(topic, value, reason)
+
+    runtime.consumer.on_dead_letter = not_planned
 
     async def position_published(event: CloudEvent[Any], session: Session) -> None:
         data: PositionPublished = event.data
@@ -95,6 +95,8 @@ def register(
                 raise RejectEvent(f"the contact of {record.key!r} was sent under the key {key!r}")
             upserts.append(record)
         await store.upsert_contacts(session, upserts)
-        after_commit(session, wake)  # messages waiting for these addresses can go now
+        after_commit(
+            session, planner.wake_sender
+        )  # messages waiting for these addresses can go now
 
     runtime.consumes_contacts_batch(contacts)

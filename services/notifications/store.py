@@ -6,11 +6,14 @@ applications (to judge whether a due message is still wanted), and the message l
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from pymongo import ASCENDING, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -20,12 +23,15 @@ from services.notifications.domain import (
     COORDINATOR,
     DELIVERY_FAILURES,
     DELIVERY_FAILURES_TEMPLATE,
+    NOT_PLANNED,
+    NOT_PLANNED_TEMPLATE,
     PROPOSAL_CLOSED,
     RECIPIENT_ERASED,
     SUBSCRIPTIONS,
     Planned,
     digest_window,
     proposal_progress,
+    shared_facts,
     unwanted_reason,
 )
 from shared import tracing
@@ -55,6 +61,13 @@ class NotificationsStore:
         self.messages = db["messages"]
         self.proposals = db["proposals"]
         self.withdrawn = db["withdrawn_applications"]
+        # Each event that planned messages, stored once (not in every message).
+        self.events = db["events"]
+        # Fan-outs larger than one transaction may write, planned in chunks.
+        self.fanouts = db["fanouts"]
+        # The most messages one planning transaction wrote (diagnostics, tests).
+        self.largest_write = 0
+        self.fanouts_recorded = 0
 
     async def ensure_indexes(self) -> None:
         # The claim's index: equality on status, range on next_attempt_at (see claim_due).
@@ -65,50 +78,166 @@ class NotificationsStore:
         await self.messages.create_index("data.proposal_id")
         # Coordinators' contacts live beside the others (key `coordinator:<id>`).
         await self.contacts.create_index("party_type")
+        await self.fanouts.create_index([("done", ASCENDING), ("created_at", ASCENDING)])
 
     async def plan_messages(
         self, session: Session, event: CloudEvent[Any], topic: str, planned: list[Planned]
     ) -> int:
-        """Record the messages an event calls for (idempotent: keyed by event and recipient)."""
-        created = 0
-        data = event.data.model_dump(mode="json")
-        for p in planned:
-            erased = await self.erasures.find_one(
-                {"_id": contact_key(p.recipient_kind, p.recipient_id)}, session=session
-            )
-            result = await self.messages.update_one(
-                {"_id": message_key(str(event.id), p.recipient_id, p.kind)},
-                {
-                    "$setOnInsert": {
-                        "event_id": str(event.id),
-                        "event_type": event.type,
-                        "topic": topic,
-                        "event_json": event.model_dump_json(),
-                        "data": data,
-                        "cohort_id": data.get("cohort_id"),
-                        "recipient_id": p.recipient_id,
-                        "recipient_kind": p.recipient_kind,
-                        "template": p.template,
-                        "kind": p.kind,
-                        "about": list(p.about),
-                        "status": "suppressed" if erased else "pending",
-                        "attempts": 0,
-                        "next_attempt_at": p.not_before or utcnow(),
-                        # When it falls due (a reminder is planned days ahead): waiting for
-                        # facts is measured from here, not from its creation.
-                        "due_at": p.not_before or utcnow(),
-                        "created_at": utcnow(),
-                        "last_error": RECIPIENT_ERASED if erased else None,
-                        # The event's trace context and request id: its e-mail's send
-                        # joins the trace of the request that caused it.
-                        "trace": tracing.outgoing_headers(),
-                    }
-                },
+        """Record the messages one event calls for (see `plan_many`)."""
+        return await self.plan_many(session, [Planning(event, topic, planned)])
+
+    async def plan_many(self, session: Session, plannings: list[Planning]) -> int:
+        """Record the messages a poll's events call for, in the caller's transaction:
+        idempotent (keyed by event, recipient and kind), each event stored once (the DLQ
+        report of a message that fails reads it there), at most FANOUT_CHUNK messages
+        written here. An event whose messages would pass that bound becomes a fan-out job,
+        written in chunks of their own by `plan_fanout_chunk`: a transaction never grows
+        with the fan-out. Returns how many messages were created now."""
+        plannings = [p for p in plannings if p.planned]
+        if not plannings:
+            return 0
+        await self.events.bulk_write(
+            [
+                UpdateOne({"_id": str(p.event.id)}, {"$setOnInsert": event_doc(p)}, upsert=True)
+                for p in plannings
+            ],
+            ordered=False,
+            session=session,
+        )
+        now, trace = utcnow(), tracing.outgoing_headers()
+        docs: list[Doc] = []
+        overflow: list[Planning] = []
+        for p in plannings:
+            if not overflow and len(docs) + len(p.planned) <= FANOUT_CHUNK:
+                base = base_doc(p.event, p.topic, trace)
+                docs += [message_doc(base, m, now) for m in p.planned]
+            else:  # this event and the poll's later ones: one job (order kept)
+                overflow.append(p)
+        if overflow:
+            # Named by its first event: a redelivery of the same events records no second job.
+            await self.fanouts.update_one(
+                {"_id": f"fanout:{overflow[0].event.id}"},
+                {"$setOnInsert": fanout_doc(overflow, trace, now)},
                 upsert=True,
                 session=session,
             )
-            created += int(result.upserted_id is not None)
-        return created
+            self.fanouts_recorded += 1
+        return await self._write_messages(session, docs)
+
+    async def plan_fanout_chunk(self) -> int | None:
+        """Write the next chunk (at most FANOUT_CHUNK messages) of the oldest unfinished
+        fan-out job, with the job's progress, in one transaction. Idempotent: a crash
+        before the commit leaves the chunk to be written again, and messages already
+        there are kept as they are. Returns the messages created, None when no job waits."""
+        job = await self.fanouts.find_one(
+            {"done": False}, {"planned": 0}, sort=[("created_at", ASCENDING)]
+        )
+        if job is None:
+            return None
+        start = job["next"]
+        chunk = await self.fanouts.find_one(
+            {"_id": job["_id"]}, {"planned": {"$slice": [start, FANOUT_CHUNK]}}
+        )
+        assert chunk is not None
+        now = utcnow()
+        docs = [
+            message_doc(job["bases"][m["base"]], planned_from(m), now) for m in chunk["planned"]
+        ]
+        end = start + len(docs)
+
+        async def write(session: Session) -> int:
+            # Progress moves only from where this planner read it: another planner that
+            # wrote this chunk meanwhile makes this one a no-op.
+            done = end >= job["total"]
+            progress: Doc = {"$set": {"next": end, "done": done, "updated_at": now}}
+            if done:  # the messages hold it all now
+                progress["$unset"] = {"planned": "", "bases": ""}
+            moved = await self.fanouts.update_one(
+                {"_id": job["_id"], "next": start}, progress, session=session
+            )
+            if not moved.modified_count:
+                return 0
+            return await self._write_messages(session, docs)
+
+        return await in_transaction(self.db.client, write)
+
+    async def _write_messages(self, session: Session, docs: list[Doc]) -> int:
+        """Insert the messages not yet there (erased recipients' ones as suppressed): one
+        read of the erasures and of the ids already planned, one insert, however many
+        messages. Plain inserts, not upserts: on the embedded MongoDB an upsert into this
+        many-indexed collection costs about twice an insert. In the snapshot transaction a
+        concurrent insert of the same id conflicts and the transaction is retried."""
+        if not docs:
+            return 0
+        self.largest_write = max(self.largest_write, len(docs))
+        keys = sorted({contact_key(d["recipient_kind"], d["recipient_id"]) for d in docs})
+        erased, there = await asyncio.gather(
+            _by_id(self.erasures, keys, {"_id": 1}, session),
+            _by_id(self.messages, [d["_id"] for d in docs], {"_id": 1}, session),
+        )
+        erased_keys, planned = {e["_id"] for e in erased}, {m["_id"] for m in there}
+        fresh: dict[str, Doc] = {}
+        for doc in docs:
+            if doc["_id"] in planned or doc["_id"] in fresh:
+                continue
+            if contact_key(doc["recipient_kind"], doc["recipient_id"]) in erased_keys:
+                doc = {**doc, "status": "suppressed", "last_error": RECIPIENT_ERASED}
+            fresh[doc["_id"]] = doc
+        if fresh:
+            await self.messages.insert_many(list(fresh.values()), session=session)
+        return len(fresh)
+
+    async def stored_event(self, event_id: str) -> Doc | None:
+        return await self.events.find_one({"_id": event_id})
+
+    async def note_not_planned(self, topic: str, value: bytes | None, reason: str) -> str:
+        """An event whose messages could not be planned (it was dead-lettered): one failed
+        entry for the coordinators' deliveries page, retried by planning the event again.
+        Returns the entry's id."""
+        raw = (value or b"").decode("utf-8", "replace")
+        try:
+            envelope = json.loads(raw)
+            if not isinstance(envelope, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            envelope = {}
+        event_id = str(envelope.get("id") or hashlib.sha256(raw.encode()).hexdigest()[:32])
+        data: Doc = envelope["data"] if isinstance(envelope.get("data"), dict) else {}
+        now = utcnow()
+        await self.events.update_one(
+            {"_id": event_id},
+            {"$setOnInsert": {"topic": topic, "event_json": raw, "stored_at": now}},
+            upsert=True,
+        )
+        entry = message_key(event_id, COORDINATOR, "not-planned")
+        await self.messages.update_one(
+            {"_id": entry},
+            {
+                "$setOnInsert": {
+                    "event_id": event_id,
+                    "event_type": envelope.get("type"),
+                    "topic": topic,
+                    "data": {},
+                    "cohort_id": data.get("cohort_id"),
+                    "recipient_id": COORDINATOR,
+                    "recipient_kind": COORDINATOR,
+                    "template": NOT_PLANNED_TEMPLATE,
+                    "kind": "not-planned",
+                    "about": [],
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "due_at": now,
+                    "created_at": now,
+                },
+                "$set": {
+                    "status": "failed",
+                    "last_error": NOT_PLANNED + reason[:1000],
+                    "failed_at": now,
+                },
+            },
+            upsert=True,
+        )
+        return entry
 
     async def record_facts(self, session: Session, event: CloudEvent[Any]) -> None:
         """Keep what later decides whether a due message is still wanted: who answered which
@@ -149,26 +278,32 @@ class NotificationsStore:
         )
 
     async def suppress_reminders_already_answered(
-        self, session: Session, event: CloudEvent[Any]
+        self, session: Session, events: list[CloudEvent[Any]]
     ) -> None:
         """A proposal's answers travel on other topics than the proposal itself, so they may
         be known before its reminders are planned (or be applied at the same moment, in
         another partition's transaction): those reminders leave the queue at once too.
         Writing the proposal's document, which every answer writes as well, makes two such
         transactions conflict, so one is retried and sees the other (reading alone would
-        let each miss the other's write)."""
-        if not isinstance(event.data, MatchProposed):
+        let each miss the other's write). One bulk write and one read for a poll's
+        proposals."""
+        ids = sorted({e.data.proposal_id for e in events if isinstance(e.data, MatchProposed)})
+        if not ids:
             return
-        known = await self.proposals.find_one_and_update(
-            {"_id": event.data.proposal_id},
-            {"$set": {"reminders_planned": True}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+        await self.proposals.bulk_write(
+            [
+                UpdateOne({"_id": i}, {"$set": {"reminders_planned": True}}, upsert=True)
+                for i in ids
+            ],
+            ordered=False,
             session=session,
         )
-        facts = {k: True for k in ANSWER_FACTS if known and known.get(k)}
-        if facts:
-            await self._suppress_reminders(session, event.data.proposal_id, facts)
+        answered = {k: True for k in ANSWER_FACTS}
+        async for known in self.proposals.find(
+            {"_id": {"$in": ids}, "$or": [{k: True} for k in answered]}, session=session
+        ):
+            facts = {k: True for k in ANSWER_FACTS if known.get(k)}
+            await self._suppress_reminders(session, known["_id"], facts)
 
     async def unwanted_reason(self, message: Doc) -> str | None:
         """Why this due message must not be sent any more (None: send it). The rules are in
@@ -464,12 +599,111 @@ def _claim_holds(current: Doc, claimed: Doc, outcome: Doc) -> bool:
 
 
 async def _by_id(
-    collection: AsyncCollection[Doc], ids: list[str], projection: Doc | None = None
+    collection: AsyncCollection[Doc],
+    ids: list[str],
+    projection: Doc | None = None,
+    session: Session | None = None,
 ) -> list[Doc]:
     """The documents with these ids (no round trip for none)."""
     if not ids:
         return []
-    return await collection.find({"_id": {"$in": ids}}, projection).to_list()
+    return await collection.find({"_id": {"$in": ids}}, projection, session=session).to_list()
+
+
+# The most messages one transaction writes: a larger fan-out is a job written in chunks.
+FANOUT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Planning:
+    """The messages one event calls for."""
+
+    event: CloudEvent[Any]
+    topic: str
+    planned: list[Planned]
+
+
+def event_doc(p: Planning) -> Doc:
+    return {
+        "type": p.event.type,
+        "topic": p.topic,
+        "event_json": p.event.model_dump_json(),
+        "stored_at": utcnow(),
+    }
+
+
+def base_doc(event: CloudEvent[Any], topic: str, trace: dict[str, str]) -> Doc:
+    """What every message of an event shares: ids and the payload's facts without its
+    lists of parties (see domain.shared_facts), so a message's size stays bounded."""
+    data = shared_facts(event.data.model_dump(mode="json"))
+    return {
+        "event_id": str(event.id),
+        "event_type": event.type,
+        "topic": topic,
+        "data": data,
+        "cohort_id": data.get("cohort_id"),
+        # The event's trace context and request id: its e-mail's send joins the trace of
+        # the request that caused it.
+        "trace": trace,
+    }
+
+
+def message_doc(base: Doc, p: Planned, now: datetime) -> Doc:
+    return {
+        **base,
+        "_id": message_key(base["event_id"], p.recipient_id, p.kind),
+        "data": {**base["data"], **dict(p.details)},
+        "recipient_id": p.recipient_id,
+        "recipient_kind": p.recipient_kind,
+        "template": p.template,
+        "kind": p.kind,
+        "about": list(p.about),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": p.not_before or now,
+        # When it falls due (a reminder is planned days ahead): waiting for facts is
+        # measured from here, not from its creation.
+        "due_at": p.not_before or now,
+        "created_at": now,
+        "last_error": None,
+    }
+
+
+def fanout_doc(plannings: list[Planning], trace: dict[str, str], now: datetime) -> Doc:
+    """A fan-out job: the messages of `plannings` in order, each naming its event's base."""
+    planned = [{**planned_doc(m), "base": i} for i, p in enumerate(plannings) for m in p.planned]
+    return {
+        "bases": [base_doc(p.event, p.topic, trace) for p in plannings],
+        "planned": planned,
+        "total": len(planned),
+        "next": 0,
+        "done": False,
+        "created_at": now,
+    }
+
+
+def planned_doc(p: Planned) -> Doc:
+    return {
+        "recipient_id": p.recipient_id,
+        "recipient_kind": p.recipient_kind,
+        "template": p.template,
+        "about": list(p.about),
+        "kind": p.kind,
+        "not_before": p.not_before,
+        "details": [list(d) for d in p.details],
+    }
+
+
+def planned_from(doc: Doc) -> Planned:
+    return Planned(
+        recipient_id=doc["recipient_id"],
+        recipient_kind=doc["recipient_kind"],
+        template=doc["template"],
+        about=tuple(doc["about"]),
+        kind=doc["kind"],
+        not_before=doc["not_before"],
+        details=tuple((k, v) for k, v in doc["details"]),
+    )
 
 
 PERSONAL = frozenset({"to", "subject", "body"})

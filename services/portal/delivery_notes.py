@@ -54,6 +54,14 @@ KNOWN: tuple[tuple[re.Pattern[str], str, bool], ...] = (
         False,
     ),
     (
+        re.compile(r"^could not be planned: "),
+        N_(
+            "The e-mails this event calls for could not be prepared. Once the cause is "
+            "fixed, “Send again” prepares and sends them."
+        ),
+        True,
+    ),
+    (
         re.compile(r"^gave up after \d+ s: "),
         N_("Not sent: the details this message needs did not arrive in time."),
         True,

@@ -195,6 +195,7 @@ LABELS: dict[str, dict[str, str]] = {
         "placement_confirmed": Nc_("e-mail", "Placement confirmed"),
         "round_completed": Nc_("e-mail", "Matching round completed"),
         "delivery_failures": Nc_("e-mail", "E-mails that could not be sent"),
+        "notices_not_planned": Nc_("e-mail", "Notices that could not be prepared"),
     },
     "residence": {
         "designated_activities": N_(

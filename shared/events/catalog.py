@@ -398,11 +398,38 @@ class RoundCompleted(EventData):
     stable: Flag
     by_sector: list[SectorCount] = Field(default_factory=list, max_length=50)
     completed_at: Moment
-    # Added compatibly: the applications this round left without a proposal (ids only), so
-    # that their status can say `not_matched` and the students can be told what comes next.
+    # Added compatibly, and empty since `applications-not-matched` (issue 20): a round's
+    # event keeps counts only, so its size does not grow with the cohort. Events from before
+    # list here the applications the round left without a proposal; consumers still honour
+    # them (a replay from offset 0), and `unmatched` says how many there are either way.
     unmatched_applications: list[ApplicationRef] = Field(
-        default_factory=list, max_length=MAX_LISTED_IDS
+        default_factory=list,
+        max_length=MAX_LISTED_IDS,
+        description="Empty from current producers: see applications-not-matched.",
     )
+
+
+# The most applications one `applications-not-matched` event lists: a round leaving more
+# without a proposal publishes several events, so each stays small (about 50 KB) and its
+# notices are planned in one bounded transaction.
+MAX_NOT_MATCHED_PER_EVENT = 500
+
+
+class ApplicationsNotMatched(EventData):
+    """Applications a round left without a proposal, in parts of at most
+    MAX_NOT_MATCHED_PER_EVENT (part 1 of `parts`, ...), published with the round's
+    round-completed. Keyed by cohort, so the parts follow the round in order."""
+
+    event_name = "applications-not-matched"
+    key_field = "cohort_id"
+
+    round_id: Id
+    cohort_id: Id
+    round_number: int = Field(ge=1, le=10_000)
+    part: int = Field(ge=1, le=MAX_LISTED_IDS)
+    parts: int = Field(ge=1, le=MAX_LISTED_IDS)
+    applications: list[ApplicationRef] = Field(min_length=1, max_length=MAX_NOT_MATCHED_PER_EVENT)
+    completed_at: Moment
 
 
 CATALOG: dict[str, type[EventData]] = {
@@ -419,6 +446,7 @@ CATALOG: dict[str, type[EventData]] = {
         MatchExpired,
         PlacementConfirmed,
         RoundCompleted,
+        ApplicationsNotMatched,
         MatchCancelled,
         PlacementCancelled,
         CohortStateChanged,

@@ -32,6 +32,8 @@ V1_CATALOG = {
     # Outcomes (issue 10): new types.
     "internship-completed",
     "outcome-recorded",
+    # Bounded events (issue 20): a round's unmatched applications in parts of their own.
+    "applications-not-matched",
 }
 PERSONAL_FIELDS = {"name", "email", "phone", "address", "motivation", "statement", "birthday"}
 
@@ -182,3 +184,36 @@ def test_compat_check_accepts_an_optional_addition() -> None:
     new = copy.deepcopy(old)
     new["$defs"]["ApplicationSubmitted"]["properties"]["gpa"] = {"type": "number", "default": 0}
     assert compatibility_problems(old, new) == []
+
+
+def test_a_not_matched_part_lists_at_most_its_bound_and_a_round_keeps_counts() -> None:
+    from pydantic import ValidationError
+
+    from shared.events import ApplicationRef, ApplicationsNotMatched
+    from shared.events.catalog import MAX_NOT_MATCHED_PER_EVENT
+
+    refs = [
+        ApplicationRef(application_id=f"app-{n}", student_id=f"stu-{n}")
+        for n in range(MAX_NOT_MATCHED_PER_EVENT + 1)
+    ]
+    common = {
+        "round_id": "round-1",
+        "cohort_id": "2026-summer",
+        "round_number": 1,
+        "part": 1,
+        "parts": 1,
+        "completed_at": datetime(2026, 6, 1, tzinfo=UTC),
+    }
+    part = ApplicationsNotMatched(**common, applications=refs[:-1])
+    assert part.key == "2026-summer"  # keyed by cohort: the parts keep their order
+    with pytest.raises(ValidationError):
+        ApplicationsNotMatched(**common, applications=refs)
+    with pytest.raises(ValidationError):
+        ApplicationsNotMatched(**common, applications=[])
+    schema = all_schemas()["applications-not-matched.v1.json"]
+    applications = schema["$defs"]["ApplicationsNotMatched"]["properties"]["applications"]
+    assert applications["maxItems"] == MAX_NOT_MATCHED_PER_EVENT
+    # round-completed keeps its (now empty by default) list: v1 removes no field.
+    round_data = all_schemas()["round-completed.v1.json"]["$defs"]["RoundCompleted"]
+    assert "unmatched_applications" in round_data["properties"]
+    assert "unmatched_applications" not in round_data.get("required", [])

@@ -133,6 +133,40 @@ def test_unmatched_students_hear_after_a_round() -> None:
     ]
 
 
+def test_each_unmatched_student_hears_of_their_own_application_from_a_part() -> None:
+    """A part of applications-not-matched plans one notice per application; each message
+    keeps its own application, never the part's list (a message's size stays bounded)."""
+    from services.notifications.domain import shared_facts
+    from services.notifications.store import base_doc, message_doc
+    from shared.events import ApplicationsNotMatched
+
+    part = ApplicationsNotMatched(
+        round_id="r",
+        cohort_id="c",
+        round_number=1,
+        part=2,
+        parts=2,
+        applications=[
+            ApplicationRef(application_id="a1", student_id="s1"),
+            ApplicationRef(application_id="a2", student_id="s2"),
+        ],
+        completed_at=T0,
+    )
+    event = make_event(part, source="/t", subject="c")
+    planned = plan(event)
+    assert [(p.recipient_id, p.template, dict(p.details)) for p in planned] == [
+        ("s1", "not_matched.student", {"application_id": "a1"}),
+        ("s2", "not_matched.student", {"application_id": "a2"}),
+    ]
+    base = base_doc(event, "applications-not-matched", {})
+    message = message_doc(base, planned[1], T0)
+    assert message["data"] == {
+        **shared_facts(part.model_dump(mode="json")),
+        "application_id": "a2",
+    }
+    assert "applications" not in message["data"] and message["data"]["round_number"] == 1
+
+
 def test_withdrawals_the_student_asked_for_are_confirmed() -> None:
     def withdrawn(reason: str) -> list[tuple[str, str, str]]:
         return who(

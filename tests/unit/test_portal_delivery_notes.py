@@ -90,3 +90,20 @@ def test_every_kind_of_message_has_a_name_on_the_delivery_log() -> None:
             for code, words in (("message", what), ("role", kind)):
                 assert labels.LABELS[code].get(words), template
                 assert labels.label(code, words) != labels.LABELS[code][words], template
+
+
+def test_an_event_whose_mails_could_not_be_prepared_is_said_with_its_cause() -> None:
+    """The entry the notifications service writes for a dead-lettered event (its template
+    has no mail: it stands for the mails that could not be prepared)."""
+    cause = "failed after 3 attempts: OperationFailure('Transaction is too large')"
+    written = domain.NOT_PLANNED + cause
+    for language in ("ja", "zh-TW"):
+        i18n.use(language)
+        note = delivery_note(written)
+        assert note is not None and note.detail == written
+        assert "Send again" not in note.text  # the button's own words, translated
+        what = domain.NOT_PLANNED_TEMPLATE.split(".")[0]
+        assert labels.label("message", what) != labels.LABELS["message"][what]
+    i18n.use("en")
+    note = delivery_note(written)
+    assert note is not None and "“Send again”" in note.text
