@@ -173,7 +173,7 @@ async def test_no_cell_of_any_report_file_is_a_formula(stack: Stack) -> None:
     assert isinstance(positions["Starts"], datetime)  # openpyxl reads an Excel date so
     assert sheets["Rounds"][1][1] == 1
     placement = dict(zip(sheets["Placements"][0], sheets["Placements"][1], strict=True))
-    assert isinstance(placement["Confirmed (Asia/Tokyo)"], datetime)
+    assert isinstance(placement["Confirmed (Japan time)"], datetime)
     kpis = {row[0]: row[2] for row in sheets["KPIs"][1:]}
     assert kpis["match_rate"] == 1.0 and kpis["applicants"] == 1
 
@@ -202,4 +202,4 @@ async def test_no_cell_of_any_report_file_is_a_formula(stack: Stack) -> None:
             ):
                 assert row[header] == "'" + HOSTILE[key], header
             assert row["Graduation year"] == "2028"
-            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row["Submitted (Asia/Tokyo)"])
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row["Submitted (Japan time)"])
