@@ -164,8 +164,15 @@ def test_make_run_readme_example_ctrl_c_and_restart(launcher: Launcher) -> None:
         f"{matching}/cohorts/2026-summer/report/applicants.csv?lang=en",
         headers={"Authorization": f"Bearer {token}"},
     )
-    with urllib.request.urlopen(request, timeout=30) as r:
-        report = r.read().decode("utf-8-sig")
+    # The report is built from the matching service's facts, which arrive by event: the
+    # second run's application may still be on its way.
+    deadline = time.monotonic() + 60
+    while True:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            report = r.read().decode("utf-8-sig")
+        if report.count("林怡君") >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert report.count("林怡君") == 2  # the demo's student, once per run
     parquet = launcher.data_dir / "analytics-parquet"
     result = subprocess.run(
