@@ -346,7 +346,7 @@ async def test_the_sign_in_answer_does_not_wait_for_the_look_up(world: World) ->
     class Slow(httpx.AsyncBaseTransport):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             if request.url.path == "/companies":
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(3.0)
             return await real._transport.handle_async_request(request)
 
     services.applications = httpx.AsyncClient(transport=Slow(), base_url=str(real.base_url))
@@ -359,7 +359,9 @@ async def test_the_sign_in_answer_does_not_wait_for_the_look_up(world: World) ->
             answer = await browser.post("/sign-in", data={"csrf_token": token, "email": who})
             times[who] = time.monotonic() - started
             assert answer.status_code == 200
-        assert max(times.values()) < 0.8, times
+        # Well under the look-up's 3 s: the answer did not wait for it (a loaded CI machine
+        # may still take a second to render the page).
+        assert max(times.values()) < 2.0, times
         await eventually(lambda: world.links_to(email), timeout=20)
     finally:
         services.applications = real
