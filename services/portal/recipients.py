@@ -64,6 +64,12 @@ async def coordinator_before(args: argparse.Namespace, settings: PortalSettings)
     email = normalise_email(args.email or "")
     if args.action != "remove" or email is None:
         return None
+    user = await coordinator_of(settings, email)
+    return str(user["sub"]) if user else None
+
+
+async def coordinator_of(settings: PortalSettings, email: str) -> dict[str, Any] | None:
+    """The portal's coordinator with this address, if there is one."""
     client = connect(settings.mongodb_uri)
     try:
         user = await PortalStore(client[settings.database]).find_user(email)
@@ -71,7 +77,7 @@ async def coordinator_before(args: argparse.Namespace, settings: PortalSettings)
         await client.close()
     if user is None or user["role"] != PortalRole.COORDINATOR.value:
         return None
-    return str(user["sub"])
+    return user
 
 
 async def after_user_command(
@@ -91,12 +97,8 @@ async def after_user_command(
             return code
         if args.role != PortalRole.COORDINATOR.value or email is None:
             return code
-        client = connect(settings.mongodb_uri)
-        try:
-            user = await PortalStore(client[settings.database]).find_user(email)
-        finally:
-            await client.close()
-        if user is None or user["role"] != PortalRole.COORDINATOR.value:
+        user = await coordinator_of(settings, email)
+        if user is None:
             return code
         caller = services.as_person(PortalRole.COORDINATOR.value, user["sub"])
         try:
